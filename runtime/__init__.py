@@ -1,0 +1,1 @@
+"""conductor: a structured-concurrency runtime for long-running LLM agent sessions."""

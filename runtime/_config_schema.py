@@ -1,0 +1,292 @@
+"""The typed shape of agent.yaml: msgspec Structs, their constraints and defaults.
+
+Only the shape lives here (types, ranges, defaults). Rules that relate several fields
+(``provider`` names an entry of ``providers``, a model is in its allowlist, ...) are checked
+in ``runtime.config`` after decoding. Every Struct forbids unknown fields.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from .model import Params
+
+__all__ = [
+    "API_KEY_ENV",
+    "BUILTIN_TOOLS",
+    "DEFAULT_BASE_URLS",
+    "KEY_REQUIRED",
+    "KINDS",
+    "AgentConfig",
+    "ApprovalMode",
+    "CacheConfig",
+    "CacheMode",
+    "CircuitConfig",
+    "LimitsConfig",
+    "LoggingConfig",
+    "McpServer",
+    "ParamsConfig",
+    "Price",
+    "ProviderConfig",
+    "ProviderKind",
+    "RateLimitConfig",
+    "ReasoningConfig",
+    "RetryConfig",
+    "ScriptToolCall",
+    "ScriptTurn",
+    "TimeoutConfig",
+    "ToolsConfig",
+]
+
+ProviderKind = Literal["openai-chat", "openai-responses", "anthropic", "openrouter", "local",
+                       "scripted"]
+ApprovalMode = Literal["auto", "ask", "deny"]
+CacheMode = Literal["bypass", "read-through", "record-only", "replay"]
+
+KINDS: tuple[str, ...] = ("openai-chat", "openai-responses", "anthropic", "openrouter", "local",
+                          "scripted")
+BUILTIN_TOOLS: tuple[str, ...] = ("read_file", "write_file", "list_dir", "search_files",
+                                  "run_shell")
+DEFAULT_BASE_URLS: dict[str, str | None] = {
+    "openai-chat": "https://api.openai.com/v1",
+    "openai-responses": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "local": "http://127.0.0.1:8080/v1",
+    "scripted": None,
+}
+# Kinds that cannot work without an API key, and the variable users conventionally keep it in.
+KEY_REQUIRED: frozenset[str] = frozenset({"openai-chat", "openai-responses", "anthropic",
+                                          "openrouter"})
+API_KEY_ENV: dict[str, str] = {
+    "openai-chat": "OPENAI_API_KEY",
+    "openai-responses": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "local": "LOCAL_API_KEY",
+}
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Base of every agent.yaml section: unknown keys are errors."""
+
+
+class ParamsConfig(_Section):
+    """``providers.<name>.params``: the names of ``runtime.model.Params``."""
+
+    temperature: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    max_tokens: PositiveInt | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
+    reasoning_summary: str | None = None
+    thinking_budget: PositiveInt | None = None
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class TimeoutConfig(_Section):
+    """Seconds: to connect, between two reads, for a whole request."""
+
+    connect: Positive = 10.0
+    read: Positive = 120.0
+    total: Positive = 600.0
+
+
+class RetryConfig(_Section):
+    """Attempts per request (the first included) and the backoff range in seconds."""
+
+    max_attempts: PositiveInt = 5
+    base_delay: NonNegative = 0.5
+    max_delay: NonNegative = 30.0
+
+
+class RateLimitConfig(_Section):
+    requests_per_minute: PositiveInt | None = None
+    tokens_per_minute: PositiveInt | None = None
+
+
+class CircuitConfig(_Section):
+    """Open the circuit after ``failure_threshold`` failures in a row, for ``cooldown`` s."""
+
+    failure_threshold: PositiveInt = 5
+    cooldown: Positive = 30.0
+
+
+class ScriptToolCall(_Section):
+    name: str
+    arguments: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ScriptTurn(_Section):
+    """One answer of the scripted provider."""
+
+    text: str = ""
+    tool_calls: list[ScriptToolCall] = msgspec.field(default_factory=list)
+    reasoning: str | None = None
+
+
+class ProviderConfig(_Section):
+    """``providers.<name>``."""
+
+    kind: ProviderKind
+    model: str = ""
+    api_key: str | None = None
+    base_url: str | None = None
+    models: list[str] = msgspec.field(default_factory=list)
+    stream: bool = True
+    params: ParamsConfig = msgspec.field(default_factory=ParamsConfig)
+    timeout: TimeoutConfig = msgspec.field(default_factory=TimeoutConfig)
+    retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
+    rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
+    circuit: CircuitConfig = msgspec.field(default_factory=CircuitConfig)
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    store: bool | None = None
+    cache_system: bool = False
+    streaming_fallback_kinds: list[str] = msgspec.field(
+        default_factory=lambda: ["streaming_unsupported"])
+    script: list[ScriptTurn] = msgspec.field(default_factory=list)
+
+    def request_params(self) -> Params:
+        """The canonical ``Params`` for requests to this provider."""
+        p = self.params
+        stop = [p.stop] if isinstance(p.stop, str) else (list(p.stop) if p.stop else None)
+        return Params(
+            temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, stop=stop,
+            seed=p.seed, tool_choice=p.tool_choice, parallel_tool_calls=p.parallel_tool_calls,
+            response_format=dict(p.response_format) if p.response_format is not None else None,
+            reasoning_effort=p.reasoning_effort, reasoning_summary=p.reasoning_summary,
+            thinking_budget=p.thinking_budget, extra=dict(p.extra),
+        )
+
+
+class McpServer(_Section):
+    """An MCP server: a subprocess (``command``, ``args``, ``env``) or a streamable-HTTP
+    ``url``; exactly one of ``command`` and ``url``."""
+
+    command: str | None = None
+    args: list[str] = msgspec.field(default_factory=list)
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    url: str | None = None
+
+
+class ToolsConfig(_Section):
+    builtin: list[str] = msgspec.field(default_factory=list)
+    workspace: str = "./workspace"
+    approval: dict[str, ApprovalMode] = msgspec.field(default_factory=dict)
+    timeout: Positive = 60.0
+    max_output_chars: PositiveInt = 20000
+    mcp: dict[str, McpServer] = msgspec.field(default_factory=dict)
+
+    @property
+    def workspace_path(self) -> Path:
+        """The workspace folder (absolute once loaded by ``load_config``)."""
+        return Path(self.workspace)
+
+
+class LimitsConfig(_Section):
+    max_turns: PositiveInt = 30
+    max_total_tokens: PositiveInt | None = None
+    max_cost_usd: Positive | None = None
+
+
+class CacheConfig(_Section):
+    mode: CacheMode = "bypass"
+    path: str = ".conductor/cache"
+    hash_prompts: bool = False
+    max_bytes: PositiveInt = 268435456
+
+
+class LoggingConfig(_Section):
+    dir: str = "logging"
+    redact: list[str] = msgspec.field(default_factory=list)
+    format: Literal["console", "json"] = "console"
+
+
+class ReasoningConfig(_Section):
+    encrypt: bool = True
+    key_env: str = "CONDUCTOR_TRACE_KEY"
+
+
+class Price(_Section):
+    """USD per million tokens."""
+
+    input: NonNegative
+    output: NonNegative
+    cached_input: NonNegative | None = None
+    cache_write: NonNegative | None = None
+
+
+class AgentConfig(_Section, dict=True):
+    """A whole agent.yaml. ``source`` / ``config_dir`` / ``environ`` are set by
+    ``load_config`` (they are not keys of the file; ``msgspec.structs.replace`` drops them)."""
+
+    provider: str
+    providers: dict[str, ProviderConfig]
+    fallbacks: list[str] = msgspec.field(default_factory=list)
+    system: str | None = None
+    task: str | None = None
+    tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    reasoning: ReasoningConfig = msgspec.field(default_factory=ReasoningConfig)
+    pricing: dict[str, Price] = msgspec.field(default_factory=dict)
+
+    @property
+    def source(self) -> Path:
+        """The agent.yaml this config was loaded from."""
+        src: Path | None = self.__dict__.get("_source")
+        if src is None:
+            raise AttributeError("source is set by load_config")
+        return src
+
+    @property
+    def config_dir(self) -> Path:
+        """The folder of the config file (relative paths in it are relative to this)."""
+        return self.source.parent
+
+    @property
+    def environ(self) -> dict[str, str]:
+        """The environment used for interpolation: the process (or given) environment over
+        the ``.env`` beside the config. Read variables such as ``reasoning.key_env`` here."""
+        env: dict[str, str] = self.__dict__.get("_environ", {})
+        return env
+
+    @property
+    def main(self) -> ProviderConfig:
+        """The provider entry that drives the session."""
+        return self.providers[self.provider]
+
+    def provider_chain(self) -> list[str]:
+        """The main provider then the fallbacks, in the order they are tried."""
+        return [self.provider, *self.fallbacks]
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the config, for the redactor: each provider's ``api_key``,
+        secret-looking header values and MCP server env values."""
+        out: list[str] = []
+        for prov in self.providers.values():
+            out.append(prov.api_key or "")
+            out.extend(v for k, v in prov.headers.items() if _secret_name(k))
+        for server in self.tools.mcp.values():
+            out.extend(v for k, v in server.env.items() if _secret_name(k))
+        return list(dict.fromkeys(s for s in out if s))
+
+
+_SECRET_MARKERS = ("key", "token", "secret", "password", "authorization", "auth", "cookie")
+
+
+def _secret_name(name: str) -> bool:
+    low = name.lower()
+    return any(m in low for m in _SECRET_MARKERS)

@@ -1,0 +1,191 @@
+"""Wiring one session: config in, actors started in one nursery, outcome out.
+
+Start order (each with ``nursery.start``, so it is ready before the next one needs it):
+logger actor -> session-state actor -> one provider runtime actor per provider in use ->
+the conductor. Closing runs the other way round: the conductor writes ``session_end`` and
+``summary.json`` whatever happened (finished, limit, provider failure, Ctrl-C, a bug),
+the provider actors are cancelled (nothing to drain), then the session-state and logger
+mailboxes close and those actors drain what is queued before they return.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import msgspec
+import structlog
+import trio
+
+from .config import AgentConfig, ProviderConfig
+from .conductor import EXIT_INTERRUPTED, Conductor, Outcome, ProviderHandle
+from .console import Console
+from .errors import ConfigError, ProviderError
+from .logger import Record, logger_actor
+from .model import Message
+from .pricing import Price, PriceTable
+from .providers import build_provider
+from .providers.actor import ActorOptions, provider_actor
+from .redact import Redactor
+from .retry import RetryPolicy
+from .session import key_for_run, read_traces, restore_conversation, session_actor
+from .tools import ToolRegistry, builtin_tools
+
+__all__ = ["new_run_id", "run_session"]
+
+log = structlog.get_logger("conductor")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def _handle(name: str, pc: ProviderConfig, mailbox: trio.MemorySendChannel[Any]) -> ProviderHandle:
+    return ProviderHandle(
+        name=name, kind=pc.kind, model=pc.model, mailbox=mailbox, stream=pc.stream,
+        params=pc.request_params(), store=pc.store, cache_system=pc.cache_system,
+    )
+
+
+def _load_resume(run_dir: Path, run_id: str, key: bytes | None) -> tuple[list[Message], int]:
+    state_file = run_dir / "state.json"
+    if not state_file.exists():
+        raise ConfigError(f"run {run_id} has no state.json to resume from",
+                          path="--resume", fix="give the id of a folder under logging/")
+    state = msgspec.json.decode(state_file.read_bytes())
+    traces: list[dict[str, Any]] = []
+    enc = run_dir / "reasoning.enc"
+    if enc.exists() and key is not None:
+        traces = list(read_traces(enc, key, run_id))
+    return restore_conversation(state, traces), int(state.get("turn", 0))
+
+
+async def _sigint_watcher(scope: trio.CancelScope, flag: dict[str, bool]) -> None:
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            if flag.get("interrupted"):
+                raise KeyboardInterrupt
+            flag["interrupted"] = True
+            scope.cancel()
+
+
+async def run_session(
+    cfg: AgentConfig,
+    *,
+    task: str | None,
+    run_id: str | None = None,
+    resume: str | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    stream_answer: bool | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    ask: Callable[[str], bool] | None = None,
+    handle_signals: bool = True,
+    environ: dict[str, str] | None = None,
+    extra_tools: list[Any] | None = None,
+) -> tuple[Outcome, Path]:
+    """Run one session to its end; return the outcome and the run folder."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    redactor = Redactor(cfg.secrets(), cfg.logging.redact)
+    console = Console(out, err, redactor, stream_answer=stream_answer)
+    run_id = resume or run_id or new_run_id()
+    logging_dir = Path(cfg.logging.dir)
+    run_dir = logging_dir / run_id
+    if run_dir.exists() and not resume and any(run_dir.iterdir()):
+        raise ConfigError(f"run folder {run_dir} already exists", path="--run-id",
+                          fix="choose another --run-id, or --resume it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    key: bytes | None = None
+    key_warning: str | None = None
+    if cfg.reasoning.encrypt:
+        key, key_warning = key_for_run(logging_dir, cfg.reasoning.key_env, environ or cfg.environ)
+    messages: list[Message] = []
+    first_turn = 0
+    if resume:
+        messages, first_turn = _load_resume(run_dir, run_id, key)
+
+    workspace = Path(cfg.tools.workspace)
+    workspace.mkdir(parents=True, exist_ok=True)
+    registry = ToolRegistry()
+    for t in builtin_tools(workspace, list(cfg.tools.builtin),
+                           max_output_chars=cfg.tools.max_output_chars,
+                           shell_timeout=cfg.tools.timeout):
+        registry.register(t)
+    for t in extra_tools or []:
+        registry.register(t)
+    prices = PriceTable({m: Price(p.input, p.output, p.cached_input, p.cache_write)
+                         for m, p in cfg.pricing.items()})
+    order = [cfg.provider, *cfg.fallbacks]
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    flag: dict[str, bool] = {}
+
+    async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client, \
+            trio.open_nursery() as root:
+        log_send = await root.start(logger_actor, run_dir, run_id, redactor)
+        async with log_send:
+            state_send = await root.start(
+                functools.partial(session_actor, run_id, log_send.clone(), key=key))
+            async with state_send, trio.open_nursery() as providers_nursery:
+                handles: dict[str, ProviderHandle] = {}
+                for name in order:
+                    pc = cfg.providers[name]
+                    provider = build_provider(name, pc, client, redact=redactor.text)
+                    opts = ActorOptions(
+                        policy=RetryPolicy(pc.retry.max_attempts, pc.retry.base_delay,
+                                           pc.retry.max_delay),
+                        streaming_fallback_kinds=frozenset(pc.streaming_fallback_kinds),
+                    )
+                    mailbox = await providers_nursery.start(provider_actor, provider, opts)
+                    handles[name] = _handle(name, pc, mailbox)
+                conductor = Conductor(
+                    run_id=run_id, providers=handles, order=order, registry=registry,
+                    log=log_send.clone(), state=state_send.clone(), console=console,
+                    system=cfg.system, max_turns=cfg.limits.max_turns,
+                    max_total_tokens=cfg.limits.max_total_tokens,
+                    max_cost_usd=cfg.limits.max_cost_usd, tool_timeout=cfg.tools.timeout,
+                    approval=dict(cfg.tools.approval), ask=ask, prices=prices,
+                    messages=messages, turn=first_turn,
+                )
+                async with conductor.log, conductor.state:
+                    if key_warning:
+                        console.line(f"warning: {key_warning}")
+                        await conductor.log.send(Record("warning", 0, {"message": key_warning}))
+                    with trio.CancelScope() as scope:
+                        if handle_signals and _in_main_thread():
+                            providers_nursery.start_soon(_sigint_watcher, scope, flag)
+                        outcome = await _drive(conductor, task if not resume or task else None)
+                    if scope.cancelled_caught or flag.get("interrupted"):
+                        outcome = Outcome("interrupted", EXIT_INTERRUPTED,
+                                          message="interrupted by the user (Ctrl-C)")
+                    with trio.CancelScope(shield=True):
+                        await conductor.finish(outcome)
+                providers_nursery.cancel_scope.cancel()
+    if outcome.status == "finished" and not console.stream_answer:
+        console.write_out(outcome.answer + ("" if outcome.answer.endswith("\n") else "\n"))
+    elif outcome.status != "finished":
+        console.line(f"[{outcome.status}] {outcome.message}")
+    return outcome, run_dir
+
+
+async def _drive(conductor: Conductor, task: str | None) -> Outcome:
+    try:
+        return await conductor.run(task)
+    except ProviderError as exc:  # pragma: no cover - providers report via replies
+        return Outcome("provider_failed", 3, message=str(exc))
+    except Exception as exc:  # a bug or a dead actor: reported, and the run folder closed
+        log.exception("session failed")
+        return Outcome("error", 1, message=f"{type(exc).__name__}: {exc}")
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

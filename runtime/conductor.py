@@ -1,0 +1,386 @@
+"""The conductor actor: owns the conversation and drives the multi-turn tool loop.
+
+Per turn it sends a ``TurnRequest`` to the current provider's runtime actor, consumes the
+normalized events on the reply channel (showing text as it arrives), validates and runs
+the tool calls through the supervisor, feeds the results back in call order, and decides
+whether to go on. It never parses a provider's bytes, never writes a file (the logger
+actor does) and never touches another actor's state (it sends messages).
+
+Failover: when a provider fails for good the same turn goes to the next entry of
+``fallbacks``. Opaque reasoning (signed thinking, encrypted reasoning items) is only sent
+back to the provider entry that produced it; for any other it is dropped, so a failover
+never causes an "invalid signature" or "item not found" error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import msgspec
+import structlog
+import trio
+
+from .accounting import Accounts
+from .console import Console, Display
+from .errors import ActorFailed, ProviderError
+from .events import ReasoningDelta, TextDelta
+from .logger import ErrorRecord, LogMsg, Record, WriteFile
+from .model import BuiltinToolPart, Message, Params, ReasoningPart, Request, Response, ToolSpec
+from .pricing import PriceTable
+from .providers.actor import (
+    AttemptFailed,
+    AttemptStarted,
+    StreamingDisabled,
+    TurnDone,
+    TurnFailed,
+    TurnRequest,
+)
+from .session import RecordResponse, SaveConversation, SessionMsg, SetStreamingDisabled
+from .tools import ToolRegistry, run_tool_calls
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_LIMIT",
+    "EXIT_OK",
+    "EXIT_PROVIDER",
+    "Conductor",
+    "Outcome",
+    "ProviderHandle",
+    "foreign_reasoning_removed",
+]
+
+log = structlog.get_logger("conductor")
+
+EXIT_OK, EXIT_PROVIDER, EXIT_LIMIT, EXIT_INTERRUPTED = 0, 3, 4, 130
+
+
+@attrs.define
+class ProviderHandle:
+    """How the conductor reaches one provider runtime actor."""
+
+    name: str
+    kind: str
+    model: str
+    mailbox: trio.MemorySendChannel[TurnRequest]
+    stream: bool = True
+    params: Params = attrs.field(factory=Params)
+    store: bool | None = None
+    cache_system: bool = False
+
+
+@attrs.frozen
+class Outcome:
+    status: str           # finished | limit | provider_failed | interrupted | error
+    exit_code: int
+    answer: str = ""
+    message: str = ""
+
+
+def foreign_reasoning_removed(messages: list[Message], target: str) -> tuple[list[Message], int]:
+    """The conversation as provider entry ``target`` may see it: reasoning parts and
+    provider-executed tool items produced by another entry are dropped. Returns the
+    messages and how many parts were dropped."""
+    dropped = 0
+    out: list[Message] = []
+    for m in messages:
+        if m.role != "assistant":
+            out.append(m)
+            continue
+        keep = []
+        for p in m.parts:
+            if isinstance(p, ReasoningPart) and p.source not in (None, target):
+                dropped += 1
+                continue
+            if isinstance(p, BuiltinToolPart):
+                src = (p.raw or {}).get("_source") if p.raw else None
+                if src not in (None, target):
+                    dropped += 1
+                    continue
+            keep.append(p)
+        out.append(Message(m.role, keep))
+    return out, dropped
+
+
+@attrs.define
+class Conductor:
+    run_id: str
+    providers: dict[str, ProviderHandle]
+    order: list[str]                       # the main provider, then the fallbacks
+    registry: ToolRegistry
+    log: trio.MemorySendChannel[LogMsg]
+    state: trio.MemorySendChannel[SessionMsg]
+    console: Console
+    system: str | None = None
+    max_turns: int = 30
+    max_total_tokens: int | None = None
+    max_cost_usd: float | None = None
+    tool_timeout: float = 60.0
+    approval: Mapping[str, str] = attrs.field(factory=dict)
+    ask: Callable[[str], bool] | None = None
+    prices: PriceTable = attrs.field(factory=PriceTable)
+    messages: list[Message] = attrs.field(factory=list)
+    turn: int = 0
+    accounts: Accounts = attrs.field(factory=Accounts)
+    started_at: float = attrs.field(factory=time.time)
+    _current: int = 0
+    _last_input_tokens: int = 0
+    _last_len: int = 0
+    _warned_unpriced: set[str] = attrs.field(factory=set)
+
+    # ---- the loop -------------------------------------------------------------------
+
+    async def run(self, task: str | None) -> Outcome:
+        if task:
+            self.messages.append(Message.user(task))
+        await self._log("session_start", task=task, providers=self.order,
+                        model=self.providers[self.order[0]].model,
+                        tools=self.registry.names())
+        while True:
+            if self.turn >= self.max_turns:
+                return self._limit("max_turns", f"turn limit reached: {self.max_turns} turns "
+                                   "(limits.max_turns)")
+            limit = self._budget_check()
+            if limit is not None:
+                return limit
+            self.turn += 1
+            structlog.contextvars.bind_contextvars(turn=self.turn)
+            result = await self._one_turn()
+            if isinstance(result, Outcome):
+                return result
+            resp, provider = result
+            await self._record_response(resp, provider)
+            calls = resp.tool_calls
+            if not calls:
+                await self._log("turn_end", finish=resp.stop)
+                await self._save("finished")
+                return Outcome("finished", EXIT_OK, resp.text)
+            await self._run_tools(resp)
+            await self._log("turn_end", finish=resp.stop)
+            await self._save("running")
+
+    def _limit(self, which: str, message: str) -> Outcome:
+        return Outcome("limit", EXIT_LIMIT, message=message)
+
+    def _budget_check(self) -> Outcome | None:
+        totals = self.accounts.usage
+        if self.max_total_tokens is not None and totals.total_tokens >= self.max_total_tokens:
+            return self._limit("max_total_tokens", f"token budget reached: "
+                               f"{totals.total_tokens} of {self.max_total_tokens} tokens "
+                               "(limits.max_total_tokens)")
+        if self.max_cost_usd is not None:
+            spent = self.accounts.cost_usd
+            estimate = self._estimate_next_cost()
+            if spent >= self.max_cost_usd or (estimate is not None
+                                              and spent + estimate > self.max_cost_usd):
+                return self._limit("max_cost_usd", f"cost budget reached: ${spent:.4f} spent, "
+                                   f"next turn estimated at ${estimate or 0:.4f}, limit "
+                                   f"${self.max_cost_usd:.4f} (limits.max_cost_usd)")
+        return None
+
+    def _estimate_next_cost(self) -> float | None:
+        """A lower bound of the next request's input cost: the prompt is at least as long as
+        the last one plus what was added since (4 characters a token)."""
+        handle = self.providers[self.order[self._current]]
+        price = self.prices.price(handle.model)
+        if price is None or not self.messages:
+            return None
+        last_input = self._last_input_tokens
+        added = sum(len(msgspec.json.encode(m)) for m in self.messages[self._last_len:]) // 4
+        return (last_input + added) * price.input / 1_000_000
+
+    # ---- one turn, with failover ------------------------------------------------------
+
+    async def _one_turn(self) -> tuple[Response, ProviderHandle] | Outcome:
+        last_error: ProviderError | None = None
+        for index in range(self._current, len(self.order)):
+            handle = self.providers[self.order[index]]
+            if index != self._current:
+                self.accounts.of(handle.name).fallbacks_taken += 1
+                await self._log("warning", message=f"failing over from {self.order[self._current]}"
+                                f" to {handle.name}", provider=handle.name)
+                self.console.line(f"[failover] {self.order[self._current]} -> {handle.name}")
+                self._current = index
+            resp = await self._ask(handle)
+            if isinstance(resp, Response):
+                return resp, handle
+            last_error = resp
+        assert last_error is not None
+        return Outcome("provider_failed", EXIT_PROVIDER,
+                       message=f"provider failure after retries and fallbacks: {last_error}")
+
+    def _request_for(self, handle: ProviderHandle) -> tuple[Request, int]:
+        messages, dropped = foreign_reasoning_removed(self.messages, handle.name)
+        req = Request(
+            model=handle.model, messages=messages, system=self.system,
+            tools=self.registry.specs(), params=handle.params, stream=handle.stream,
+            store=handle.store, cache_system=handle.cache_system,
+            metadata={"run_id": self.run_id, "turn": self.turn},
+        )
+        return req, dropped
+
+    async def _ask(self, handle: ProviderHandle) -> Response | ProviderError:
+        req, dropped = self._request_for(handle)
+        if dropped:
+            await self._log("warning", provider=handle.name,
+                            message=f"{dropped} reasoning item(s) from another provider were not "
+                            f"sent to {handle.name} (signatures and encrypted reasoning only go "
+                            "back to the provider that produced them)")
+        acc = self.accounts.of(handle.name)
+        acc.requests += 1
+        reply_send, reply_recv = trio.open_memory_channel[Any](16)
+        display = Display(self.console)
+        try:
+            await handle.mailbox.send(TurnRequest(req, reply_send, self.turn, handle.stream))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ActorFailed(f"provider {handle.name}", "its mailbox is closed") from exc
+        outcome: Response | ProviderError | None = None
+        attempt_stream = handle.stream
+        async with reply_recv:
+            async for msg in reply_recv:
+                t = type(msg)
+                if t is TextDelta:
+                    display.text(msg.text)
+                elif t is ReasoningDelta:
+                    continue
+                elif t is AttemptStarted:
+                    acc.attempts += 1
+                    attempt_stream = msg.stream
+                    if attempt_stream:
+                        acc.streamed += 1
+                    if msg.attempt > 1:
+                        acc.retries += 1
+                    if display.shown:
+                        await self._log("warning", provider=handle.name, request_id=msg.request_id,
+                                        message=f"stream recovery: attempt {msg.attempt} resumes "
+                                        f"a response of which {len(display.shown)} characters "
+                                        "were already shown; they are not shown again")
+                    display.new_attempt()
+                    await self._log("request", provider=handle.name, model=handle.model,
+                                    attempt=msg.attempt, stream=msg.stream,
+                                    request_id=msg.request_id)
+                elif t is AttemptFailed:
+                    await self._provider_error(handle, msg)
+                elif t is StreamingDisabled:
+                    self.console.streaming_disabled(handle.name, msg.reason)
+                    await self._log("warning", provider=handle.name, streaming_disabled=True,
+                                    message=f"streaming disabled for {handle.name}: {msg.reason}")
+                    await self.state.send(SetStreamingDisabled(handle.name, msg.reason))
+                    handle.stream = False
+                elif t is TurnDone:
+                    if attempt_stream:
+                        acc.streamed_ok += 1
+                    outcome = msg.response
+                    await self._log("assistant", provider=handle.name, model=msg.response.model,
+                                    request_id=msg.request_id, attempts=msg.attempts,
+                                    text=msg.response.text, finish_reason=msg.response.finish_reason,
+                                    stop=msg.response.stop)
+                elif t is TurnFailed:
+                    outcome = msg.error
+        if outcome is None:
+            raise ActorFailed(f"provider {handle.name}", "ended a turn without an answer")
+        display.end_turn()
+        return outcome
+
+    async def _provider_error(self, handle: ProviderHandle, msg: AttemptFailed) -> None:
+        err = msg.error
+        self.accounts.of(handle.name).failures[err.kind.value] += 1
+        record = {
+            "provider": handle.name, "model": handle.model, "kind": err.kind.value,
+            "status": err.status, "message": err.message, "details": err.details,
+            "hint": err.hint, "attempt": msg.attempt, "attempts": msg.attempt,
+            "request_id": msg.request_id, "provider_request_id": err.request_id,
+            "retryable": err.retryable, "delay": msg.delay, "will_retry": msg.delay is not None,
+            "output_started": err.output_started,
+        }
+        await self.log.send(ErrorRecord(self.turn, record))
+        await self._log("provider_error", **record)
+        self.console.provider_error(handle.name, err)
+
+    # ---- after the answer ---------------------------------------------------------------
+
+    async def _record_response(self, resp: Response, handle: ProviderHandle) -> None:
+        for r in resp.reasoning:
+            if r.text:
+                await self._log("reasoning", provider=handle.name, kind=r.kind, text=r.text)
+        for c in resp.tool_calls:
+            await self._log("tool_call", call_id=c.id, name=c.name, arguments=c.arguments)
+        acc = self.accounts.of(handle.name)
+        cost: float | None = None
+        if resp.usage is not None:
+            u = resp.usage
+            acc.usage = acc.usage + u
+            cost = self.prices.cost(resp.model or handle.model, u)
+            if cost is None:
+                cost = self.prices.cost(handle.model, u)
+            if cost is None:
+                acc.unpriced_turns += 1
+                if handle.model not in self._warned_unpriced and handle.kind not in ("local",):
+                    self._warned_unpriced.add(handle.model)
+                    await self._log("warning", provider=handle.name,
+                                    message=f"no price known for model {handle.model}: cost is "
+                                    "not counted (add it under pricing: in agent.yaml)")
+            else:
+                acc.cost_usd += cost
+            self._last_input_tokens = u.input_tokens
+            await self._log("usage", provider=handle.name, input_tokens=u.input_tokens,
+                            output_tokens=u.output_tokens, cache_read_tokens=u.cache_read_tokens,
+                            cache_write_tokens=u.cache_write_tokens,
+                            reasoning_tokens=u.reasoning_tokens, cost_usd=cost)
+        self.messages.append(resp.message())
+        self._last_len = len(self.messages)
+        await self.state.send(RecordResponse(handle.name, resp, self.turn, len(self.messages) - 1))
+
+    async def _run_tools(self, resp: Response) -> None:
+        outcomes = await run_tool_calls(resp.tool_calls, self.registry, timeout=self.tool_timeout,
+                                        approval=self.approval, ask=self.ask)
+        parts = []
+        for o in outcomes:
+            self.accounts.tool_calls += 1
+            if o.rejected:
+                self.accounts.tool_rejected += 1
+                await self._log("tool_rejected", call_id=o.call_id, name=o.name, errors=o.errors)
+            elif not o.ok:
+                self.accounts.tool_errors += 1
+            await self._log("tool_result", call_id=o.call_id, name=o.name, ok=o.ok,
+                            content=o.content, duration=round(o.duration, 6))
+            log.info("tool", name=o.name, ok=o.ok, rejected=o.rejected)
+            parts.append(o.to_part())
+        self.messages.append(Message("tool", parts))
+
+    # ---- bookkeeping ------------------------------------------------------------------
+
+    async def _log(self, type: str, **fields: Any) -> None:
+        await self.log.send(Record(type, self.turn, fields))
+
+    async def _save(self, status: str) -> None:
+        await self.state.send(SaveConversation(list(self.messages), self.turn, status, {
+            "provider": self.order[self._current], "order": self.order,
+            "totals": self.accounts.totals(),
+        }))
+
+    async def finish(self, outcome: Outcome) -> dict[str, Any]:
+        """Write ``session_end``, state and ``summary.json`` (the run folder always ends so)."""
+        ended = time.time()
+        totals = self.accounts.totals()
+        await self._log("session_end", status=outcome.status, exit_code=outcome.exit_code,
+                        turns=self.turn, totals=totals, message=outcome.message or None)
+        await self._save(outcome.status)
+        summary = {
+            "run_id": self.run_id, "status": outcome.status, "exit_code": outcome.exit_code,
+            "turns": self.turn, "message": outcome.message or None,
+            "started_at": self.started_at, "ended_at": ended,
+            "duration_s": round(ended - self.started_at, 6),
+            "providers": {k: v.to_dict() for k, v in self.accounts.providers.items()},
+            "totals": totals,
+            "tools": {"calls": self.accounts.tool_calls, "rejected": self.accounts.tool_rejected,
+                      "errors": self.accounts.tool_errors},
+        }
+        await self.log.send(WriteFile("summary.json", summary))
+        return summary
+
+    def tool_specs(self) -> list[ToolSpec]:
+        return self.registry.specs()
+

@@ -1,0 +1,156 @@
+"""The provider runtime actor: one per configured provider, long-lived.
+
+Its mailbox takes ``TurnRequest`` s. For each it runs the attempts of one turn (retries
+with backoff, the streaming fallback) in its own task, and answers on the request's reply
+channel with, in order::
+
+    AttemptStarted  (Event* AttemptFailed AttemptStarted)*  Event*  TurnDone | TurnFailed
+
+``StreamingDisabled`` may appear once before an attempt. The reply channel is closed at
+the end, so the consumer sees ``EndOfChannel``. Events of a failed attempt have already
+been delivered: the consumer starts a new assembly at each ``AttemptStarted``.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from ..errors import ErrorKind, ProviderError
+from ..events import Event
+from ..model import Request, Response
+from ..retry import RetryPolicy
+
+__all__ = [
+    "AttemptFailed",
+    "AttemptStarted",
+    "Provider",
+    "Reply",
+    "StreamingDisabled",
+    "TurnDone",
+    "TurnFailed",
+    "TurnRequest",
+    "new_request_id",
+    "provider_actor",
+]
+
+
+class Provider(Protocol):
+    name: str
+    protocol: str
+
+    async def attempt(self, req: Request, send: trio.MemorySendChannel[Any] | None = None, *,
+                      stream: bool = True) -> Response: ...
+
+
+@attrs.frozen
+class TurnRequest:
+    request: Request
+    reply: trio.MemorySendChannel[Reply]
+    turn: int = 0
+    stream: bool = True
+
+
+@attrs.frozen
+class AttemptStarted:
+    attempt: int
+    request_id: str
+    stream: bool
+
+
+@attrs.frozen
+class AttemptFailed:
+    error: ProviderError
+    attempt: int
+    request_id: str
+    delay: float | None  # None: no further attempt
+
+
+@attrs.frozen
+class StreamingDisabled:
+    reason: str
+
+
+@attrs.frozen
+class TurnDone:
+    response: Response
+    attempts: int
+    request_id: str
+
+
+@attrs.frozen
+class TurnFailed:
+    error: ProviderError
+    attempts: int
+
+
+Reply = Event | AttemptStarted | AttemptFailed | StreamingDisabled | TurnDone | TurnFailed
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex[:16]
+
+
+@attrs.define
+class ActorOptions:
+    policy: RetryPolicy = attrs.field(factory=RetryPolicy)
+    streaming_fallback_kinds: frozenset[str] = frozenset({ErrorKind.STREAMING_UNSUPPORTED.value})
+    rng: random.Random = attrs.field(factory=random.Random)
+    sleep: Callable[[float], Any] = trio.sleep
+
+
+async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
+                   state: dict[str, Any]) -> None:
+    """All attempts of one turn; every outcome is a reply message, never an exception."""
+    stream = msg.stream and not state.get("streaming_disabled")
+    attempt = 0
+    async with msg.reply as reply:
+        while True:
+            attempt += 1
+            rid = new_request_id()
+            await reply.send(AttemptStarted(attempt, rid, stream))
+            try:
+                resp = await provider.attempt(msg.request, reply, stream=stream)
+            except ProviderError as err:
+                if stream and err.kind.value in opts.streaming_fallback_kinds:
+                    stream = False
+                    reason = err.message
+                    if not state.get("streaming_disabled"):
+                        state["streaming_disabled"] = reason
+                        await reply.send(StreamingDisabled(reason))
+                    await reply.send(AttemptFailed(err, attempt, rid, 0.0))
+                    attempt -= 1  # refusing a stream is not a failed attempt
+                    continue
+                if opts.policy.should_retry(attempt, err):
+                    delay = opts.policy.delay(attempt, err, opts.rng)
+                    await reply.send(AttemptFailed(err, attempt, rid, delay))
+                    await opts.sleep(delay)
+                    continue
+                await reply.send(AttemptFailed(err, attempt, rid, None))
+                await reply.send(TurnFailed(err, attempt))
+                return
+            await reply.send(TurnDone(resp, attempt, rid))
+            return
+
+
+async def provider_actor(
+    provider: Provider,
+    opts: ActorOptions | None = None,
+    *,
+    bound: int = 8,
+    task_status: trio.TaskStatus[trio.MemorySendChannel[TurnRequest]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve turns until every clone of the mailbox is closed. Each turn runs in its own
+    task of this actor's nursery, so sessions sharing a provider do not wait in line."""
+    opts = opts or ActorOptions()
+    state: dict[str, Any] = {}
+    send, recv = trio.open_memory_channel[TurnRequest](bound)
+    async with trio.open_nursery() as nursery, recv:
+        task_status.started(send)
+        async for msg in recv:
+            nursery.start_soon(run_turn, provider, msg, opts, state)

@@ -1,0 +1,271 @@
+"""The fake provider: a real HTTP/1.1 server on 127.0.0.1 speaking the three wire protocols.
+
+It answers from a ``Script`` (canonical responses, callables, faults, raw replies) or replays
+a recording, records every provider request and injects faults on request. It runs inside
+the caller's trio run, so ``trio.testing.MockClock`` drives its stalls too::
+
+    async with open_fake_server([Response(parts=[TextPart("hi")])]) as server:
+        client = httpx.AsyncClient(base_url=server.base_url("anthropic"))
+        ...
+
+    server = await nursery.start(serve_fake_provider, script)
+
+    with FakeProviderServer.in_thread(script) as server:   # from synchronous code
+        ...
+
+Routes: ``POST`` to a path ending in ``/chat/completions`` (openai-chat), ``/responses``
+(openai-responses) or ``/messages`` (anthropic), query ignored; ``GET /health``; anything
+else is a 404. Only provider requests are recorded and consume script entries.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import partial
+from typing import Any
+
+import h11
+import msgspec
+import trio
+
+from ..model import Response
+from ._http import serve_connection
+from .faults import Fault, error_body
+from .script import (
+    Entry,
+    Raw,
+    RecordedRequest,
+    Script,
+    Step,
+    encoder_for,
+    plan_of,
+    protocol_of_path,
+)
+
+__all__ = ["FakeProviderServer", "open_fake_server", "serve_fake_provider"]
+
+_OPENAI_KINDS = frozenset({"openai-chat", "openai-responses", "openrouter", "local"})
+_MAX_NESTING = 8
+
+
+class FakeProviderServer:
+    """The state of one fake provider: its script, what it received and what it served.
+
+    Create it with ``open_fake_server``, ``serve_fake_provider`` or ``in_thread``; the
+    attributes below are for tests to read.
+    """
+
+    def __init__(self, script: Script | Iterable[Entry] | None = None, *,
+                 host: str = "127.0.0.1", port: int = 0, chunk_chars: int = 8,
+                 chunk_delay: float = 0.0) -> None:
+        self.script = script if isinstance(script, Script) else Script(script or ())
+        self.host = host
+        self.port = port
+        self.chunk_chars = chunk_chars
+        self.chunk_delay = chunk_delay
+        self.requests: list[RecordedRequest] = []
+        self.faults_served: collections.Counter[str] = collections.Counter()
+        self.exhausted = 0
+        self.connections = 0
+        self.errors: list[BaseException] = []
+        self._injected: list[list[Any]] = []  # [fault, remaining]
+        self._lock = threading.Lock()
+
+    # --- what tests use -------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def base_url(self, protocol: str) -> str:
+        """The base URL a client of ``protocol`` configures (ARCHITECTURE.md "Base URLs")."""
+        if protocol in _OPENAI_KINDS:
+            return f"{self.url}/v1"
+        if protocol == "anthropic":
+            return self.url
+        raise ValueError(f"unknown protocol {protocol!r}")
+
+    @property
+    def request_count(self) -> int:
+        return len(self.requests)
+
+    def inject(self, fault: Fault, times: int = 1) -> None:
+        """Answer the next ``times`` requests the fault applies to with it, before the
+        script (which those requests do not consume)."""
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._injected.append([fault, times])
+
+    def add(self, *entries: Entry) -> None:
+        """Append entries to the script."""
+        self.script.add(*entries)
+
+    @classmethod
+    @contextmanager
+    def in_thread(cls, script: Script | Iterable[Entry] | None = None,
+                  **options: Any) -> Iterator[FakeProviderServer]:
+        """Run the server in a daemon thread with its own ``trio.run``; stop it on exit."""
+        yield from _in_thread(script, options)
+
+    # --- answering ------------------------------------------------------------------
+
+    def _take_injected(self, req: RecordedRequest) -> Fault | None:
+        with self._lock:
+            for slot in self._injected:
+                fault: Fault = slot[0]
+                if fault.applies_to(req):
+                    slot[1] -= 1
+                    if slot[1] <= 0:
+                        self._injected.remove(slot)
+                    return fault
+        return None
+
+    def handle(self, request: h11.Request, body: bytes, connection: int) -> list[Step]:
+        """The plan answering one HTTP request."""
+        method = request.method.decode("ascii", "replace")
+        target = request.target.decode("utf-8", "replace")
+        path, _, query = target.partition("?")
+        protocol = protocol_of_path(path)
+        if method == "GET" and path.rstrip("/") == "/health":
+            return plan_of(Raw.json(200, {"status": "ok", "requests": self.request_count}))
+        if protocol is None or method != "POST":
+            return plan_of(Raw.json(404, {"error": {
+                "message": f"fake provider: no route for {method} {path}", "type":
+                "not_found_error", "param": None, "code": "not_found"}}))
+        headers: dict[str, str] = {}
+        for name, value in request.headers:
+            key = name.decode("latin-1").lower()
+            val = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {val}" if key in headers else val
+        try:
+            parsed = json.loads(body) if body else {}
+        except ValueError:
+            parsed = None
+        req = RecordedRequest(method, path, query, protocol, headers,
+                              parsed if isinstance(parsed, dict) else {}, body, connection)
+        self.requests.append(req)
+        if not isinstance(parsed, dict):
+            return self._error(req, 400, "fake provider: the request body is not a JSON object")
+        fault = self._take_injected(req)
+        entry: Entry | None = fault if fault is not None else self.script.take(req)
+        if entry is None:
+            self.exhausted += 1
+            return self._error(req, 500, (
+                f"fake provider: the script ran out: request #{self.request_count} "
+                f"({method} {path}) has no scripted answer; add entries to the script"),
+                type="script_exhausted")
+        try:
+            return self._plan(entry, req, 0)
+        except Exception as exc:
+            self.errors.append(exc)
+            return self._error(req, 500, f"fake provider: the script entry failed: {exc!r}",
+                               type="script_error")
+
+    def _error(self, req: RecordedRequest, status: int, message: str, *,
+               type: str | None = None) -> list[Step]:
+        return plan_of(Raw.json(status, error_body(req.protocol, status, message, type=type)))
+
+    def _plan(self, entry: Entry, req: RecordedRequest, depth: int) -> list[Step]:
+        if depth > _MAX_NESTING:
+            raise RecursionError("script entries nest too deeply")
+        if isinstance(entry, Fault):
+            self.faults_served[entry.name] += 1
+            if entry.action in ("reply", "refuse_stream"):
+                return entry.plan(req)
+            return entry.plan(req, self._plan(entry.answer, req, depth + 1))
+        if isinstance(entry, Raw):
+            return plan_of(entry)
+        if isinstance(entry, Response):
+            return plan_of(self._encode(entry, req))
+        if callable(entry):
+            return self._plan(entry(req), req, depth + 1)
+        raise TypeError(f"not a script entry: {entry!r}")
+
+    def _encode(self, resp: Response, req: RecordedRequest) -> Raw:
+        enc = encoder_for(req.protocol)
+        if req.stream:
+            events = list(enc.encode_stream(resp, chunk_chars=self.chunk_chars))
+            return Raw(200, {"content-type": "text/event-stream; charset=utf-8"}, events)
+        return Raw(200, {"content-type": "application/json"},
+                   msgspec.json.encode(enc.encode_json(resp)))
+
+
+async def serve_fake_provider(
+    script: Script | Iterable[Entry] | None = None, *, host: str = "127.0.0.1", port: int = 0,
+    chunk_chars: int = 8, chunk_delay: float = 0.0,
+    task_status: trio.TaskStatus[FakeProviderServer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until cancelled; reports the ``FakeProviderServer`` once it listens."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound_port = listeners[0].socket.getsockname()[1]
+    server = FakeProviderServer(script, host=host, port=bound_port, chunk_chars=chunk_chars,
+                                chunk_delay=chunk_delay)
+
+    async def on_connection(stream: trio.SocketStream) -> None:
+        server.connections += 1
+        await serve_connection(stream, server.handle, server.connections, server.chunk_delay)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, on_connection, listeners)
+        task_status.started(server)
+
+
+@asynccontextmanager
+async def open_fake_server(script: Script | Iterable[Entry] | None = None,
+                           **options: Any) -> AsyncIterator[FakeProviderServer]:
+    """Run a fake provider for the body of an ``async with``; stop it on exit. An exception
+    from the body comes out as itself, not wrapped in an exception group."""
+    failure: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        server: FakeProviderServer = await nursery.start(
+            partial(serve_fake_provider, script, **options))
+        try:
+            yield server
+        except BaseException as exc:
+            failure = exc
+        nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+
+
+def _in_thread(script: Script | Iterable[Entry] | None,
+               options: dict[str, Any]) -> Iterator[FakeProviderServer]:
+    ready: queue.Queue[Any] = queue.Queue()
+    crashed: list[BaseException] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(partial(serve_fake_provider, script, **options))
+            ready.put((server, trio.lowlevel.current_trio_token(), nursery.cancel_scope))
+
+    def run() -> None:
+        try:
+            trio.run(main)
+        except BaseException as exc:
+            crashed.append(exc)
+            ready.put(exc)
+
+    thread = threading.Thread(target=run, name="fake-provider-server", daemon=True)
+    thread.start()
+    item = ready.get(timeout=30)
+    if isinstance(item, BaseException):
+        thread.join(timeout=5)
+        raise RuntimeError("the fake provider server failed to start") from item
+    server, token, scope = item
+    try:
+        yield server
+    finally:
+        try:
+            trio.from_thread.run_sync(scope.cancel, trio_token=token)
+        except trio.RunFinishedError:
+            pass
+        thread.join(timeout=10)
+    if crashed:
+        raise RuntimeError("the fake provider server crashed") from crashed[0]
+

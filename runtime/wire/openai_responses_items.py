@@ -1,0 +1,275 @@
+"""OpenAI Responses decoding shared by the body and the stream decoder.
+
+An output item (``message``, ``function_call``, ``reasoning`` or a provider-executed item)
+becomes normalized events by ``OutputFolder.item_done``; the folder remembers what a stream
+already delivered as deltas, so that the complete item (``response.output_item.done``, the
+terminal ``response.completed`` object, or a non-streamed body) only adds what is missing and
+never counts anything twice. Index scheme (shared by both paths, so that they assemble the
+same): a text part is ``output_index << 16 | content_index``; a tool call, a reasoning item
+and a builtin item use their ``output_index``.
+
+Pure: no I/O, no trio.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..errors import error_from_payload
+from ..events import (
+    BuiltinTool,
+    ErrorEvent,
+    Event,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageEvent,
+)
+from ..model import Usage
+from ._base import malformed
+
+__all__ = [
+    "PROTOCOL",
+    "ItemHead",
+    "OutputFolder",
+    "ResponseHead",
+    "error_event",
+    "finish_reason",
+    "item_head",
+    "usage_events",
+]
+
+PROTOCOL = "openai-responses"
+
+
+class _Part(msgspec.Struct):
+    type: str = ""
+    text: str | None = None
+    refusal: str | None = None
+
+
+class _Summary(msgspec.Struct):
+    text: str = ""
+    type: str = "summary_text"
+
+
+class _Message(msgspec.Struct):
+    type: str
+    id: str | None = None
+    content: list[_Part] | str | None = None
+
+
+class _Call(msgspec.Struct):
+    type: str
+    id: str | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _Reasoning(msgspec.Struct):
+    type: str
+    id: str | None = None
+    summary: list[_Summary] | None = None
+    content: list[_Part] | None = None
+    encrypted_content: str | None = None
+
+
+class ItemHead(msgspec.Struct):
+    """What identifies an output item: its type and ids (and a function call's name)."""
+
+    type: str
+    id: str | None = None
+    call_id: str | None = None
+    name: Any = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        if self.call_id is None:
+            return () if self.id is None else (self.id,)
+        return (self.call_id,) if self.id is None else (self.id, self.call_id)
+
+
+class _InDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+class _OutDetails(msgspec.Struct):
+    reasoning_tokens: int | None = None
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    input_tokens_details: _InDetails | None = None
+    output_tokens_details: _OutDetails | None = None
+
+
+class _Incomplete(msgspec.Struct):
+    reason: str | None = None
+
+
+class ResponseHead(msgspec.Struct):
+    """The fields of a response object the decoders read (``usage`` / ``error`` / ``output``
+    stay raw: they are passed on verbatim)."""
+
+    id: str | None = None
+    model: str | None = None
+    status: str | None = None
+    incomplete_details: _Incomplete | None = None
+    error: Any = None
+    usage: Any = None
+    output: list[msgspec.Raw] | None = None
+
+
+_ITEM_HEAD = msgspec.json.Decoder(ItemHead)
+_MESSAGE = msgspec.json.Decoder(_Message)
+_CALL = msgspec.json.Decoder(_Call)
+_REASONING = msgspec.json.Decoder(_Reasoning)
+_ANY = msgspec.json.Decoder()
+
+
+def _decode(dec: msgspec.json.Decoder[Any], raw: msgspec.Raw, what: str) -> Any:
+    try:
+        return dec.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise malformed(f"{what} has an unexpected shape: {exc}",
+                        details=bytes(raw).decode("utf-8", "replace")) from exc
+
+
+def item_head(raw: msgspec.Raw) -> ItemHead:
+    """The type and ids of an output item (``malformed_response`` if it has none)."""
+    head: ItemHead = _decode(_ITEM_HEAD, raw, "Responses output item")
+    return head
+
+
+def _convert(obj: Any, typ: type[Any], what: str) -> Any:
+    try:
+        return msgspec.convert(obj, typ)
+    except msgspec.ValidationError as exc:
+        raise malformed(f"{what} has an unexpected shape: {exc}",
+                        details=msgspec.json.encode(obj).decode()) from exc
+
+
+def finish_reason(head: ResponseHead) -> str | None:
+    """The response ``status``, with ``:<incomplete_details.reason>`` when there is one."""
+    if head.status is None:
+        return None
+    det = head.incomplete_details
+    if det is not None and det.reason:
+        return f"{head.status}:{det.reason}"
+    return head.status
+
+
+def usage_events(raw: Any) -> list[Event]:
+    """A ``UsageEvent`` in the canonical convention (``input_tokens`` already includes the
+    cached tokens; ``output_tokens`` already includes reasoning), or nothing."""
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        raise malformed("Responses usage is not an object", details=repr(raw))
+    u: _Usage = _convert(raw, _Usage, "Responses usage")
+    ind = u.input_tokens_details
+    outd = u.output_tokens_details
+    usage = Usage(
+        input_tokens=u.input_tokens or 0,
+        output_tokens=u.output_tokens or 0,
+        cache_read_tokens=(ind.cached_tokens or 0) if ind else 0,
+        cache_write_tokens=(ind.cache_write_tokens or 0) if ind else 0,
+        reasoning_tokens=(outd.reasoning_tokens or 0) if outd else 0,
+    )
+    return [UsageEvent(usage, raw=raw)]
+
+
+def error_event(payload: Any) -> ErrorEvent:
+    """The ``ErrorEvent`` for an error object reported inside a 200 response."""
+    kind, message, etype, code = error_from_payload(payload)
+    return ErrorEvent(kind=kind.value, message=message, type=etype, code=code)
+
+
+class OutputFolder:
+    """Turns complete output items into events, minus what deltas already delivered."""
+
+    __slots__ = ("calls_started", "has_calls", "reasoning_streamed", "refusal_len",
+                 "text_lens")
+
+    def __init__(self) -> None:
+        self.text_lens: dict[int, int] = {}
+        self.refusal_len = 0
+        self.calls_started: set[int] = set()
+        self.reasoning_streamed: set[int] = set()
+        self.has_calls = False
+
+    def item_done(self, oi: int, raw: msgspec.Raw, head: ItemHead) -> list[Event]:
+        t = head.type
+        if t == "message":
+            return self._message(oi, raw)
+        if t == "function_call":
+            return self._call(oi, raw)
+        if t == "reasoning":
+            return self._reasoning(oi, raw)
+        name = head.name if isinstance(head.name, str) else None
+        return [BuiltinTool(type=t, id=head.id, name=name, index=oi,
+                            raw=_decode(_ANY, raw, f"Responses {t} item"))]
+
+    def call_started(self, oi: int, head: ItemHead) -> list[Event]:
+        """``ToolCallStart`` for a function call announced by ``output_item.added``."""
+        cid = head.call_id or head.id
+        if cid is None or not isinstance(head.name, str):
+            return []  # completed at output_item.done
+        self.calls_started.add(oi)
+        return [ToolCallStart(index=oi, id=cid, name=head.name, item_id=head.id)]
+
+    def _message(self, oi: int, raw: msgspec.Raw) -> list[Event]:
+        m: _Message = _decode(_MESSAGE, raw, "Responses message item")
+        content = m.content
+        if isinstance(content, str):
+            content = [_Part("output_text", content)]
+        out: list[Event] = []
+        lens = self.text_lens
+        for ci, part in enumerate(content or ()):
+            if part.type == "output_text":
+                text = part.text or ""
+                key = oi << 16 | ci
+                n = lens.get(key)
+                if n is None:
+                    out.append(TextDelta(text, key))
+                elif len(text) > n:
+                    out.append(TextDelta(text[n:], key))
+                lens[key] = max(len(text), n or 0)
+            elif part.type == "refusal":
+                r = part.refusal or ""
+                if len(r) > self.refusal_len:
+                    out.append(RefusalDelta(r[self.refusal_len:]))
+                    self.refusal_len = len(r)
+        return out
+
+    def _call(self, oi: int, raw: msgspec.Raw) -> list[Event]:
+        c: _Call = _decode(_CALL, raw, "Responses function_call item")
+        cid = c.call_id or c.id
+        if cid is None or c.name is None:
+            raise malformed("Responses function_call item lacks call_id or name",
+                            details=bytes(raw).decode("utf-8", "replace"))
+        out: list[Event] = []
+        if oi not in self.calls_started:
+            self.calls_started.add(oi)
+            out.append(ToolCallStart(index=oi, id=cid, name=c.name, item_id=c.id))
+        out.append(ToolCallEnd(index=oi, arguments=c.arguments if c.arguments is not None
+                               else None))
+        self.has_calls = True
+        return out
+
+    def _reasoning(self, oi: int, raw: msgspec.Raw) -> list[Event]:
+        r: _Reasoning = _decode(_REASONING, raw, "Responses reasoning item")
+        ev = ReasoningDelta(index=oi, kind="reasoning", id=r.id,
+                            encrypted=r.encrypted_content or None,
+                            summary=[s.text for s in r.summary or ()],
+                            raw=_decode(_ANY, raw, "Responses reasoning item"))
+        if oi not in self.reasoning_streamed:
+            ev.text = "".join(p.text for p in r.content or () if p.text)
+        return [ev]

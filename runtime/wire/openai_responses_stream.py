@@ -1,0 +1,361 @@
+"""The OpenAI Responses stream decoder: SSE events in, normalized events out.
+
+A state machine whose legal moves are the table ``MOVES`` (``{state: {event type: next
+state}}``). States: ``start`` (nothing yet), ``open`` (the response exists, no output item is
+open), ``item`` (at least one output item is open), ``done`` (a terminal
+``response.completed`` / ``response.incomplete`` arrived) and ``failed`` (an error was
+reported: an ``error`` event or ``response.failed``; whatever follows is ignored). A known
+event type that is not a legal move from the current state raises ``malformed_response``
+naming that state; unknown event types (progress events of builtin tools, annotations,
+audio, ...) are ignored. ``Finish`` comes from ``close()``.
+
+Servers differ: llama.cpp sends no ``output_index`` (items are found by ``item_id``, function
+calls by ``call_id``), keeps several items open at once and names its function-call item by
+``call_id`` only. The terminal response object is authoritative: output items that the
+stream never completed are taken from it, and nothing is counted twice.
+
+Hot path: one typed ``msgspec`` decode per event (unknown fields, ``obfuscation`` and
+``logprobs`` included, are skipped by msgspec) and a table lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ..errors import ErrorKind, ProviderError
+from ..events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    ResponseStart,
+    TextDelta,
+    ToolCallDelta,
+)
+from ..model import normalize_finish
+from ._base import malformed
+from .openai_responses_items import (
+    ItemHead,
+    OutputFolder,
+    ResponseHead,
+    error_event,
+    finish_reason,
+    item_head,
+    usage_events,
+)
+from .sse import SSEEvent
+
+__all__ = ["MOVES", "StreamDecoder"]
+
+
+class _Event(msgspec.Struct):
+    type: str = ""
+    output_index: int | None = None
+    content_index: int = 0
+    summary_index: int = 0
+    item_id: str | None = None
+    delta: str | None = None
+    item: msgspec.Raw = msgspec.Raw()
+    response: msgspec.Raw = msgspec.Raw()
+    error: msgspec.Raw = msgspec.Raw()
+    code: str | int | None = None
+    message: str | None = None
+
+
+_EVENT = msgspec.json.Decoder(_Event)
+_TEXT = "response.output_text.delta"
+_ARGS = "response.function_call_arguments.delta"
+
+
+class _Start(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+
+
+_HEAD = msgspec.json.Decoder(ResponseHead)
+_START = msgspec.json.Decoder(_Start)
+_ANY = msgspec.json.Decoder()
+
+_TERMINAL = {"response.completed": "done", "response.incomplete": "done",
+             "response.failed": "failed", "error": "failed"}
+_IN_ITEM = {t: "item" for t in (
+    "response.output_item.added",
+    "response.content_part.added", "response.content_part.done",
+    "response.output_text.delta", "response.output_text.done",
+    "response.output_text.annotation.added",
+    "response.refusal.delta", "response.refusal.done",
+    "response.function_call_arguments.delta", "response.function_call_arguments.done",
+    "response.reasoning_summary_part.added", "response.reasoning_summary_part.done",
+    "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done",
+    "response.reasoning_text.delta", "response.reasoning_text.done",
+    "response.in_progress",
+)}
+
+MOVES: dict[str, dict[str, str]] = {
+    "start": {"response.created": "open", "response.in_progress": "open",
+              "response.queued": "start", **_TERMINAL},
+    "open": {"response.in_progress": "open", "response.queued": "open",
+             "response.output_item.added": "item", "response.output_item.done": "open",
+             **_TERMINAL},
+    # output_item.done leaves "item" for "open" once no item is open any more
+    "item": {**_IN_ITEM, "response.output_item.done": "item", **_TERMINAL},
+    "done": {},
+    "failed": {},
+}
+_KNOWN = frozenset(t for moves in MOVES.values() for t in moves) | {"response.created"}
+
+
+class StreamDecoder:
+    """Feed SSE events with ``feed``; call ``close`` at the end of the stream."""
+
+    __slots__ = ("_closed", "_done_ids", "_finish", "_folder", "_ids", "_lens", "_model",
+                 "_next", "_open", "_started", "_summary_at", "sse_events", "state")
+
+    def __init__(self) -> None:
+        self.sse_events = 0
+        self.state = "start"
+        self._folder = OutputFolder()
+        self._lens = self._folder.text_lens
+        self._open: dict[int, str] = {}  # output index -> item type
+        self._ids: dict[str, int] = {}  # item id / call id -> output index
+        self._done_ids: set[str] = set()
+        self._next = 0
+        self._started = False
+        self._model: str | None = None
+        self._summary_at: dict[int, int] = {}
+        self._finish: str | None = None
+        self._closed = False
+
+    def feed(self, sse: SSEEvent) -> list[Event]:
+        self.sse_events += 1
+        try:
+            ev = _EVENT.decode(sse.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            if sse.data.strip() == "[DONE]":
+                return []
+            raise malformed(f"Responses stream event #{self.sse_events} ({sse.event}) in "
+                            f"state {self.state} is not a valid event: {exc}",
+                            details=sse.data) from exc
+        t = ev.type or sse.event
+        # hot path: text and argument deltas inside an open item (same checks as the
+        # general path below, inlined)
+        if self.state == "item" and (t == _TEXT or t == _ARGS):
+            oi = ev.output_index
+            d = ev.delta
+            if oi is not None and d is not None and oi in self._open:
+                if t == _TEXT:
+                    key = oi << 16 | ev.content_index
+                    lens = self._lens
+                    lens[key] = lens.get(key, 0) + len(d)
+                    return [TextDelta(d, key)]
+                return [ToolCallDelta(oi, d)]
+        nxt = MOVES[self.state].get(t)
+        if nxt is None:
+            if t in _KNOWN and self.state != "failed":
+                raise malformed(f"unexpected Responses event {t} in state {self.state} "
+                                f"(event #{self.sse_events})", details=sse.data)
+            return []
+        self.state = nxt
+        return _HANDLERS[t](self, ev)
+
+    def close(self) -> list[Event]:
+        """End of stream: ``[Finish]`` after a terminal event, ``[]`` after a reported error,
+        else ``stream_interrupted``."""
+        if self._closed:
+            return []
+        self._closed = True
+        if self.state == "done":
+            reason = self._finish
+            return [Finish(reason, normalize_finish(reason, self._folder.has_calls))]
+        if self.state == "failed":
+            return []
+        raise ProviderError(
+            ErrorKind.STREAM_INTERRUPTED,
+            f"the Responses stream ended in state {self.state} before its terminal event "
+            f"(after {self.sse_events} SSE events)")
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _index(self, ev: _Event) -> int:
+        oi = ev.output_index
+        if oi is None:
+            oi = self._ids.get(ev.item_id) if ev.item_id is not None else None
+            if oi is None:
+                raise malformed(f"Responses event {ev.type} in state {self.state} names no "
+                                f"known output item (item_id {ev.item_id!r})")
+        if oi not in self._open:
+            raise malformed(f"Responses event {ev.type} in state {self.state} for output "
+                            f"item {oi}, which is not open")
+        return oi
+
+    def _delta(self, ev: _Event) -> str:
+        d = ev.delta
+        if d is None:
+            raise malformed(f"Responses event {ev.type} in state {self.state} has no delta")
+        return d
+
+    def _item(self, ev: _Event) -> ItemHead:
+        if not ev.item:
+            raise malformed(f"Responses event {ev.type} in state {self.state} carries no "
+                            f"output item")
+        return item_head(ev.item)
+
+    def _head(self, ev: _Event, dec: msgspec.json.Decoder[Any] = _HEAD) -> Any:
+        if not ev.response:
+            raise malformed(f"Responses event {ev.type} in state {self.state} carries no "
+                            f"response object")
+        try:
+            return dec.decode(ev.response)
+        except msgspec.ValidationError as exc:
+            raise malformed(f"Responses event {ev.type}: response object has an unexpected "
+                            f"shape: {exc}") from exc
+
+    def _start(self, head: ResponseHead | _Start) -> list[Event]:
+        if not self._started:
+            self._started = True
+            self._model = head.model
+            return [ResponseStart(id=head.id, model=head.model)]
+        if self._model is None and head.model is not None:
+            self._model = head.model
+            return [ResponseStart(id=head.id, model=head.model)]
+        return []
+
+    # -- handlers ------------------------------------------------------------------------
+
+    def _on_created(self, ev: _Event) -> list[Event]:
+        return self._start(self._head(ev, _START))
+
+    def _on_progress(self, ev: _Event) -> list[Event]:
+        if self._started or not ev.response:
+            return []
+        return self._start(self._head(ev, _START))
+
+    def _on_added(self, ev: _Event) -> list[Event]:
+        head = self._item(ev)
+        oi = ev.output_index
+        if oi is None:
+            oi = self._next
+        self._next = max(self._next, oi + 1)
+        self._open[oi] = head.type
+        for k in head.keys:
+            self._ids[k] = oi
+        if head.type == "function_call":
+            return self._folder.call_started(oi, head)
+        return []
+
+    def _on_item_done(self, ev: _Event) -> list[Event]:
+        head = self._item(ev)
+        keys = head.keys
+        oi = ev.output_index
+        if oi is None:
+            oi = next((self._ids[k] for k in keys if k in self._ids), None)
+            if oi is None:
+                oi = self._next
+        self._next = max(self._next, oi + 1)
+        self._open.pop(oi, None)
+        self._done_ids.update(keys)
+        if not self._open:
+            self.state = "open"
+        return self._folder.item_done(oi, ev.item, head)
+
+    def _on_text(self, ev: _Event) -> list[Event]:
+        oi = self._index(ev)
+        d = self._delta(ev)
+        key = oi << 16 | ev.content_index
+        lens = self._folder.text_lens
+        lens[key] = lens.get(key, 0) + len(d)
+        return [TextDelta(d, key)]
+
+    def _on_refusal(self, ev: _Event) -> list[Event]:
+        self._index(ev)
+        d = self._delta(ev)
+        self._folder.refusal_len += len(d)
+        return [RefusalDelta(d)]
+
+    def _on_args(self, ev: _Event) -> list[Event]:
+        return [ToolCallDelta(self._index(ev), self._delta(ev))]
+
+    def _on_summary(self, ev: _Event) -> list[Event]:
+        oi = self._index(ev)
+        d = self._delta(ev)
+        prev = self._summary_at.get(oi)
+        if prev is not None and prev != ev.summary_index:
+            d = "\n\n" + d
+        self._summary_at[oi] = ev.summary_index
+        self._folder.reasoning_streamed.add(oi)
+        return [ReasoningDelta(index=oi, text=d)]
+
+    def _on_reasoning_text(self, ev: _Event) -> list[Event]:
+        oi = self._index(ev)
+        d = self._delta(ev)
+        self._folder.reasoning_streamed.add(oi)
+        return [ReasoningDelta(index=oi, text=d)]
+
+    def _on_checked(self, ev: _Event) -> list[Event]:
+        self._index(ev)
+        return []
+
+    def _on_terminal(self, ev: _Event) -> list[Event]:
+        head = self._head(ev)
+        out = self._start(head)
+        for pos, raw in enumerate(head.output or ()):
+            ih = item_head(raw)
+            keys = ih.keys
+            if not keys or any(k in self._done_ids for k in keys):
+                continue
+            oi = next((self._ids[k] for k in keys if k in self._ids), None)
+            if oi is None:
+                oi = pos if pos >= self._next else self._next
+            self._next = max(self._next, oi + 1)
+            self._open.pop(oi, None)
+            self._done_ids.update(keys)
+            out.extend(self._folder.item_done(oi, raw, ih))
+        out.extend(usage_events(head.usage))
+        if ev.type == "response.failed":
+            out.append(error_event({"error": head.error} if head.error is not None
+                                   else {"error": {"message": "the response failed"}}))
+        else:
+            self._finish = finish_reason(head)
+        return out
+
+    def _on_error(self, ev: _Event) -> list[Event]:
+        payload: Any
+        if ev.error:
+            payload = {"error": _ANY.decode(ev.error)}
+        else:
+            payload = {"error": {"code": ev.code, "message": ev.message}}
+        return [error_event(payload)]
+
+    @staticmethod
+    def _ignore(ev: _Event) -> list[Event]:
+        return []
+
+
+def _handlers() -> dict[str, Callable[[StreamDecoder, _Event], list[Event]]]:
+    s = StreamDecoder
+    h: dict[str, Callable[[StreamDecoder, _Event], list[Event]]] = {
+        t: s._on_checked for t in _IN_ITEM
+    }
+    h.update({
+        "response.created": s._on_created,
+        "response.in_progress": s._on_progress,
+        "response.queued": s._on_progress,
+        "response.output_item.added": s._on_added,
+        "response.output_item.done": s._on_item_done,
+        "response.output_text.delta": s._on_text,
+        "response.refusal.delta": s._on_refusal,
+        "response.function_call_arguments.delta": s._on_args,
+        "response.reasoning_summary_text.delta": s._on_summary,
+        "response.reasoning_text.delta": s._on_reasoning_text,
+        "response.completed": s._on_terminal,
+        "response.incomplete": s._on_terminal,
+        "response.failed": s._on_terminal,
+        "error": s._on_error,
+    })
+    return h
+
+
+_HANDLERS = _handlers()

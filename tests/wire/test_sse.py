@@ -1,0 +1,113 @@
+"""SSE decoding per the HTML Living Standard event-stream rules."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.wire.sse import SSEDecoder, SSEEvent
+from tests.recordings import interactions
+
+
+def decode_all(chunks: list[bytes]) -> list[SSEEvent]:
+    dec = SSEDecoder()
+    out: list[SSEEvent] = []
+    for c in chunks:
+        out += dec.feed(c)
+    return out + dec.close()
+
+
+def test_line_endings_cr_lf_crlf_are_equivalent() -> None:
+    """CR, LF and CRLF each end a line."""
+    body = "event: a\ndata: 1\n\ndata: 2\n\n"
+    want = decode_all([body.encode()])
+    assert [(e.event, e.data) for e in want] == [("a", "1"), ("message", "2")]
+    for eol in ("\r", "\r\n"):
+        assert decode_all([body.replace("\n", eol).encode()]) == want
+
+
+def test_multiline_data_joined_with_newline() -> None:
+    """Several data lines form one payload joined by LF."""
+    assert [e.data for e in decode_all([b"data: a\ndata:b\ndata\n\n"])] == ["a\nb\n"]
+
+
+def test_comments_and_unknown_fields_are_ignored() -> None:
+    """Lines starting with a colon and unknown field names do not dispatch."""
+    dec = SSEDecoder()
+    events = dec.feed(b": OPENROUTER PROCESSING\n\nfoo: bar\ndata: x\n\n")
+    assert [e.data for e in events] == ["x"]
+    assert dec.comments == 1
+
+
+def test_only_one_leading_space_is_removed() -> None:
+    """Exactly one space after the colon belongs to the syntax."""
+    assert decode_all([b"data:  two\n\n"])[0].data == " two"
+
+
+def test_id_persists_and_ignores_nul_retry_needs_digits() -> None:
+    """The last event id carries over; a NUL in an id and a non-numeric retry are ignored."""
+    events = decode_all([b"id: 1\nretry: 50\ndata: a\n\ndata: b\n\nid: x\x00y\nretry: 5s\ndata: c\n\n"])
+    assert [(e.id, e.retry) for e in events] == [("1", 50), ("1", 50), ("1", 50)]
+
+
+def test_event_without_data_is_not_dispatched_and_type_resets() -> None:
+    """A blank line after only an event: field dispatches nothing and resets the type."""
+    events = decode_all([b"event: ping\n\ndata: a\n\n"])
+    assert [(e.event, e.data) for e in events] == [("message", "a")]
+
+
+def test_leading_bom_dropped_even_when_split() -> None:
+    """A UTF-8 BOM at the start of the stream is not part of the first field name."""
+    raw = b"\xef\xbb\xbfdata: a\n\n"
+    for i in range(len(raw)):
+        assert [e.data for e in decode_all([raw[:i], raw[i:]])] == ["a"]
+
+
+def test_final_event_without_blank_line_dispatched_on_close() -> None:
+    """close() dispatches an event whose terminating blank line never came."""
+    dec = SSEDecoder()
+    assert dec.feed(b"data: a\n\ndata: last") == [SSEEvent("a")]
+    assert dec.close() == [SSEEvent("last")]
+
+
+def test_cr_at_chunk_end_then_lf_is_one_line_end() -> None:
+    """A CRLF split between chunks is one line ending, not two (which would dispatch)."""
+    assert decode_all([b"data: a\r", b"\ndata: b\r\n\r\n"]) == [SSEEvent("a\nb")]
+
+
+def test_invalid_utf8_becomes_replacement_char() -> None:
+    """Invalid UTF-8 decodes with U+FFFD instead of raising."""
+    assert decode_all([b"data: \xff\xfe\n\n"])[0].data == "\ufffd\ufffd"
+
+
+_streams = [
+    inter["response"]["body"].encode()
+    for _, _, inter, exp in interactions()
+    if exp["stream"]
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(_streams), st.lists(st.integers(min_value=0), max_size=40))
+def test_any_split_of_a_recorded_stream_gives_the_same_events(body: bytes, cuts: list[int]) -> None:
+    """Splitting recorded bytes at arbitrary points never changes the decoded events."""
+    points = sorted({c % (len(body) + 1) for c in cuts})
+    chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    assert decode_all(chunks) == decode_all([body])
+
+
+@given(st.lists(st.binary(max_size=64), max_size=20))
+def test_random_bytes_never_raise(chunks: list[bytes]) -> None:
+    """Any byte sequence decodes to some events; the decoder itself never raises."""
+    for ev in decode_all(chunks):
+        assert isinstance(ev.data, str)
+
+
+def test_recorded_event_counts_match_expect() -> None:
+    """Every recorded stream dispatches exactly the number of events the reference parser saw."""
+    checked = 0
+    for _, _, inter, exp in interactions():
+        if exp["stream"]:
+            assert len(decode_all([inter["response"]["body"].encode()])) == exp["sse_event_count"]
+            checked += 1
+    assert checked == len(_streams) > 0
