@@ -90,8 +90,13 @@ async def run_session(
     handle_signals: bool = True,
     environ: dict[str, str] | None = None,
     extra_tools: list[Any] | None = None,
+    providers: dict[str, Any] | None = None,
 ) -> tuple[Outcome, Path]:
-    """Run one session to its end; return the outcome and the run folder."""
+    """Run one session to its end; return the outcome and the run folder.
+
+    Seams for tests (users' too): ``transport`` replaces the HTTP transport, ``providers``
+    replaces the runtime of named provider entries (e.g. a ``ScriptedProvider`` with
+    dynamic answers), ``extra_tools`` registers more tools, ``ask`` answers approvals."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     redactor = Redactor(cfg.secrets(), cfg.logging.redact)
@@ -137,7 +142,8 @@ async def run_session(
                 handles: dict[str, ProviderHandle] = {}
                 for name in order:
                     pc = cfg.providers[name]
-                    provider = build_provider(name, pc, client, redact=redactor.text)
+                    provider = (providers or {}).get(name) or build_provider(
+                        name, pc, client, redact=redactor.text)
                     opts = ActorOptions(
                         policy=RetryPolicy(pc.retry.max_attempts, pc.retry.base_delay,
                                            pc.retry.max_delay),

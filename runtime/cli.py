@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except ConfigError as exc:
         err.write(f"error: {exc}\n")
         return EXIT_USAGE
-    task = task or cfg.task
+    if not args.resume:
+        task = task or cfg.task
     if not task and not args.resume:
         err.write(f"error: {args.config}: task: no task given (fix: pass --task TEXT, "
                   "--task - to read stdin, or set task: in the config)\n")

@@ -26,7 +26,7 @@ import trio
 from .accounting import Accounts
 from .console import Console, Display
 from .errors import ActorFailed, ProviderError
-from .events import ReasoningDelta, TextDelta
+from .events import TextDelta
 from .logger import ErrorRecord, LogMsg, Record, WriteFile
 from .model import BuiltinToolPart, Message, Params, ReasoningPart, Request, Response, ToolSpec
 from .pricing import PriceTable
@@ -241,10 +241,10 @@ class Conductor:
         async with reply_recv:
             async for msg in reply_recv:
                 t = type(msg)
-                if t is TextDelta:
-                    display.text(msg.text)
-                elif t is ReasoningDelta:
-                    continue
+                if t is list:  # a batch of normalized events
+                    for ev in msg:
+                        if type(ev) is TextDelta:
+                            display.text(ev.text)
                 elif t is AttemptStarted:
                     acc.attempts += 1
                     attempt_stream = msg.stream

@@ -114,7 +114,11 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
             f"the top level must be a mapping of keys, not {type(raw).__name__}",
             file=file, fix="start from an example in config/ (provider:, providers:, ...)")
     env = _environment(source, environ)
-    raw = interpolate_tree(raw, env, file=file)
+    try:
+        raw = interpolate_tree(raw, env, file=file)
+    except ConfigError as exc:
+        raise ConfigError(at_line(exc.message, exc.path, lines), file=exc.file, path=exc.path,
+                          fix=exc.fix) from None
     origin = _apply_overrides(raw, _overrides(overrides, file))
     check_unknown(raw, AgentConfig, file=file, lines=lines)
     try:

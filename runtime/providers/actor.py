@@ -4,7 +4,9 @@ Its mailbox takes ``TurnRequest`` s. For each it runs the attempts of one turn (
 with backoff, the streaming fallback) in its own task, and answers on the request's reply
 channel with, in order::
 
-    AttemptStarted  (Event* AttemptFailed AttemptStarted)*  Event*  TurnDone | TurnFailed
+    AttemptStarted  (Events* AttemptFailed AttemptStarted)*  Events*  TurnDone | TurnFailed
+
+where each ``Events`` is a ``list[Event]`` (one batch per network read).
 
 ``StreamingDisabled`` may appear once before an attempt. The reply channel is closed at
 the end, so the consumer sees ``EndOfChannel``. Events of a failed attempt have already
@@ -89,7 +91,7 @@ class TurnFailed:
     attempts: int
 
 
-Reply = Event | AttemptStarted | AttemptFailed | StreamingDisabled | TurnDone | TurnFailed
+Reply = list[Event] | AttemptStarted | AttemptFailed | StreamingDisabled | TurnDone | TurnFailed
 
 
 def new_request_id() -> str:

@@ -4,9 +4,10 @@ This is the only place where httpx meets the project. Foreign exceptions are map
 once, with ``raise ... from exc``; everything above sees ``ProviderError`` only.
 
 The hot path is per streamed chunk: ``aiter_bytes`` -> ``SSEDecoder.feed`` -> codec
-``StreamDecoder.feed`` -> ``Assembler.add`` + channel send. Events go out with
-``send_nowait`` while the channel has room (no scheduling round trip per event) and fall
-back to an awaiting ``send`` when it is full, so a slow consumer still applies backpressure.
+``StreamDecoder.feed`` -> ``Assembler.add``, and the events of one network read go out as
+one list on the channel: with ``send_nowait`` while the channel has room (no scheduling
+round trip) and an awaiting ``send`` when it is full, so a slow consumer still applies
+backpressure.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import msgspec
 import trio
 
 from ..errors import ErrorKind, ProviderError, error_from_event, error_from_response
-from ..events import Assembler, ErrorEvent, Event
+from ..events import Assembler, Event
 from ..model import Request, Response
 from ..wire import codec_for
 from ..wire.sse import SSEDecoder
@@ -87,14 +88,17 @@ class HTTPProvider:
         body: dict[str, Any] = self.codec.encode_request(req, stream=stream, dialect=self.dialect)
         return _encoder.encode(body)
 
-    async def attempt(self, req: Request, send: trio.MemorySendChannel[Event] | None = None, *,
-                      stream: bool = True) -> Response:
-        """One request. Events are delivered to ``send`` as they arrive (if given); the
-        assembled response is returned. Failures raise ``ProviderError`` (with the provider
+    async def attempt(self, req: Request, send: trio.MemorySendChannel[list[Event]] | None = None,
+                      *, stream: bool = True) -> Response:
+        """One request. Events are delivered to ``send`` as they arrive (if given), in
+        batches: one list per network read, so a consumer wakes once per read, not once per
+        event (a trio channel ``receive`` is a scheduling point); the assembled response is
+        returned. Failures raise ``ProviderError`` (with the provider
         name, a redacted body excerpt and the request id when the provider sent one)."""
         content = self.encode(req, stream=stream)
         asm = Assembler(self.protocol, self.name)
         request_id: str | None = None
+        in_body = False  # the response head arrived: a break now interrupts a response
         try:
             with trio.fail_after(self.spec.timeouts.total):
                 async with self.client.stream(
@@ -102,6 +106,7 @@ class HTTPProvider:
                     timeout=self._timeout,
                 ) as resp:
                     request_id = resp.headers.get("request-id") or resp.headers.get("x-request-id")
+                    in_body = True
                     if resp.status_code >= 400:
                         raise await self._http_error(resp)
                     ctype = resp.headers.get("content-type", "")
@@ -127,8 +132,7 @@ class HTTPProvider:
                               request_id) from exc
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
                 httpx.DecodingError) as exc:
-            kind = ErrorKind.STREAM_INTERRUPTED if request_id is not None or asm.has_output \
-                else ErrorKind.CONNECTION
+            kind = ErrorKind.STREAM_INTERRUPTED if in_body else ErrorKind.CONNECTION
             raise self._error(kind, f"connection broken: {exc or type(exc).__name__}",
                               request_id, started=asm.has_output) from exc
         except httpx.TransportError as exc:
@@ -157,29 +161,33 @@ class HTTPProvider:
                                    provider=self.name, redact=self._redact)
 
     async def _read_stream(self, resp: httpx.Response, asm: Assembler,
-                           send: trio.MemorySendChannel[Event] | None) -> None:
+                           send: trio.MemorySendChannel[list[Event]] | None) -> None:
         sse = SSEDecoder()
         dec = self.codec.StreamDecoder()
         feed_sse = sse.feed
         feed = dec.feed
         add = asm.add
         async for chunk in resp.aiter_bytes():
+            batch: list[Event] = []
             for sev in feed_sse(chunk):
                 for ev in feed(sev):
                     add(ev)
-                    if send is not None:
-                        try:
-                            send.send_nowait(ev)
-                        except trio.WouldBlock:
-                            await send.send(ev)
-                    if type(ev) is ErrorEvent:
-                        return
+                    batch.append(ev)
+            if batch:
+                if send is not None:
+                    try:
+                        send.send_nowait(batch)
+                    except trio.WouldBlock:
+                        await send.send(batch)
+                if asm.error is not None:
+                    return
         tail = [ev for sev in sse.close() for ev in feed(sev)]
-        tail += dec.close()
+        if asm.error is None:
+            tail += dec.close()
         await _deliver(tail, asm, send)
 
     async def _read_body(self, resp: httpx.Response, ctype: str, asm: Assembler,
-                         send: trio.MemorySendChannel[Event] | None) -> None:
+                         send: trio.MemorySendChannel[list[Event]] | None) -> None:
         body = await resp.aread()
         if "json" not in ctype and not body.lstrip()[:1] in (b"{", b"["):
             raise ProviderError(
@@ -193,11 +201,11 @@ class HTTPProvider:
 
 
 async def _deliver(events: list[Event], asm: Assembler,
-                   send: trio.MemorySendChannel[Event] | None) -> None:
+                   send: trio.MemorySendChannel[list[Event]] | None) -> None:
     for ev in events:
         asm.add(ev)
-        if send is not None:
-            await send.send(ev)
+    if send is not None and events:
+        await send.send(events)
 
 
 def _scrub_key(key: str | None) -> Callable[[str], str]:

@@ -41,7 +41,7 @@ async def _read_request(stream: trio.abc.Stream, conn: h11.Connection
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            conn.receive_data(await stream.receive_some(_MAX_READ))
+            conn.receive_data(bytes(await stream.receive_some(_MAX_READ)))
         elif isinstance(event, h11.Request):
             request = event
         elif isinstance(event, h11.Data):

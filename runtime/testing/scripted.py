@@ -73,7 +73,7 @@ class ScriptedProvider:
     def remaining(self) -> int:
         return len(self._script) - self._next
 
-    async def attempt(self, req: Request, send: trio.MemorySendChannel[Event] | None = None, *,
+    async def attempt(self, req: Request, send: trio.MemorySendChannel[list[Event]] | None = None, *,
                       stream: bool = True) -> Response:
         self.requests.append(req)
         await trio.lowlevel.checkpoint()
@@ -91,8 +91,11 @@ class ScriptedProvider:
             raise entry
         resp = entry(req) if callable(entry) else entry
         asm = Assembler(self.protocol, self.name)
-        for ev in events_of(resp, chunk_chars=self.chunk_chars if stream else 0):
+        events = events_of(resp, chunk_chars=self.chunk_chars if stream else 0)
+        for ev in events:
             asm.add(ev)
-            if send is not None:
-                await send.send(ev)
+        if send is not None:
+            # like a stream: one batch per event when streaming, one batch otherwise
+            for batch in ([ev] for ev in events) if stream else [events]:
+                await send.send(batch)
         return asm.response()

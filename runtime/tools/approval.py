@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from fnmatch import fnmatchcase
 from typing import Any, TextIO
 
 import msgspec
@@ -33,8 +34,17 @@ class Decision(msgspec.Struct, frozen=True):
 
 
 def approval_mode(name: str, approval: Mapping[str, str], default: str = "auto") -> str:
-    """The policy for tool ``name``: ``tools.approval`` wins over the tool's default."""
-    return approval.get(name, default)
+    """The policy for tool ``name``: ``tools.approval`` wins over the tool's default.
+
+    A key is a tool name or a glob such as ``time__*`` (all tools of an MCP server); the
+    exact name wins, then the longest matching pattern.
+    """
+    if name in approval:
+        return approval[name]
+    matches = [k for k in approval if any(c in k for c in "*?[") and fnmatchcase(name, k)]
+    if matches:
+        return approval[max(matches, key=len)]
+    return default
 
 
 def terminal_asker(stdin: TextIO | None = None, stderr: TextIO | None = None) -> Asker | None:

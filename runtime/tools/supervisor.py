@@ -18,16 +18,13 @@ import msgspec
 import trio
 
 from ..model import ToolCallPart, ToolResultPart
-from .approval import Asker, decide, terminal_asker
+from .approval import Asker, approval_mode, decide, terminal_asker
 from .registry import Tool, ToolError, ToolRegistry
 from .validate import validate_call
 
 __all__ = ["ToolOutcome", "run_tool_calls"]
 
-_DEFAULT_ASKER: Any = object()
-
-
-class ToolOutcome(msgspec.Struct, omit_defaults=True):
+class ToolOutcome(msgspec.Struct):
     """What became of one tool call.
 
     ``rejected`` calls (validation or approval) never ran; ``errors`` lists why. ``content``
@@ -73,15 +70,16 @@ async def _run_one(tool: Tool, call: ToolCallPart, arguments: dict[str, Any], ti
 
 async def run_tool_calls(calls: Sequence[ToolCallPart], registry: ToolRegistry, *,
                          timeout: float = math.inf, approval: Mapping[str, str] | None = None,  # noqa: ASYNC109
-                         ask: Asker | None = _DEFAULT_ASKER) -> list[ToolOutcome]:
+                         ask: Asker | None = None) -> list[ToolOutcome]:
     """Run ``calls`` and return one :class:`ToolOutcome` per call, in call order.
 
-    ``approval`` maps tool names to ``auto``/``ask``/``deny`` (over each tool's default).
-    ``ask`` answers ``ask`` calls; by default the terminal is asked when stdin is one, and
-    with ``ask=None`` (or no terminal) such calls are denied.
+    ``approval`` maps tool names (or globs like ``server__*``) to ``auto``/``ask``/``deny``,
+    over each tool's default.
+    ``ask`` answers ``ask`` calls; when it is ``None`` the terminal is asked if stdin is
+    one, and otherwise such calls are denied with a reason that says how to allow them.
     """
     approval = approval or {}
-    asker = terminal_asker() if ask is _DEFAULT_ASKER else ask
+    asker = terminal_asker() if ask is None else ask
     schemas = registry.schemas()
     outcomes: list[ToolOutcome | None] = [None] * len(calls)
     accepted: list[tuple[int, Tool, dict[str, Any]]] = []
@@ -93,7 +91,7 @@ async def run_tool_calls(calls: Sequence[ToolCallPart], registry: ToolRegistry, 
                                       arguments=checked.arguments)
             continue
         tool = registry[call.name]
-        mode = approval.get(call.name, tool.approval)
+        mode = approval_mode(call.name, approval, tool.approval)
         decision = await decide(call.name, checked.arguments, mode, asker)
         if not decision.allowed:
             outcomes[i] = ToolOutcome(call.id, call.name, False,

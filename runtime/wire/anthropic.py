@@ -1,8 +1,8 @@
 """The Anthropic Messages codec (``/v1/messages``), client side. Pure: no I/O, no trio.
 
 Requests: ``encode_request`` turns a canonical ``Request`` into the Messages JSON body.
-Responses: ``decode_body`` (a JSON body) and ``StreamDecoder`` (the SSE event stream) turn the
-provider's answer into normalized events; both live in ``anthropic_decode``.
+Responses: ``decode_body`` (a JSON body, in ``anthropic_decode``) and ``StreamDecoder`` (the
+SSE event stream, in ``anthropic_stream``) turn the provider's answer into normalized events.
 
 Canonical -> wire, in short:
 
@@ -35,7 +35,8 @@ from ..model import (
     ToolCallPart,
     ToolResultPart,
 )
-from .anthropic_decode import StreamDecoder, decode_body, usage_of
+from .anthropic_decode import decode_body, usage_of
+from .anthropic_stream import StreamDecoder
 
 __all__ = [
     "ANTHROPIC_VERSION",

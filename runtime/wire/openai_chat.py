@@ -144,6 +144,7 @@ MOVES: dict[str, dict[str, str]] = {
 
 _HARMLESS_EVENTS = frozenset({"ping", "keepalive", "heartbeat", "comment"})
 _decode_chunk = CHUNK.decode
+_decode_head = COMPLETION.decode
 
 
 class StreamDecoder:
@@ -179,16 +180,21 @@ class StreamDecoder:
         if data == "[DONE]":
             self._move("done", data)
             return []
+        out: list[Event] = []
         try:
-            chunk = _decode_chunk(data)
+            if self._started:
+                chunk = _decode_chunk(data)
+            else:
+                chunk = head = _decode_head(data)
+                if head.error is None:
+                    self._started = True
+                    out.append(ResponseStart(head.id, head.model))
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            if not data.strip():  # an empty keep-alive ``data:`` line
+                return []
             raise self._bad(exc, data) from exc
         if chunk.error is not None or self._errored:
             return self._error_chunk(chunk.error, data)
-        out: list[Event] = []
-        if not self._started:
-            self._started = True
-            out.append(ResponseStart(chunk.id, chunk.model))
         kind = "chunk"
         choices = chunk.choices
         if choices:
@@ -250,10 +256,9 @@ class StreamDecoder:
         """Everything but a plain text delta, in part order: reasoning, text, tool calls,
         refusal."""
         if d.reasoning_content:
-            out.append(ReasoningDelta(index=SLOT_CONTENT, text=d.reasoning_content,
-                                      kind="reasoning_content"))
+            out.append(ReasoningDelta(SLOT_CONTENT, d.reasoning_content, "reasoning_content"))
         if d.reasoning:
-            out.append(ReasoningDelta(index=SLOT_REASONING, text=d.reasoning, kind="reasoning"))
+            out.append(ReasoningDelta(SLOT_REASONING, d.reasoning, "reasoning"))
         if d.reasoning_details:
             self._details_events(d.reasoning_details, out)
         c = d.content

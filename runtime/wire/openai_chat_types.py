@@ -80,17 +80,23 @@ class Choice(msgspec.Struct, gc=False):
 
 
 class Chunk(msgspec.Struct, gc=False):
-    id: str | None = None
-    model: str | None = None
+    """A stream chunk after the first: ``id`` / ``model`` are not decoded again (fewer
+    string allocations on the hot path)."""
+
     choices: list[Choice] | None = None
     usage: dict[str, Any] | None = None
     error: Any = None
 
 
-Completion = Chunk  # a non-stream body has the same outer shape
+class Completion(Chunk, gc=False):
+    """A non-stream body, or the first chunk of a stream."""
+
+    id: str | None = None
+    model: str | None = None
+
 
 CHUNK = msgspec.json.Decoder(Chunk)
-COMPLETION = CHUNK
+COMPLETION = msgspec.json.Decoder(Completion)
 
 
 class _Details(msgspec.Struct):

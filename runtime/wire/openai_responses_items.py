@@ -1,10 +1,10 @@
 """OpenAI Responses decoding shared by the body and the stream decoder.
 
 An output item (``message``, ``function_call``, ``reasoning`` or a provider-executed item)
-becomes normalized events by ``OutputFolder.item_done``; the folder remembers what a stream
-already delivered as deltas, so that the complete item (``response.output_item.done``, the
-terminal ``response.completed`` object, or a non-streamed body) only adds what is missing and
-never counts anything twice. Index scheme (shared by both paths, so that they assemble the
+becomes normalized events by ``OutputFolder.item_done``; the folder remembers which parts a
+stream already delivered as deltas, so that the complete item (``response.output_item.done``,
+the terminal ``response.completed`` object, or a non-streamed body) only adds the parts that
+were never streamed and never counts anything twice. Index scheme (shared by both paths, so that they assemble the
 same): a text part is ``output_index << 16 | content_index``; a tool call, a reasoning item
 and a builtin item use their ``output_index``.
 
@@ -130,7 +130,6 @@ class ResponseHead(msgspec.Struct):
 _ITEM_HEAD = msgspec.json.Decoder(ItemHead)
 _MESSAGE = msgspec.json.Decoder(_Message)
 _CALL = msgspec.json.Decoder(_Call)
-_REASONING = msgspec.json.Decoder(_Reasoning)
 _ANY = msgspec.json.Decoder()
 
 
@@ -196,10 +195,10 @@ class OutputFolder:
     """Turns complete output items into events, minus what deltas already delivered."""
 
     __slots__ = ("calls_started", "has_calls", "reasoning_streamed", "refusal_len",
-                 "text_lens")
+                 "text_seen")
 
     def __init__(self) -> None:
-        self.text_lens: dict[int, int] = {}
+        self.text_seen: set[int] = set()
         self.refusal_len = 0
         self.calls_started: set[int] = set()
         self.reasoning_streamed: set[int] = set()
@@ -231,17 +230,13 @@ class OutputFolder:
         if isinstance(content, str):
             content = [_Part("output_text", content)]
         out: list[Event] = []
-        lens = self.text_lens
+        seen = self.text_seen
         for ci, part in enumerate(content or ()):
             if part.type == "output_text":
-                text = part.text or ""
                 key = oi << 16 | ci
-                n = lens.get(key)
-                if n is None:
-                    out.append(TextDelta(text, key))
-                elif len(text) > n:
-                    out.append(TextDelta(text[n:], key))
-                lens[key] = max(len(text), n or 0)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(TextDelta(part.text or "", key))
             elif part.type == "refusal":
                 r = part.refusal or ""
                 if len(r) > self.refusal_len:
@@ -265,11 +260,11 @@ class OutputFolder:
         return out
 
     def _reasoning(self, oi: int, raw: msgspec.Raw) -> list[Event]:
-        r: _Reasoning = _decode(_REASONING, raw, "Responses reasoning item")
+        item = _decode(_ANY, raw, "Responses reasoning item")
+        r: _Reasoning = _convert(item, _Reasoning, "Responses reasoning item")
         ev = ReasoningDelta(index=oi, kind="reasoning", id=r.id,
                             encrypted=r.encrypted_content or None,
-                            summary=[s.text for s in r.summary or ()],
-                            raw=_decode(_ANY, raw, "Responses reasoning item"))
+                            summary=[s.text for s in r.summary or ()], raw=item)
         if oi not in self.reasoning_streamed:
             ev.text = "".join(p.text for p in r.content or () if p.text)
         return [ev]

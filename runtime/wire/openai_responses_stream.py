@@ -51,7 +51,7 @@ from .sse import SSEEvent
 __all__ = ["MOVES", "StreamDecoder"]
 
 
-class _Event(msgspec.Struct):
+class _Event(msgspec.Struct, gc=False):
     type: str = ""
     output_index: int | None = None
     content_index: int = 0
@@ -111,14 +111,15 @@ _KNOWN = frozenset(t for moves in MOVES.values() for t in moves) | {"response.cr
 class StreamDecoder:
     """Feed SSE events with ``feed``; call ``close`` at the end of the stream."""
 
-    __slots__ = ("_closed", "_done_ids", "_finish", "_folder", "_ids", "_lens", "_model",
-                 "_next", "_open", "_started", "_summary_at", "sse_events", "state")
+    __slots__ = ("_closed", "_done_ids", "_finish", "_folder", "_ids", "_key", "_model",
+                 "_next", "_open", "_seen", "_started", "_summary_at", "sse_events", "state")
 
     def __init__(self) -> None:
         self.sse_events = 0
         self.state = "start"
         self._folder = OutputFolder()
-        self._lens = self._folder.text_lens
+        self._seen = self._folder.text_seen
+        self._key = -1  # the text part the last delta went to
         self._open: dict[int, str] = {}  # output index -> item type
         self._ids: dict[str, int] = {}  # item id / call id -> output index
         self._done_ids: set[str] = set()
@@ -134,24 +135,30 @@ class StreamDecoder:
         try:
             ev = _EVENT.decode(sse.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            if sse.data.strip() == "[DONE]":
+            if sse.data.strip() == "[DONE]" or self._unknown(sse.data):
                 return []
             raise malformed(f"Responses stream event #{self.sse_events} ({sse.event}) in "
                             f"state {self.state} is not a valid event: {exc}",
                             details=sse.data) from exc
-        t = ev.type or sse.event
-        # hot path: text and argument deltas inside an open item (same checks as the
-        # general path below, inlined)
-        if self.state == "item" and (t == _TEXT or t == _ARGS):
+        t = ev.type
+        # hot path: text and argument deltas inside an open item (the checks of the general
+        # path below, inlined; anything unusual falls through to it)
+        if t == _TEXT:
             oi = ev.output_index
             d = ev.delta
-            if oi is not None and d is not None and oi in self._open:
-                if t == _TEXT:
-                    key = oi << 16 | ev.content_index
-                    lens = self._lens
-                    lens[key] = lens.get(key, 0) + len(d)
-                    return [TextDelta(d, key)]
+            if oi in self._open and d is not None:  # items are only open in state "item"
+                key = oi << 16 | ev.content_index
+                if key != self._key:
+                    self._key = key
+                    self._seen.add(key)
+                return [TextDelta(d, key)]
+        elif t == _ARGS:
+            oi = ev.output_index
+            d = ev.delta
+            if oi in self._open and d is not None:
                 return [ToolCallDelta(oi, d)]
+        elif not t:
+            t = sse.event
         nxt = MOVES[self.state].get(t)
         if nxt is None:
             if t in _KNOWN and self.state != "failed":
@@ -178,6 +185,17 @@ class StreamDecoder:
             f"(after {self.sse_events} SSE events)")
 
     # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _unknown(data: str) -> bool:
+        """Whether an event that failed typed decoding is of a type we ignore anyway (its
+        fields may use types of their own)."""
+        try:
+            obj = _ANY.decode(data)
+        except msgspec.DecodeError:
+            return False
+        return (isinstance(obj, dict) and isinstance(obj.get("type"), str)
+                and obj["type"] not in _KNOWN)
 
     def _index(self, ev: _Event) -> int:
         oi = ev.output_index
@@ -249,6 +267,8 @@ class StreamDecoder:
     def _on_item_done(self, ev: _Event) -> list[Event]:
         head = self._item(ev)
         keys = head.keys
+        if keys and any(k in self._done_ids for k in keys):
+            return []  # the same item completed twice: never count it twice
         oi = ev.output_index
         if oi is None:
             oi = next((self._ids[k] for k in keys if k in self._ids), None)
@@ -265,8 +285,8 @@ class StreamDecoder:
         oi = self._index(ev)
         d = self._delta(ev)
         key = oi << 16 | ev.content_index
-        lens = self._folder.text_lens
-        lens[key] = lens.get(key, 0) + len(d)
+        self._key = key
+        self._seen.add(key)
         return [TextDelta(d, key)]
 
     def _on_refusal(self, ev: _Event) -> list[Event]:
@@ -313,6 +333,7 @@ class StreamDecoder:
             self._open.pop(oi, None)
             self._done_ids.update(keys)
             out.extend(self._folder.item_done(oi, raw, ih))
+        self._open.clear()
         out.extend(usage_events(head.usage))
         if ev.type == "response.failed":
             out.append(error_event({"error": head.error} if head.error is not None
@@ -322,11 +343,14 @@ class StreamDecoder:
         return out
 
     def _on_error(self, ev: _Event) -> list[Event]:
+        self._open.clear()
         payload: Any
         if ev.error:
             payload = {"error": _ANY.decode(ev.error)}
         else:
-            payload = {"error": {"code": ev.code, "message": ev.message}}
+            # the flat form ``{"type": "error", "code", "message", "param"}`` is read like
+            # any error object (``error_fields``): its ``type`` is then "error"
+            payload = {"type": ev.type or "error", "code": ev.code, "message": ev.message}
         return [error_event(payload)]
 
     @staticmethod

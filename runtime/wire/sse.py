@@ -87,8 +87,22 @@ class SSEDecoder:
             lines = buf.split(b"\n")
             self._buf = lines.pop()
         out: list[SSEEvent] = []
+        data = self._data
         for line in lines:
-            self._line(line, out)
+            # fast path for the two lines every event has: "data: ..." and the blank line
+            if not line:
+                if data:
+                    out.append(SSEEvent("\n".join(data), self._event or "message",
+                                        self._id, self._retry))
+                    data = self._data = []
+                self._event = ""
+            elif line[:6] == b"data: ":
+                data.append(line[6:].decode("utf-8", "replace"))
+            elif line[:7] == b"event: ":
+                self._event = line[7:].decode("utf-8", "replace")
+            else:
+                self._line(line, out)
+                data = self._data
         return out
 
     def close(self) -> list[SSEEvent]:

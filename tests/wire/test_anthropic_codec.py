@@ -1,11 +1,10 @@
-"""The Anthropic codec's details: request encoding, stream state machine, malformed input and
-the fake server's encode -> client decode invariant."""
+"""The Anthropic codec's response side: the stream state machine, malformed input, and the
+fake server's encode -> client decode invariant."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,16 +15,12 @@ from runtime.errors import ErrorKind, ProviderError
 from runtime.events import ErrorEvent, Event, Finish, assemble
 from runtime.model import (
     BuiltinToolPart,
-    ImagePart,
     Message,
-    Params,
     ReasoningPart,
     Request,
     Response,
     TextPart,
     ToolCallPart,
-    ToolResultPart,
-    ToolSpec,
     Usage,
 )
 from runtime.testing.wire import anthropic as server
@@ -79,133 +74,6 @@ END = [
 def _req(messages: list[Message], **kw: Any) -> Request:
     return Request(model="claude-x", messages=messages, **kw)
 
-
-# ---------------------------------------------------------------- encode_request
-
-
-def test_url_and_headers() -> None:
-    """The endpoint appends /v1/messages; the key goes in x-api-key only when given."""
-    assert anthropic.url("https://api.anthropic.com/") == "https://api.anthropic.com/v1/messages"
-    h = anthropic.headers("sk-test")
-    assert h["x-api-key"] == "sk-test"
-    assert h["anthropic-version"] == "2023-06-01"
-    assert h["content-type"] == "application/json"
-    assert "x-api-key" not in anthropic.headers(None)
-
-
-def test_tool_results_follow_call_order_and_merge_with_user_text() -> None:
-    """Results sent out of order go back in call order, in one user turn with the text."""
-    calls = [ToolCallPart(f"c{i}", "f", json.dumps({"i": i})) for i in range(3)]
-    msgs = [
-        Message.user("go"),
-        Message("assistant", [TextPart("calling"), *calls]),
-        Message("tool", [ToolResultPart("c2", "two"), ToolResultPart("c0", "zero"),
-                         ToolResultPart("c1", [TextPart("one"), ImagePart(url="http://i/x.png")],
-                                        is_error=True)]),
-        Message.user("and now?"),
-    ]
-    body = anthropic.encode_request(_req(msgs), stream=False)
-    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
-    assistant, user = body["messages"][1]["content"], body["messages"][2]["content"]
-    assert [b["input"] for b in assistant if b["type"] == "tool_use"] == [{"i": 0}, {"i": 1},
-                                                                          {"i": 2}]
-    assert [b.get("tool_use_id") for b in user] == ["c0", "c1", "c2", None]
-    assert user[1]["is_error"] is True and "is_error" not in user[0]
-    assert user[1]["content"][1] == {"type": "image",
-                                     "source": {"type": "url", "url": "http://i/x.png"}}
-    assert user[3] == {"type": "text", "text": "and now?"}
-
-
-def test_reasoning_passback_verbatim_and_foreign_dropped() -> None:
-    """Own thinking goes back as its raw block; other protocols' reasoning is dropped."""
-    raw = {"type": "thinking", "thinking": "hm", "signature": "SIG", "extra_field": 1}
-    parts = [
-        ReasoningPart(text="hm", kind="thinking", signature="SIG", protocol=A, raw=raw),
-        ReasoningPart(text="t2", kind="thinking", signature="S2", protocol=A),
-        ReasoningPart(kind="redacted_thinking", encrypted="DATA", protocol=A),
-        ReasoningPart(text="x", kind="reasoning", encrypted="E", protocol="openai-responses"),
-        ReasoningPart(text="y", kind="thinking", signature="S3"),  # unknown origin
-        BuiltinToolPart("server_tool_use", "s1", "web_search", A,
-                        {"type": "server_tool_use", "id": "s1", "name": "web_search",
-                         "input": {"q": 1}}),
-        BuiltinToolPart("web_search_call", "ws", None, "openai-responses", {"type": "x"}),
-        TextPart("answer"),
-    ]
-    body = anthropic.encode_request(_req([Message.user("q"), Message("assistant", parts)]),
-                                    stream=True)
-    blocks = body["messages"][1]["content"]
-    assert blocks[0] is raw
-    assert blocks[1:] == [
-        {"type": "thinking", "thinking": "t2", "signature": "S2"},
-        {"type": "redacted_thinking", "data": "DATA"},
-        {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"q": 1}},
-        {"type": "text", "text": "answer"},
-    ]
-    assert body["stream"] is True
-
-
-@pytest.mark.parametrize(("choice", "wire"), [
-    ("auto", {"type": "auto"}), ("required", {"type": "any"}), ("any", {"type": "any"}),
-    ("none", {"type": "none"}), ("lookup", {"type": "tool", "name": "lookup"}),
-])
-def test_tool_choice_mapping(choice: str, wire: dict[str, Any]) -> None:
-    """Each canonical tool_choice has its Anthropic object."""
-    req = _req([Message.user("q")], tools=[ToolSpec("lookup")],
-               params=Params(tool_choice=choice))
-    assert anthropic.encode_request(req, stream=False)["tool_choice"] == wire
-
-
-def test_params_mapping() -> None:
-    """Params map to Anthropic's names; seed is not sent; extra wins and tools append."""
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    params = Params(temperature=0.3, top_p=0.9, stop=["END"], seed=7, parallel_tool_calls=False,
-                    response_format={"type": "json_schema",
-                                     "json_schema": {"name": "r", "schema": schema}},
-                    reasoning_effort="high", thinking_budget=2048,
-                    extra={"top_k": 5, "temperature": 1.0,
-                           "tools": [{"type": "web_search_20250305", "name": "web_search"}]})
-    req = _req([Message.user("q")], system="be brief", cache_system=True,
-               tools=[ToolSpec("f", "does f", schema), ToolSpec("g")], params=params)
-    body = anthropic.encode_request(req, stream=False)
-    assert body["max_tokens"] == anthropic.DEFAULT_MAX_TOKENS
-    assert body["temperature"] == 1.0 and body["top_p"] == 0.9 and body["top_k"] == 5
-    assert body["stop_sequences"] == ["END"]
-    assert "seed" not in body
-    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
-    assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
-    assert body["output_config"] == {"effort": "high",
-                                     "format": {"type": "json_schema", "schema": schema}}
-    assert body["system"] == [{"type": "text", "text": "be brief",
-                               "cache_control": {"type": "ephemeral"}}]
-    assert [t["name"] for t in body["tools"]] == ["f", "g", "web_search"]
-    assert body["tools"][0] == {"name": "f", "description": "does f", "input_schema": schema}
-    assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
-    assert "cache_control" not in body["tools"][0]
-    plain = anthropic.encode_request(_req([Message.user("q")], params=Params(max_tokens=99)),
-                                     stream=True)
-    assert plain["max_tokens"] == 99
-    assert not {"system", "tools", "tool_choice", "thinking", "output_config"} & plain.keys()
-
-
-def test_text_cache_and_inline_images() -> None:
-    """TextPart.cache sets cache_control; data URLs and inline data become base64 sources."""
-    msg = Message("user", [TextPart("ctx", cache=True),
-                           ImagePart(url="data:image/jpeg;base64,QUJD"),
-                           ImagePart(data="REVG", media_type="image/gif")])
-    content = anthropic.encode_request(_req([msg]), stream=False)["messages"][0]["content"]
-    assert content[0] == {"type": "text", "text": "ctx", "cache_control": {"type": "ephemeral"}}
-    assert content[1]["source"] == {"type": "base64", "media_type": "image/jpeg", "data": "QUJD"}
-    assert content[2]["source"] == {"type": "base64", "media_type": "image/gif", "data": "REVG"}
-
-
-@pytest.mark.parametrize("args", ['{"a": ', "[1, 2]"])
-def test_unparsed_tool_arguments_are_refused(args: str) -> None:
-    """A call whose arguments are not a JSON object cannot be sent: ValueError names it."""
-    msgs = [Message.user("q"), Message("assistant", [ToolCallPart("call_9", "f", args)])]
-    with pytest.raises(ValueError, match="call_9"):
-        anthropic.encode_request(_req(msgs), stream=False)
-
-
 # ---------------------------------------------------------------- stream decoding
 
 
@@ -221,6 +89,30 @@ def test_stream_usage_merge_ping_and_unknown_events() -> None:
                                cache_write_tokens=2)
     assert resp.usage_raw is not None and resp.usage_raw["input_tokens"] == 10
     assert isinstance(events[-1], Finish) and events[-1].normalized == "stop"
+
+
+def test_thinking_stream_and_unknown_delta_types() -> None:
+    """thinking/signature deltas concatenate into one part; a citations_delta is ignored."""
+    chunks = [
+        _sse("message_start", START),
+        _sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                     "content_block": {"type": "thinking", "thinking": "",
+                                                       "signature": ""}}),
+        _delta(0, {"type": "thinking_delta", "thinking": "Let me "}),
+        _delta(0, {"type": "thinking_delta", "thinking": "think."}),
+        _delta(0, {"type": "signature_delta", "signature": "SIG1"}),
+        _delta(0, {"type": "signature_delta", "signature": "SIG2"}),
+        _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        *_text_block(1, "answer")[:2],
+        _delta(1, {"type": "citations_delta", "citation": {"type": "char_location"}}),
+        _sse("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        *END,
+    ]
+    resp = assemble(_stream(chunks), protocol=A)
+    [r] = resp.reasoning
+    assert (r.kind, r.text, r.signature, r.protocol) == ("thinking", "Let me think.", "SIG1SIG2", A)
+    assert r.raw == {"type": "thinking", "thinking": "Let me think.", "signature": "SIG1SIG2"}
+    assert resp.text_parts == ["answer"]
 
 
 def test_stream_without_event_lines_uses_data_type() -> None:
@@ -315,6 +207,9 @@ BAD_STREAMS = {
     "block started twice": [_sse("message_start", START), *_text_block(0, "a"),
                             *_text_block(0, "b")],
     "block after message_delta": [_sse("message_start", START), END[0], *_text_block(0, "a")],
+    "delta after message_delta, block still open": [
+        _sse("message_start", START), *_text_block(0, "a")[:2], END[0],
+        _delta(0, {"type": "text_delta", "text": "late"})],
     "text delta on a tool block": [
         _sse("message_start", START),
         _sse("content_block_start", {"type": "content_block_start", "index": 0,
@@ -359,6 +254,9 @@ def test_state_machine_names_the_state() -> None:
     with pytest.raises(ProviderError, match="message_start event in stream state 'done'"):
         dec.feed(SSEEvent(json.dumps(START), "message_start"))
     assert dec.sse_events == 3
+    assert isinstance(dec.close()[-1], Finish)
+    with pytest.raises(ProviderError, match="state 'closed'"):
+        dec.feed(SSEEvent('{"type":"ping"}', "ping"))
 
 
 # ---------------------------------------------------------------- decode_body
@@ -497,47 +395,43 @@ def test_any_response_any_split_round_trips(texts: list[str], args: list[dict[st
     assert got.finish_reason == ("tool_use" if args else "end_turn")
 
 
-# ---------------------------------------------------------------- server side requests
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(["type", "index", "delta", "text", "content",
+                                       "content_block", "usage", "id", "name", "input",
+                                       "message", "partial_json", "stop_reason", "error"]),
+                      inner, max_size=5),
+    max_leaves=12)
+_names = st.sampled_from(["message_start", "content_block_start", "content_block_delta",
+                          "content_block_stop", "message_delta", "message_stop", "ping",
+                          "error", "message", "junk"])
 
 
-def test_decode_request_is_tolerant() -> None:
-    """String content, a string system and tool results mixed with text are understood."""
-    body = {"model": "m", "system": "sys", "max_tokens": 10, "stream": True,
-            "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
-            "messages": [
-                {"role": "user", "content": "hi"},
-                {"role": "assistant", "content": [
-                    {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}]},
-                {"role": "user", "content": [
-                    {"type": "tool_result", "tool_use_id": "t1", "content": "r",
-                     "is_error": True},
-                    {"type": "text", "text": "more"}]}]}
-    req = server.decode_request(body)
-    assert req.system == "sys" and req.stream and req.params.max_tokens == 10
-    assert req.params.tool_choice == "required" and req.params.parallel_tool_calls is False
-    assert [m.role for m in req.messages] == ["user", "assistant", "tool", "user"]
-    assert req.messages[2].parts == [ToolResultPart("t1", "r", is_error=True)]
-    assert json.loads(req.messages[1].tool_calls[0].arguments) == {"a": 1}
-    with pytest.raises(ValueError, match="messages"):
-        server.decode_request({"model": "m", "messages": "nope"})
+@settings(max_examples=60, deadline=None)
+@given(st.booleans(), st.lists(st.tuples(_names, _json), max_size=8))
+def test_fuzzed_streams_raise_only_provider_errors(opened: bool,
+                                                   events: list[tuple[str, Any]]) -> None:
+    """Any sequence of events with any JSON decodes or raises ProviderError, nothing else."""
+    dec = anthropic.StreamDecoder()
+    if opened:  # start inside a message with a text and a tool block open
+        events = [("message_start", START),
+                  ("content_block_start", {"index": 0, "content_block": {"type": "text"}}),
+                  ("content_block_start", {"index": 1, "content_block": {
+                      "type": "tool_use", "id": "t", "name": "f"}}), *events]
+    try:
+        for name, data in events:
+            dec.feed(SSEEvent(json.dumps(data), name))
+        dec.close()
+    except ProviderError:
+        pass
 
 
-@pytest.mark.parametrize(("status", "etype"), [(400, "invalid_request_error"),
-                                               (401, "authentication_error"),
-                                               (429, "rate_limit_error"),
-                                               (529, "overloaded_error"), (503, "api_error")])
-def test_error_body(status: int, etype: str) -> None:
-    """error_body has Anthropic's shape and the type that goes with the status."""
-    body = server.error_body(status, "boom")
-    assert body["type"] == "error" and body["error"] == {"type": etype, "message": "boom"}
-    assert server.error_body(400, "x", type="custom_error")["error"]["type"] == "custom_error"
-
-
-def test_codec_modules_are_pure() -> None:
-    """The codec modules import neither trio nor httpx."""
-    import runtime.testing.wire.anthropic as srv
-    import runtime.wire.anthropic_decode as dec
-
-    for mod in (anthropic, dec, srv):
-        source = Path(str(mod.__file__)).read_text()
-        assert not re.search(r"^\s*(import|from)\s+(trio|httpx)\b", source, re.M), mod
+@settings(max_examples=60, deadline=None)
+@given(_json)
+def test_fuzzed_bodies_raise_only_provider_errors(data: Any) -> None:
+    """Any JSON body decodes to events or raises ProviderError, nothing else."""
+    try:
+        anthropic.decode_body(json.dumps(data).encode())
+    except ProviderError:
+        pass

@@ -1,0 +1,387 @@
+"""The Anthropic Messages event stream -> normalized events. Pure: no I/O, no trio.
+
+The stream is a state machine whose legal moves are the table ``MOVES``; content blocks
+are tracked separately by ``index`` because servers differ in how they nest them
+(llama.cpp leaves its text block open while a tool block starts and stops both at the end).
+Every surprise becomes ``malformed(...)`` naming the state it arrived in.
+
+HOT PATH: ``feed`` runs per streamed chunk. Each ``data`` is decoded by a module-level
+``msgspec.json.Decoder`` of typed Structs; text and tool-argument deltas of the open block
+take an inlined path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..errors import ErrorKind, ProviderError
+from ..events import (
+    ErrorEvent,
+    Event,
+    Finish,
+    ReasoningDelta,
+    ResponseStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageEvent,
+)
+from ..model import normalize_finish
+from ._base import json_of, malformed
+from .anthropic_decode import arguments_of, block_of, complete_block, error_event, usage_of
+from .sse import SSEEvent
+
+__all__ = ["MOVES", "StreamDecoder"]
+
+
+class _Text(msgspec.Struct, tag="text_delta", tag_field="type"):
+    text: str
+
+
+class _Json(msgspec.Struct, tag="input_json_delta", tag_field="type"):
+    partial_json: str
+
+
+class _Thinking(msgspec.Struct, tag="thinking_delta", tag_field="type"):
+    thinking: str
+
+
+class _Signature(msgspec.Struct, tag="signature_delta", tag_field="type"):
+    signature: str
+
+
+class _BlockDelta(msgspec.Struct):
+    """The hot path: a tagged union decodes faster than a flat struct of optionals."""
+
+    index: int
+    delta: _Text | _Json | _Thinking | _Signature
+
+
+class _OtherDelta(msgspec.Struct):
+    type: str
+
+
+class _AnyBlockDelta(msgspec.Struct):
+    """A delta the union refused: another type (citations_delta, ...) or a broken one."""
+
+    index: int
+    delta: _OtherDelta
+
+
+class _BlockStart(msgspec.Struct):
+    index: int
+    content_block: dict[str, Any]
+
+
+class _BlockStop(msgspec.Struct):
+    index: int
+
+
+class _MessageInfo(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+class _MessageStart(msgspec.Struct):
+    message: _MessageInfo
+
+
+class _StopInfo(msgspec.Struct):
+    stop_reason: str | None = None
+
+
+class _MessageDelta(msgspec.Struct):
+    delta: _StopInfo = msgspec.field(default_factory=_StopInfo)
+    usage: dict[str, Any] | None = None
+
+
+class _Typed(msgspec.Struct):
+    type: str = ""
+
+
+_DELTA = msgspec.json.Decoder(_BlockDelta)
+_ANY_DELTA = msgspec.json.Decoder(_AnyBlockDelta)
+_DELTA_TYPES = {"text_delta", "input_json_delta", "thinking_delta", "signature_delta"}
+_START = msgspec.json.Decoder(_BlockStart)
+_STOP = msgspec.json.Decoder(_BlockStop)
+_MSG_START = msgspec.json.Decoder(_MessageStart)
+_MSG_DELTA = msgspec.json.Decoder(_MessageDelta)
+_TYPED = msgspec.json.Decoder(_Typed)
+
+_KNOWN = ("message_start", "content_block_start", "content_block_delta", "content_block_stop",
+          "message_delta", "message_stop", "ping", "error")
+_KNOWN_SET = frozenset(_KNOWN)
+
+#: Legal moves of the stream: ``{state: {event type: next state}}``. Block events are
+#: checked per ``index`` on top of this (a delta or stop needs its block open).
+MOVES: dict[str, dict[str, str]] = {
+    "idle": {"message_start": "open", "ping": "idle", "error": "failed"},
+    "open": {"content_block_start": "open", "content_block_delta": "open",
+             "content_block_stop": "open", "ping": "open", "message_delta": "closing",
+             "message_stop": "done", "error": "failed"},
+    "closing": {"message_delta": "closing", "content_block_stop": "closing",
+                "ping": "closing", "message_stop": "done", "error": "failed"},
+    "done": {"ping": "done"},
+    # after an in-stream error nothing more is decoded; the stream may just end
+    "failed": dict.fromkeys(_KNOWN, "failed"),
+    "closed": {},  # close() was called
+}
+assert MOVES["open"]["content_block_delta"] == "open"  # StreamDecoder.feed's fast path
+
+
+class _Open:
+    """A content block between its start and stop."""
+
+    __slots__ = ("has_delta", "kind", "pieces", "sig", "start")
+
+    def __init__(self, kind: str, start: dict[str, Any]) -> None:
+        self.kind = kind
+        self.start = start
+        self.pieces: list[str] = []
+        self.sig: list[str] = []
+        self.has_delta = False
+
+
+class StreamDecoder:
+    """Feed SSE events of one Messages stream; ``close()`` at the end of the bytes."""
+
+    __slots__ = ("_blocks", "_calls", "_reason", "_seen", "_text", "_tool", "_usage",
+                 "_usage_sent", "sse_events", "state")
+
+    def __init__(self) -> None:
+        self.sse_events = 0
+        self.state = "idle"
+        self._blocks: dict[int, _Open] = {}
+        self._text = -1  # index of the open text block, for the hot path
+        self._tool = -1  # index of the open tool_use block, for the hot path
+        self._seen: set[int] = set()
+        self._usage: dict[str, Any] | None = None
+        self._usage_sent = False
+        self._reason: str | None = None
+        self._calls = False
+
+    def feed(self, ev: SSEEvent) -> list[Event]:
+        self.sse_events += 1
+        name = ev.event
+        d: _BlockDelta | None = None
+        if name == "content_block_delta":
+            # The hot path, inlined. ``_text`` / ``_tool`` name an open block only while the
+            # state is "open" (they are reset on leaving it), and there
+            # MOVES["open"]["content_block_delta"] == "open": no table lookup needed.
+            try:
+                d = _DELTA.decode(ev.data)
+            except msgspec.DecodeError:
+                pass
+            if d is not None:
+                delta = d.delta
+                if type(delta) is _Text:
+                    if d.index == self._text:
+                        return [TextDelta(delta.text, d.index)]
+                elif type(delta) is _Json and d.index == self._tool:
+                    self._blocks[d.index].has_delta = True
+                    return [ToolCallDelta(d.index, delta.partial_json)]
+        if name not in _KNOWN_SET:
+            # no `event:` line (or an unknown one): the data's own type decides
+            name = self._sniff(ev.data)
+            if name not in _KNOWN_SET:
+                return []  # unknown and harmless
+        state = self.state
+        nxt = MOVES[state].get(name)
+        if nxt is None:
+            raise malformed(f"unexpected {name} event in stream state {state!r}",
+                            details=ev.data)
+        self.state = nxt
+        if nxt != "open":
+            self._text = self._tool = -1  # leaves the hot path to the table
+        if state == "failed":
+            return []
+        try:
+            if name == "content_block_delta":
+                if d is None:
+                    try:
+                        d = _DELTA.decode(ev.data)
+                    except msgspec.DecodeError:
+                        return self._other_delta(ev.data, state)
+                return self._delta(d, state)
+            if name == "content_block_start":
+                return self._start(_START.decode(ev.data), state)
+            if name == "content_block_stop":
+                return self._stop(_STOP.decode(ev.data).index, state)
+            if name == "ping":
+                return []
+            if name == "message_start":
+                info = _MSG_START.decode(ev.data).message
+                self._usage = info.usage
+                return [ResponseStart(info.id, info.model)]
+            if name == "message_delta":
+                return self._message_delta(_MSG_DELTA.decode(ev.data))
+            if name == "error":
+                return [self._error(ev.data)]
+            return []  # message_stop: Finish comes with close()
+        except msgspec.DecodeError as exc:
+            raise malformed(f"bad {name} event in stream state {state!r}: {exc}",
+                            details=ev.data) from exc
+
+    def close(self) -> list[Event]:
+        """End of the byte stream: the remaining events, ending with ``Finish``."""
+        state, self.state = self.state, "closed"
+        self._text = self._tool = -1
+        if state in ("failed", "closed"):
+            return []
+        if state != "done":
+            raise ProviderError(
+                ErrorKind.STREAM_INTERRUPTED,
+                f"Anthropic stream ended in state {state!r} before message_stop",
+            )
+        out: list[Event] = []
+        for index in sorted(self._blocks):  # blocks a lenient server never stopped
+            out.extend(self._finish(index, self._blocks.pop(index), state))
+        if not self._usage_sent and self._usage is not None:
+            out.append(UsageEvent(usage_of(self._usage), raw=self._usage))
+        out.append(Finish(self._reason, normalize_finish(self._reason, self._calls)))
+        return out
+
+    # -- handlers
+
+    def _sniff(self, data: str) -> str:
+        try:
+            return _TYPED.decode(data).type
+        except msgspec.DecodeError as exc:
+            raise malformed(f"stream event in state {self.state!r} is not a JSON object "
+                            f"with a type: {exc}", details=data) from exc
+
+    def _error(self, data: str) -> ErrorEvent:
+        try:
+            payload: Any = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            payload = {"error": {"message": data.strip() or "error event"}}
+        return error_event(payload)
+
+    def _open(self, index: int, what: str, state: str) -> _Open:
+        blk = self._blocks.get(index)
+        if blk is None:
+            raise malformed(f"{what} for block {index}, which is not open, "
+                            f"in stream state {state!r}")
+        return blk
+
+    def _delta(self, d: _BlockDelta, state: str) -> list[Event]:
+        i = d.index
+        blk = self._open(i, "content_block_delta", state)
+        delta = d.delta
+        kind = blk.kind
+        if type(delta) is _Text:
+            if kind == "text":
+                return [TextDelta(delta.text, i)]
+        elif type(delta) is _Json:
+            if kind == "tool":
+                blk.has_delta = True
+                return [ToolCallDelta(i, delta.partial_json)]
+            if kind == "server":
+                blk.pieces.append(delta.partial_json)
+                return []
+        elif type(delta) is _Thinking:
+            if kind == "thinking":
+                blk.pieces.append(delta.thinking)
+                return [ReasoningDelta(index=i, text=delta.thinking, kind="thinking")]
+        elif kind == "thinking":
+            assert type(delta) is _Signature
+            blk.sig.append(delta.signature)
+            return [ReasoningDelta(index=i, kind="thinking", signature=delta.signature)]
+        raise malformed(f"{delta.__struct_config__.tag} does not fit {kind} block {i} "
+                        f"in stream state {state!r}")
+
+    def _other_delta(self, data: str, state: str) -> list[Event]:
+        """A delta of a type this codec does not use (harmless: ignored) or a broken one."""
+        try:
+            d = _ANY_DELTA.decode(data)
+        except msgspec.DecodeError as exc:
+            raise malformed(f"bad content_block_delta event in stream state {state!r}: {exc}",
+                            details=data) from exc
+        self._open(d.index, "content_block_delta", state)
+        if d.delta.type in _DELTA_TYPES:
+            try:
+                _DELTA.decode(data)
+            except msgspec.DecodeError as exc:
+                raise malformed(f"bad {d.delta.type} in stream state {state!r}: {exc}",
+                                details=data) from exc
+        return []
+
+    def _start(self, s: _BlockStart, state: str) -> list[Event]:
+        i = s.index
+        if i in self._seen:
+            raise malformed(f"content block {i} started twice (stream state {state!r})")
+        self._seen.add(i)
+        raw = s.content_block
+        b = block_of(raw, f"content_block_start {i}")
+        t = b.type
+        if t == "text":
+            self._blocks[i] = _Open("text", raw)
+            self._text = i
+            return [TextDelta(b.text or "", i)]
+        if t == "thinking":
+            blk = self._blocks[i] = _Open("thinking", raw)
+            if b.thinking:
+                blk.pieces.append(b.thinking)
+            if b.signature:
+                blk.sig.append(b.signature)
+            return [ReasoningDelta(index=i, text=b.thinking or "", kind="thinking",
+                                   signature=b.signature or None)]
+        if t == "tool_use":
+            if b.id is None or b.name is None:
+                raise malformed(f"tool_use block {i} lacks its id or name", details=str(raw))
+            self._blocks[i] = _Open("tool", raw)
+            self._tool = i
+            self._calls = True
+            return [ToolCallStart(i, b.id, b.name)]
+        if t == "redacted_thinking":
+            self._blocks[i] = _Open("whole", raw)
+            return complete_block(i, raw)
+        self._blocks[i] = _Open("server", raw)
+        return []
+
+    def _stop(self, index: int, state: str) -> list[Event]:
+        blk = self._open(index, "content_block_stop", state)
+        del self._blocks[index]
+        if index == self._text:
+            self._text = -1
+        elif index == self._tool:
+            self._tool = -1
+        return self._finish(index, blk, state)
+
+    def _finish(self, i: int, blk: _Open, state: str) -> list[Event]:
+        kind = blk.kind
+        if kind == "tool":
+            if blk.has_delta:
+                return [ToolCallEnd(i)]
+            start_input = blk.start.get("input")
+            return [ToolCallEnd(i, arguments_of(start_input if isinstance(start_input, dict)
+                                              else None))]
+        if kind == "thinking":
+            raw: dict[str, Any] = {"type": "thinking", "thinking": "".join(blk.pieces)}
+            if blk.sig:
+                raw["signature"] = "".join(blk.sig)
+            return [ReasoningDelta(index=i, kind="thinking", raw=raw)]
+        if kind == "server":
+            raw = blk.start
+            joined = "".join(blk.pieces)
+            if joined:
+                where = f"input of server tool block {i} (stream state {state!r})"
+                raw = {**raw, "input": json_of(joined, where)}
+            return complete_block(i, raw)
+        return []
+
+    def _message_delta(self, m: _MessageDelta) -> list[Event]:
+        if m.delta.stop_reason is not None:
+            self._reason = m.delta.stop_reason
+        if m.usage is None:
+            return []
+        merged = dict(self._usage or {})
+        merged.update((k, v) for k, v in m.usage.items() if v is not None)
+        self._usage = merged
+        self._usage_sent = True
+        return [UsageEvent(usage_of(merged, "message_delta in stream state 'closing'"),
+                           raw=merged)]

@@ -1,0 +1,211 @@
+"""The HTTP provider runtime over real loopback HTTP against the fake provider server."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from runtime.errors import ErrorKind, ProviderError
+from runtime.events import Event, Finish, ResponseStart, TextDelta, ToolCallDelta, assemble
+from runtime.model import Request, Response, TextPart, ToolCallPart, Usage
+from runtime.providers import HTTPProvider, ProviderSpec, Timeouts
+from runtime.testing import faults
+from runtime.testing.script import Script
+from runtime.testing.server import open_fake_server
+from tests.recordings import CODEC_OF, assert_matches, load, recording_files
+
+KIND_OF = {"openai-chat": "openai-chat", "openrouter": "openrouter",
+           "openai-responses": "openai-responses", "anthropic": "anthropic"}
+PROTOCOLS = ["openai-chat", "openai-responses", "anthropic"]
+KEY = "sk-test-canary-key-000111222"
+
+
+def provider(server: Any, kind: str, client: httpx.AsyncClient, *,
+             timeouts: Timeouts | None = None) -> HTTPProvider:
+    protocol = CODEC_OF.get(kind, kind)
+    spec = ProviderSpec(name="p", kind=kind, base_url=server.base_url(protocol), model="m",
+                        api_key=KEY, timeouts=timeouts or Timeouts(5, 30, 60))
+    return HTTPProvider(spec, client)
+
+
+def decode_request(protocol: str, body: dict[str, Any]) -> Request:
+    mod = importlib.import_module(f"runtime.testing.wire.{protocol.replace('-', '_')}")
+    return mod.decode_request(body)  # type: ignore[no-any-return]
+
+
+def function_tools(body: dict[str, Any]) -> list[str]:
+    """Names of the client (function) tools of a request body, any protocol; provider-native
+    tools (web search, tool search, ...) are not part of the canonical request."""
+    out = []
+    for t in body.get("tools", []):
+        if t.get("type") == "function" or "function" in t:  # Mistral omits the type
+            out.append(t.get("name") or t["function"]["name"])
+        elif "input_schema" in t:
+            out.append(t["name"])
+    return out
+
+
+async def collect(p: HTTPProvider, req: Request, *, stream: bool
+                  ) -> tuple[Response | None, ProviderError | None, list[Event]]:
+    send, recv = trio.open_memory_channel[list[Event]](4)
+    events: list[Event] = []
+    result: list[Any] = [None, None]
+
+    async def consume() -> None:
+        async with recv:
+            async for batch in recv:
+                events.extend(batch)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        async with send:
+            try:
+                result[0] = await p.attempt(req, send, stream=stream)
+            except ProviderError as exc:
+                result[1] = exc
+    return result[0], result[1], events
+
+
+@pytest.mark.parametrize("path", recording_files(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_recording_replayed_through_the_runtime(path: Path) -> None:
+    """Each recorded exchange, served over loopback, decodes through the runtime to its expect;
+    the request the runtime sends for the recorded conversation has the recorded shape."""
+    rec = load(path)
+    folder = path.parent.name
+    protocol = CODEC_OF[folder]
+    with trio.fail_after(30):
+        async with open_fake_server(Script.from_recording(path)) as server, \
+                httpx.AsyncClient() as client:
+            p = provider(server, KIND_OF[folder], client)
+            for i, (inter, exp) in enumerate(zip(rec["interactions"], rec["expect"], strict=True)):
+                body = inter["request"]["body"]
+                req = decode_request(protocol, body)
+                resp, err, events = await collect(p, req, stream=bool(body.get("stream")))
+                deltas = Counter(e.index for e in events if isinstance(e, ToolCallDelta))
+                if err is not None and (exp["error"] or {}).get("in_stream"):
+                    resp = assemble(events, protocol)  # what arrived before the error
+                assert_matches(folder, resp, err, exp,
+                               argument_deltas=dict(deltas) if exp["stream"] and deltas else None)
+                if err is None:
+                    assert isinstance(events[0], ResponseStart) and isinstance(events[-1], Finish)
+                sent = server.requests[i]
+                assert inter["request"]["path"].split("?")[0].endswith(sent.path.split("?")[0][-12:])
+                assert function_tools(sent.body) == function_tools(body)
+                assert sent.headers.get("authorization", sent.headers.get("x-api-key", "")) \
+                    .endswith(KEY)
+
+
+SCRIPTED = Response("r1", "m", [TextPart("Hello there, general."),
+                                ToolCallPart("call_1", "read_file", '{"path": "a.txt"}')],
+                    "tool_calls", "tool_calls", Usage(12, 7))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("stream", [True, False])
+async def test_scripted_answer_arrives_as_events(protocol: str, stream: bool) -> None:
+    """A scripted answer comes back as normalized events and the same assembled response."""
+    with trio.fail_after(10):
+        async with open_fake_server([SCRIPTED]) as server, httpx.AsyncClient() as client:
+            resp, err, events = await collect(provider(server, protocol, client),
+                                              Request("m", []), stream=stream)
+    assert err is None and resp is not None
+    assert resp.text == "Hello there, general."
+    assert [(c.id, c.name, json.loads(c.arguments)) for c in resp.tool_calls] == [
+        ("call_1", "read_file", {"path": "a.txt"})]
+    assert resp.usage is not None and resp.usage.output_tokens == 7
+    text_events = [e for e in events if isinstance(e, TextDelta)]
+    assert len(text_events) > (1 if stream else 0)
+    assert server.requests[0].stream is stream
+
+
+FAULTS = [
+    ("rate_limited", lambda: faults.rate_limited(retry_after=7), ErrorKind.RATE_LIMITED, 429),
+    ("server_error", faults.server_error, ErrorKind.SERVER, 500),
+    ("overloaded", faults.overloaded, ErrorKind.OVERLOADED, 529),
+    ("html_error", faults.html_error, ErrorKind.SERVER, 502),
+    ("streaming_refused", faults.streaming_refused, ErrorKind.STREAMING_UNSUPPORTED, 400),
+    ("echo_auth", faults.echo_auth, ErrorKind.AUTH, 401),
+]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(("name", "make", "kind", "status"), FAULTS, ids=[f[0] for f in FAULTS])
+async def test_http_faults_become_typed_errors(protocol: str, name: str, make: Any,
+                                               kind: ErrorKind, status: int) -> None:
+    """Each HTTP-level fault yields its kind, status, a hint and a redacted body excerpt."""
+    with trio.fail_after(10):
+        async with open_fake_server([make(), SCRIPTED]) as server, \
+                httpx.AsyncClient() as client:
+            _, err, _ = await collect(provider(server, protocol, client), Request("m", []),
+                                      stream=True)
+    assert err is not None
+    assert (err.kind, err.status, err.provider) == (kind, status, "p")
+    assert err.hint and err.details
+    assert len(err.details) <= 400 and KEY not in err.details and KEY not in err.message
+    if name == "rate_limited":
+        assert err.retry_after == 7
+    if name == "html_error":
+        assert "<html" in err.details.lower()
+    if name == "echo_auth":
+        assert "[REDACTED]" in err.details
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_cut_mid_stream_is_stream_interrupted(protocol: str) -> None:
+    """A connection closed part-way through a stream is stream_interrupted, output started."""
+    with trio.fail_after(10):
+        async with open_fake_server([faults.cut_mid_stream(then=SCRIPTED, after_events=3)]) \
+                as server, httpx.AsyncClient() as client:
+            _, err, events = await collect(provider(server, protocol, client), Request("m", []),
+                                           stream=True)
+    assert err is not None and err.kind is ErrorKind.STREAM_INTERRUPTED
+    assert err.retryable
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_malformed_chunk_is_malformed_response(protocol: str) -> None:
+    """Invalid JSON in a data line is malformed_response, never another exception."""
+    with trio.fail_after(10):
+        async with open_fake_server([faults.malformed_chunk(then=SCRIPTED, after_events=1)]) \
+                as server, httpx.AsyncClient() as client:
+            _, err, _ = await collect(provider(server, protocol, client), Request("m", []),
+                                      stream=True)
+    assert err is not None and err.kind is ErrorKind.MALFORMED_RESPONSE
+    assert err.provider == "p" and err.hint
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("after", [None, 2])
+async def test_stall_is_a_timeout(protocol: str, after: int | None, autojump_clock: Any) -> None:
+    """A server that stops sending (before headers or mid-stream) is a timeout after
+    timeout.read, in virtual time."""
+    with trio.fail_after(1000):
+        async with open_fake_server([faults.stall(3600, then=SCRIPTED, after_events=after)]) \
+                as server, httpx.AsyncClient() as client:
+            start = trio.current_time()
+            _, err, _ = await collect(
+                provider(server, protocol, client, timeouts=Timeouts(5, 30, 600)),
+                Request("m", []), stream=True)
+            elapsed = trio.current_time() - start
+    assert err is not None and err.kind is ErrorKind.TIMEOUT and err.retryable
+    assert "timeout.read" in err.message
+    assert elapsed == pytest.approx(30, abs=1)
+
+
+async def test_connection_refused_is_connection_error() -> None:
+    """Nothing listening on the port: a connection error naming the URL."""
+    async with open_fake_server([]) as server:
+        port = server.port
+    spec = ProviderSpec("p", "openai-chat", f"http://127.0.0.1:{port}/v1", api_key=KEY)
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(ProviderError) as info:
+            await HTTPProvider(spec, client).attempt(Request("m", []))
+    assert info.value.kind is ErrorKind.CONNECTION
+    assert f"127.0.0.1:{port}" in info.value.message
