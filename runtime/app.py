@@ -24,8 +24,8 @@ import msgspec
 import structlog
 import trio
 
-from .config import AgentConfig, ProviderConfig
 from .conductor import EXIT_INTERRUPTED, Conductor, Outcome, ProviderHandle
+from .config import AgentConfig, ProviderConfig
 from .console import Console
 from .errors import ConfigError, ProviderError
 from .logger import Record, logger_actor
@@ -117,15 +117,7 @@ async def run_session(
     if resume:
         messages, first_turn = _load_resume(run_dir, run_id, key)
 
-    workspace = Path(cfg.tools.workspace)
-    workspace.mkdir(parents=True, exist_ok=True)
-    registry = ToolRegistry()
-    for t in builtin_tools(workspace, list(cfg.tools.builtin),
-                           max_output_chars=cfg.tools.max_output_chars,
-                           shell_timeout=cfg.tools.timeout):
-        registry.register(t)
-    for t in extra_tools or []:
-        registry.register(t)
+    registry = _tool_registry(cfg, extra_tools or [])
     prices = PriceTable({m: Price(p.input, p.output, p.cached_input, p.cache_write)
                          for m, p in cfg.pricing.items()})
     order = [cfg.provider, *cfg.fallbacks]
@@ -179,6 +171,19 @@ async def run_session(
     elif outcome.status != "finished":
         console.line(f"[{outcome.status}] {outcome.message}")
     return outcome, run_dir
+
+
+def _tool_registry(cfg: AgentConfig, extra: list[Any]) -> ToolRegistry:
+    workspace = Path(cfg.tools.workspace)
+    workspace.mkdir(parents=True, exist_ok=True)
+    registry = ToolRegistry()
+    for t in builtin_tools(workspace, list(cfg.tools.builtin),
+                           max_output_chars=cfg.tools.max_output_chars,
+                           shell_timeout=max(0.1, cfg.tools.timeout - min(2.0, cfg.tools.timeout / 10))):
+        registry.register(t)
+    for t in extra:
+        registry.register(t)
+    return registry
 
 
 async def _drive(conductor: Conductor, task: str | None) -> Outcome:

@@ -30,13 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-import msgspec  # noqa: E402
-import trio  # noqa: E402
+import httpx
+import msgspec
+import trio
 
-from runtime.events import Event  # noqa: E402
-from runtime.model import Request, Response, TextPart, ToolCallPart, Usage  # noqa: E402
-from runtime.providers import HTTPProvider, ProviderSpec  # noqa: E402
+from runtime.events import Event
+from runtime.model import Request
+from runtime.providers import HTTPProvider, ProviderSpec
 
 PROTOCOLS = ["openai-chat", "openai-responses", "anthropic"]
 

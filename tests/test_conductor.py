@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import trio
 
+from runtime.crypto import TraceDecryptError, key_from_text
 from runtime.errors import ErrorKind, ProviderError
 from runtime.model import (
     Message,
@@ -21,7 +22,6 @@ from runtime.model import (
     Usage,
 )
 from runtime.session import read_traces
-from runtime.crypto import TraceDecryptError, key_from_text
 from runtime.testing.scripted import ScriptedProvider
 from runtime.tools import make_tool
 

@@ -189,7 +189,7 @@ class HTTPProvider:
     async def _read_body(self, resp: httpx.Response, ctype: str, asm: Assembler,
                          send: trio.MemorySendChannel[list[Event]] | None) -> None:
         body = await resp.aread()
-        if "json" not in ctype and not body.lstrip()[:1] in (b"{", b"["):
+        if "json" not in ctype and body.lstrip()[:1] not in (b"{", b"["):
             raise ProviderError(
                 ErrorKind.MALFORMED_RESPONSE,
                 f"expected JSON or an event stream, got {ctype or 'no content-type'}",

@@ -8,8 +8,8 @@
 
 from . import faults as faults
 from .faults import Fault as Fault
-from .faults import cut_mid_stream as cut_mid_stream
 from .faults import custom as custom
+from .faults import cut_mid_stream as cut_mid_stream
 from .faults import echo_auth as echo_auth
 from .faults import html_error as html_error
 from .faults import malformed_chunk as malformed_chunk
@@ -34,8 +34,8 @@ __all__ = [
     "RecordedRequest",
     "Script",
     "ScriptedProvider",
-    "cut_mid_stream",
     "custom",
+    "cut_mid_stream",
     "echo_auth",
     "faults",
     "html_error",

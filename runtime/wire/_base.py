@@ -47,7 +47,7 @@ class Codec(Protocol):
 
     def decode_body(self, body: bytes) -> list[Event]: ...
 
-    def StreamDecoder(self) -> StreamDecoderProtocol: ...  # noqa: N802
+    def StreamDecoder(self) -> StreamDecoderProtocol: ...
 
 
 def malformed(message: str, *, details: str | None = None) -> ProviderError:

@@ -167,6 +167,8 @@ async def test_cut_mid_stream_is_stream_interrupted(protocol: str) -> None:
                                            stream=True)
     assert err is not None and err.kind is ErrorKind.STREAM_INTERRUPTED
     assert err.retryable
+    shown = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert "Hello there, general.".startswith(shown)  # only what really arrived
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -1,0 +1,141 @@
+"""The command line: exit codes, bad configurations, Ctrl-C."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from runtime.cli import main
+from runtime.model import Response, TextPart, Usage
+from runtime.testing import faults, open_fake_server
+from tests.recordings import ROOT
+
+GOOD = """\
+provider: main
+providers:
+  main:
+    kind: scripted
+    script:
+      - text: hi
+task: greet
+logging: {dir: LOGDIR}
+"""
+
+BAD = {
+    "unknown_key": ("GOOD\nlimts: {max_turns: 3}\n", "limts"),
+    "unknown_nested_key": (GOOD.replace("kind: scripted", "kind: scripted\n    retyr: {}"),
+                           "providers.main.retyr"),
+    "wrong_type": ("GOOD\nlimits: {max_turns: lots}\n", "limits.max_turns"),
+    "negative_limit": ("GOOD\nlimits: {max_turns: -1}\n", "limits.max_turns"),
+    "unknown_kind": (GOOD.replace("kind: scripted", "kind: gpt-magic"),
+                     "providers.main.kind"),
+    "missing_provider_entry": (GOOD.replace("provider: main", "provider: other"), "provider"),
+    "missing_fallback": ("GOOD\nfallbacks: [nowhere]\n", "fallbacks"),
+    "missing_secret": ("provider: main\nproviders:\n  main:\n    kind: anthropic\n"
+                       "    model: claude-sonnet-4-5\n    api_key: ${NO_SUCH_VAR_XYZ}\ntask: t\n",
+                       "providers.main.api_key"),
+    "model_not_allowed": ("provider: main\nproviders:\n  main:\n    kind: openai-chat\n"
+                          "    api_key: k\n    model: gpt-9\n    models: [gpt-4o]\ntask: t\n",
+                          "providers.main.model"),
+    "bad_cache_mode": ("GOOD\ncache: {mode: sometimes}\n", "cache.mode"),
+    "bad_regex": (GOOD.replace("logging: {dir: LOGDIR}",
+                               "logging: {dir: LOGDIR, redact: ['(unclosed']}"), "logging.redact"),
+    "unknown_builtin_tool": ("GOOD\ntools: {builtin: [launch_rockets]}\n", "tools.builtin"),
+    "bad_approval": ("GOOD\ntools: {builtin: [read_file], approval: {read_file: maybe}}\n",
+                     "tools.approval.read_file"),
+    "yaml_syntax": ("provider: [unclosed\n", "line"),
+}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    text = text.replace("GOOD", GOOD.rstrip("\n")).replace("LOGDIR", str(tmp_path / "logs"))
+    path = tmp_path / "agent.yaml"
+    path.write_text(text)
+    return path
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_config_exits_2_naming_file_and_key(case: str, tmp_path: Path) -> None:
+    """Each kind of bad configuration exits 2 with one message naming the file and key path."""
+    text, key = BAD[case]
+    path = write(tmp_path, text)
+    code, out, err = run_cli("--config", str(path))
+    assert code == 2, err
+    assert out == ""
+    assert "agent.yaml" in err and key in err
+    assert "Traceback" not in err
+
+
+def test_missing_config_file_and_usage_errors_exit_2(tmp_path: Path) -> None:
+    """A missing file, a missing task and a bad flag value are usage errors (exit 2)."""
+    code, _, err = run_cli("--config", str(tmp_path / "absent.yaml"))
+    assert code == 2 and "absent.yaml" in err and "not found" in err
+    path = write(tmp_path, GOOD.replace("task: greet\n", ""))
+    code, _, err = run_cli("--config", str(path))
+    assert code == 2 and "task" in err
+    code, _, _ = run_cli("--config", str(path), "--max-turns", "0", "--task", "x")
+    assert code == 2
+    code, _, _ = run_cli("--config", str(path), "--cache", "sometimes")
+    assert code == 2
+
+
+def test_good_config_runs_and_prints_the_answer(tmp_path: Path) -> None:
+    """The scripted provider answers; stdout holds only the final answer."""
+    code, out, err = run_cli("--config", str(write(tmp_path, GOOD)), "--run-id", "r1")
+    assert code == 0, err
+    assert out == "hi\n"
+    assert (tmp_path / "logs" / "r1" / "summary.json").is_file()
+
+
+def test_demo_config_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """config/demo.yaml (the README's first command) finishes with exit 0."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("--config", str(ROOT / "config" / "demo.yaml"), "--run-id", "demo")
+    assert code == 0, err
+    assert out.strip()
+    transcript = (tmp_path / "logging" / "demo" / "transcript.jsonl").read_text().splitlines()
+    kinds = [json.loads(line)["type"] for line in transcript]
+    assert kinds.count("tool_result") >= 3 and kinds[-1] == "session_end"
+
+
+async def test_sigint_mid_stream_exits_130_with_session_end(tmp_path: Path) -> None:
+    """Ctrl-C while a response is streaming: exit 130 within 2 s, session_end interrupted."""
+    answer = Response("r", "m", [TextPart("partial answer " * 20)], "stop", "stop", Usage(1, 1))
+    cfg = (f"provider: main\nproviders:\n  main:\n    kind: openai-chat\n    model: m\n"
+           f"    api_key: k-123456\n    base_url: BASE\ntask: go\n"
+           f"logging: {{dir: {tmp_path / 'logs'}}}\nreasoning: {{key_env: TEST_TRACE_KEY}}\n")
+    with trio.fail_after(60):
+        async with open_fake_server([faults.stall(3600, then=answer, after_events=2)]) as server:
+            path = tmp_path / "agent.yaml"
+            path.write_text(cfg.replace("BASE", server.base_url("openai-chat")))
+            async with trio.open_nursery() as nursery:
+                proc = await nursery.start(lambda task_status: trio.run_process(
+                    [sys.executable, str(ROOT / "main.py"), "--config", str(path),
+                     "--run-id", "int"], task_status=task_status, check=False,
+                    stdout=__import__("subprocess").DEVNULL,
+                    stderr=__import__("subprocess").DEVNULL,
+                    env={"PATH": "/usr/bin:/bin", "TEST_TRACE_KEY": "k" * 16}))
+                while not server.requests:  # the request arrived: the stream is open
+                    await trio.sleep(0.05)
+                await trio.sleep(0.3)
+                proc.send_signal(signal.SIGINT)
+                with trio.fail_after(2):
+                    code = await proc.wait()
+    assert code == 130
+    lines = (tmp_path / "logs" / "int" / "transcript.jsonl").read_text().splitlines()
+    end = json.loads(lines[-1])
+    assert end["type"] == "session_end" and end["status"] == "interrupted"
+    summary = json.loads((tmp_path / "logs" / "int" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["exit_code"] == 130
