@@ -9,7 +9,18 @@ import attrs
 
 from .model import Usage
 
-__all__ = ["Accounts", "ProviderAccount"]
+__all__ = ["Accounts", "ProviderAccount", "percentile"]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile by linear interpolation between closest ranks (None if empty)."""
+    if not values:
+        return None
+    data = sorted(values)
+    pos = (len(data) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return round(data[lo] + (data[hi] - data[lo]) * (pos - lo), 6)
 
 
 @attrs.define
@@ -24,6 +35,10 @@ class ProviderAccount:
     usage: Usage = attrs.field(factory=Usage)
     cost_usd: float = 0.0
     unpriced_turns: int = 0
+    ttfts: list[float] = attrs.field(factory=list)
+    latencies: list[float] = attrs.field(factory=list)
+    cache_hits: int = 0
+    cache_misses: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         u = self.usage
@@ -37,6 +52,10 @@ class ProviderAccount:
                        "reasoning": u.reasoning_tokens, "total": u.total_tokens},
             "cost_usd": round(self.cost_usd, 8),
             "unpriced_turns": self.unpriced_turns,
+            "ttft_s": {"p50": percentile(self.ttfts, 50), "p95": percentile(self.ttfts, 95)},
+            "latency_s": {"p50": percentile(self.latencies, 50),
+                          "p95": percentile(self.latencies, 95)},
+            "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
         }
 
 

@@ -28,6 +28,7 @@ from .conductor import EXIT_INTERRUPTED, Conductor, Outcome, ProviderHandle
 from .config import AgentConfig, ProviderConfig
 from .console import Console
 from .errors import ConfigError, ProviderError
+from .hooks import Hooks
 from .logger import Record, logger_actor
 from .model import Message
 from .pricing import Price, PriceTable
@@ -91,12 +92,16 @@ async def run_session(
     environ: dict[str, str] | None = None,
     extra_tools: list[Any] | None = None,
     providers: dict[str, Any] | None = None,
+    history: list[Message] | None = None,
+    hooks: Hooks | None = None,
 ) -> tuple[Outcome, Path]:
     """Run one session to its end; return the outcome and the run folder.
 
     Seams for tests (users' too): ``transport`` replaces the HTTP transport, ``providers``
     replaces the runtime of named provider entries (e.g. a ``ScriptedProvider`` with
-    dynamic answers), ``extra_tools`` registers more tools, ``ask`` answers approvals."""
+    dynamic answers), ``extra_tools`` registers more tools, ``ask`` answers approvals,
+    ``history`` starts the conversation with earlier messages (e.g. a worked example),
+    ``hooks`` receives telemetry events (runtime.hooks)."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     redactor = Redactor(cfg.secrets(), cfg.logging.redact)
@@ -112,7 +117,7 @@ async def run_session(
     key_warning: str | None = None
     if cfg.reasoning.encrypt:
         key, key_warning = key_for_run(logging_dir, cfg.reasoning.key_env, environ or cfg.environ)
-    messages: list[Message] = []
+    messages: list[Message] = list(history or [])
     first_turn = 0
     if resume:
         messages, first_turn = _load_resume(run_dir, run_id, key)
@@ -127,6 +132,9 @@ async def run_session(
     async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client, \
             trio.open_nursery() as root:
         log_send = await root.start(logger_actor, run_dir, run_id, redactor)
+        hooks = hooks or Hooks()
+        _otel_hooks(hooks)
+        await root.start(_run_hooks, hooks, log_send.clone(), console)
         async with log_send:
             state_send = await root.start(
                 functools.partial(session_actor, run_id, log_send.clone(), key=key))
@@ -150,7 +158,7 @@ async def run_session(
                     max_total_tokens=cfg.limits.max_total_tokens,
                     max_cost_usd=cfg.limits.max_cost_usd, tool_timeout=cfg.tools.timeout,
                     approval=dict(cfg.tools.approval), ask=ask, prices=prices,
-                    messages=messages, turn=first_turn,
+                    messages=messages, turn=first_turn, hooks=hooks,
                 )
                 async with conductor.log, conductor.state:
                     if key_warning:
@@ -166,11 +174,39 @@ async def run_session(
                     with trio.CancelScope(shield=True):
                         await conductor.finish(outcome)
                 providers_nursery.cancel_scope.cancel()
+        hooks.close()
     if outcome.status == "finished" and not console.stream_answer:
         console.write_out(outcome.answer + ("" if outcome.answer.endswith("\n") else "\n"))
     elif outcome.status != "finished":
         console.line(f"[{outcome.status}] {outcome.message}")
     return outcome, run_dir
+
+
+async def _run_hooks(hooks: Hooks, log: trio.MemorySendChannel[Any], console: Console, *,
+                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The hooks runner, owning a clone of the logger's mailbox for its warnings."""
+
+    async def failed(label: str, exc: BaseException) -> None:
+        text = f"hook {label} raised {type(exc).__name__}: {exc}; it is disabled"
+        console.line(f"warning: {text}")
+        await log.send(Record("warning", 0, {"message": text}))
+
+    async with log:
+        hooks.on_failure = failed
+        await hooks.run(task_status=task_status)
+
+
+def _otel_hooks(hooks: Hooks) -> None:
+    """OpenTelemetry spans when the [otel] extra is installed; nothing imported otherwise."""
+    import importlib.metadata
+
+    try:  # looked up without importing anything
+        importlib.metadata.distribution("opentelemetry-sdk")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    from .otel import register
+
+    register(hooks)
 
 
 def _tool_registry(cfg: AgentConfig, extra: list[Any]) -> ToolRegistry:

@@ -26,9 +26,27 @@ import trio
 from .accounting import Accounts
 from .console import Console, Display
 from .errors import ActorFailed, ProviderError
-from .events import TextDelta
+from .events import ReasoningDelta, TextDelta, ToolCallStart
+from .hooks import (
+    ErrorHookEvent,
+    FirstToken,
+    Hooks,
+    RequestStart,
+    ResponseEnd,
+    RetryEvent,
+    ToolCallEvent,
+)
 from .logger import ErrorRecord, LogMsg, Record, WriteFile
-from .model import BuiltinToolPart, Message, Params, ReasoningPart, Request, Response, ToolSpec
+from .model import (
+    BuiltinToolPart,
+    Message,
+    Params,
+    ReasoningPart,
+    Request,
+    Response,
+    ToolSpec,
+    Usage,
+)
 from .pricing import PriceTable
 from .providers.actor import (
     AttemptFailed,
@@ -55,6 +73,9 @@ __all__ = [
 log = structlog.get_logger("conductor")
 
 EXIT_OK, EXIT_PROVIDER, EXIT_LIMIT, EXIT_INTERRUPTED = 0, 3, 4, 130
+
+# events that mean the model started answering (time to first token)
+_OUTPUT = (TextDelta, ReasoningDelta, ToolCallStart)
 
 
 @attrs.define
@@ -125,7 +146,9 @@ class Conductor:
     turn: int = 0
     accounts: Accounts = attrs.field(factory=Accounts)
     started_at: float = attrs.field(factory=time.time)
+    hooks: Hooks | None = None
     _current: int = 0
+    _timing: tuple[str, float, float | None, str | None] = ("", 0.0, None, None)
     _last_input_tokens: int = 0
     _last_len: int = 0
     _warned_unpriced: set[str] = attrs.field(factory=set)
@@ -238,14 +261,24 @@ class Conductor:
             raise ActorFailed(f"provider {handle.name}", "its mailbox is closed") from exc
         outcome: Response | ProviderError | None = None
         attempt_stream = handle.stream
+        t0 = trio.current_time()
+        ttft: float | None = None
+        rid = ""
         async with reply_recv:
             async for msg in reply_recv:
                 t = type(msg)
                 if t is list:  # a batch of normalized events
+                    if ttft is None and any(type(ev) in _OUTPUT for ev in msg):
+                        ttft = trio.current_time() - t0
+                        self._hook(FirstToken, request_id=rid, provider=handle.name,
+                                   model=handle.model, ttft=ttft)
                     for ev in msg:
                         if type(ev) is TextDelta:
                             display.text(ev.text)
                 elif t is AttemptStarted:
+                    rid = msg.request_id
+                    structlog.contextvars.bind_contextvars(request_id=rid)
+                    t0, ttft = trio.current_time(), None
                     acc.attempts += 1
                     attempt_stream = msg.stream
                     if attempt_stream:
@@ -253,30 +286,41 @@ class Conductor:
                     if msg.attempt > 1:
                         acc.retries += 1
                     if display.shown:
-                        await self._log("warning", provider=handle.name, request_id=msg.request_id,
+                        await self._log("warning", provider=handle.name, request_id=rid,
                                         message=f"stream recovery: attempt {msg.attempt} resumes "
                                         f"a response of which {len(display.shown)} characters "
                                         "were already shown; they are not shown again")
                     display.new_attempt()
                     await self._log("request", provider=handle.name, model=handle.model,
-                                    attempt=msg.attempt, stream=msg.stream,
-                                    request_id=msg.request_id)
+                                    attempt=msg.attempt, stream=msg.stream, request_id=rid)
+                    self._hook(RequestStart, request_id=rid, provider=handle.name,
+                               model=handle.model, attempt=msg.attempt, stream=msg.stream)
+                    log.info("request", provider=handle.name, model=handle.model,
+                             attempt=msg.attempt)
                 elif t is AttemptFailed:
                     await self._provider_error(handle, msg)
                 elif t is StreamingDisabled:
                     self.console.streaming_disabled(handle.name, msg.reason)
                     await self._log("warning", provider=handle.name, streaming_disabled=True,
+                                    request_id=rid,
                                     message=f"streaming disabled for {handle.name}: {msg.reason}")
                     await self.state.send(SetStreamingDisabled(handle.name, msg.reason))
                     handle.stream = False
                 elif t is TurnDone:
                     if attempt_stream:
                         acc.streamed_ok += 1
+                    duration = trio.current_time() - t0
+                    acc.latencies.append(duration)
+                    if ttft is not None:
+                        acc.ttfts.append(ttft)
                     outcome = msg.response
+                    self._timing = (rid, duration, ttft, msg.provider_request_id)
                     await self._log("assistant", provider=handle.name, model=msg.response.model,
-                                    request_id=msg.request_id, attempts=msg.attempts,
-                                    text=msg.response.text, finish_reason=msg.response.finish_reason,
-                                    stop=msg.response.stop)
+                                    request_id=rid, provider_request_id=msg.provider_request_id,
+                                    attempts=msg.attempts, text=msg.response.text,
+                                    finish_reason=msg.response.finish_reason,
+                                    stop=msg.response.stop, duration=round(duration, 6),
+                                    ttft=None if ttft is None else round(ttft, 6))
                 elif t is TurnFailed:
                     outcome = msg.error
         if outcome is None:
@@ -298,15 +342,24 @@ class Conductor:
         await self.log.send(ErrorRecord(self.turn, record))
         await self._log("provider_error", **record)
         self.console.provider_error(handle.name, err)
+        self._hook(ErrorHookEvent, request_id=msg.request_id, provider=handle.name,
+                   model=handle.model, kind=err.kind.value, status=err.status,
+                   attempt=msg.attempt, message=err.message, provider_request_id=err.request_id)
+        if msg.delay is not None:
+            self._hook(RetryEvent, request_id=msg.request_id, provider=handle.name,
+                       model=handle.model, attempt=msg.attempt + 1, delay=msg.delay)
 
     # ---- after the answer ---------------------------------------------------------------
 
     async def _record_response(self, resp: Response, handle: ProviderHandle) -> None:
+        rid, duration, ttft, provider_rid = self._timing
         for r in resp.reasoning:
             if r.text:
-                await self._log("reasoning", provider=handle.name, kind=r.kind, text=r.text)
+                await self._log("reasoning", provider=handle.name, kind=r.kind, text=r.text,
+                                request_id=rid)
         for c in resp.tool_calls:
-            await self._log("tool_call", call_id=c.id, name=c.name, arguments=c.arguments)
+            await self._log("tool_call", call_id=c.id, name=c.name, arguments=c.arguments,
+                            request_id=rid)
         acc = self.accounts.of(handle.name)
         cost: float | None = None
         if resp.usage is not None:
@@ -328,7 +381,14 @@ class Conductor:
             await self._log("usage", provider=handle.name, input_tokens=u.input_tokens,
                             output_tokens=u.output_tokens, cache_read_tokens=u.cache_read_tokens,
                             cache_write_tokens=u.cache_write_tokens,
-                            reasoning_tokens=u.reasoning_tokens, cost_usd=cost)
+                            reasoning_tokens=u.reasoning_tokens, cost_usd=cost, request_id=rid)
+        u = resp.usage or Usage()
+        self._hook(ResponseEnd, request_id=rid, provider=handle.name,
+                   model=resp.model or handle.model, duration=duration, ttft=ttft,
+                   input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                   cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
+                   reasoning_tokens=u.reasoning_tokens, cost_usd=cost,
+                   provider_request_id=provider_rid)
         self.messages.append(resp.message())
         self._last_len = len(self.messages)
         await self.state.send(RecordResponse(handle.name, resp, self.turn, len(self.messages) - 1))
@@ -346,11 +406,17 @@ class Conductor:
                 self.accounts.tool_errors += 1
             await self._log("tool_result", call_id=o.call_id, name=o.name, ok=o.ok,
                             content=o.content, duration=round(o.duration, 6))
+            self._hook(ToolCallEvent, call_id=o.call_id, name=o.name, ok=o.ok,
+                       rejected=o.rejected, duration=o.duration, request_id=self._timing[0])
             log.info("tool", name=o.name, ok=o.ok, rejected=o.rejected)
             parts.append(o.to_part())
         self.messages.append(Message("tool", parts))
 
     # ---- bookkeeping ------------------------------------------------------------------
+
+    def _hook(self, cls: type[Any], **fields: Any) -> None:
+        if self.hooks is not None:
+            self.hooks.emit(cls(run_id=self.run_id, turn=self.turn, **fields))
 
     async def _log(self, type: str, **fields: Any) -> None:
         await self.log.send(Record(type, self.turn, fields))

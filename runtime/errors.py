@@ -146,11 +146,16 @@ class ProviderError(ConductorError):
         # True when the response had started producing output before it failed (a retry
         # must then take care not to show the user the same text twice).
         self.output_started = False
+        # set when the circumstances decide it, e.g. a garbled chunk inside a 200 stream is
+        # malformed_response (it is) and worth another try (the next stream may be whole)
+        self.retry_safe: bool | None = None
         super().__init__(self.__str__())
 
     @property
     def retryable(self) -> bool:
         """Whether repeating the same request may succeed."""
+        if self.retry_safe is not None:
+            return self.retry_safe
         return self.kind in RETRYABLE
 
     def __str__(self) -> str:

@@ -233,6 +233,7 @@ class Response(msgspec.Struct, omit_defaults=True):
     usage: Usage | None = None
     usage_raw: dict[str, Any] | None = None
     refusal: str | None = None
+    request_id: str | None = None  # the provider's request id, when it sent one
 
     @property
     def text(self) -> str:

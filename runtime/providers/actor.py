@@ -83,6 +83,8 @@ class TurnDone:
     response: Response
     attempts: int
     request_id: str
+    provider_request_id: str | None = None
+    cached: bool = False
 
 
 @attrs.frozen
@@ -136,7 +138,7 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 await reply.send(AttemptFailed(err, attempt, rid, None))
                 await reply.send(TurnFailed(err, attempt))
                 return
-            await reply.send(TurnDone(resp, attempt, rid))
+            await reply.send(TurnDone(resp, attempt, rid, resp.request_id))
             return
 
 

@@ -117,6 +117,10 @@ class HTTPProvider:
         except ProviderError as exc:
             exc.provider = exc.provider or self.name
             exc.request_id = exc.request_id or request_id
+            if in_body and exc.kind is ErrorKind.MALFORMED_RESPONSE and exc.status is None:
+                # garbage inside a 200 response: the transfer broke, a new request may not
+                exc.retry_safe = True
+                exc.output_started = asm.has_output
             raise
         except trio.TooSlowError as exc:
             raise self._error(ErrorKind.TIMEOUT,
@@ -140,9 +144,15 @@ class HTTPProvider:
                               request_id) from exc
         if asm.error is not None:
             ev = asm.error
-            raise error_from_event(ev.kind, self._redact(ev.message), provider=self.name,
+            err = error_from_event(ev.kind, self._redact(ev.message), provider=self.name,
                                    status=ev.status, type=ev.type, code=ev.code)
-        return asm.response()
+            err.request_id = request_id
+            err.output_started = asm.has_output
+            raise err
+        resp = asm.response()
+        if request_id is not None:
+            resp.request_id = request_id
+        return resp
 
     def _error(self, kind: ErrorKind, message: str, request_id: str | None, *,
                started: bool = False) -> ProviderError:

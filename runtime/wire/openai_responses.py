@@ -42,7 +42,7 @@ from .openai_responses_items import (
     ResponseHead,
     error_event,
     finish_reason,
-    item_head,
+    item_of,
     usage_events,
 )
 from .openai_responses_stream import StreamDecoder
@@ -252,7 +252,7 @@ def decode_body(body: bytes) -> list[Event]:
     events: list[Event] = [ResponseStart(id=head.id, model=head.model)]
     folder = OutputFolder()
     for oi, raw in enumerate(head.output):
-        events.extend(folder.item_done(oi, raw, item_head(raw)))
+        events.extend(folder.item_done(oi, *item_of(raw)))
     events.extend(usage_events(head.usage))
     if head.status == "failed" or head.error is not None:
         events.append(error_event({"error": head.error} if head.error is not None

@@ -39,7 +39,9 @@ __all__ = [
     "ResponseHead",
     "error_event",
     "finish_reason",
+    "head_of",
     "item_head",
+    "item_of",
     "usage_events",
 ]
 
@@ -128,8 +130,6 @@ class ResponseHead(msgspec.Struct):
 
 
 _ITEM_HEAD = msgspec.json.Decoder(ItemHead)
-_MESSAGE = msgspec.json.Decoder(_Message)
-_CALL = msgspec.json.Decoder(_Call)
 _ANY = msgspec.json.Decoder()
 
 
@@ -145,6 +145,22 @@ def item_head(raw: msgspec.Raw) -> ItemHead:
     """The type and ids of an output item (``malformed_response`` if it has none)."""
     head: ItemHead = _decode(_ITEM_HEAD, raw, "Responses output item")
     return head
+
+
+def head_of(item: Any) -> ItemHead:
+    """The type and ids of a decoded output item (``malformed_response`` if it is not an
+    object with a type)."""
+    if not isinstance(item, dict):
+        raise malformed("Responses output item is not an object",
+                        details=msgspec.json.encode(item).decode())
+    head: ItemHead = _convert(item, ItemHead, "Responses output item")
+    return head
+
+
+def item_of(raw: msgspec.Raw) -> tuple[dict[str, Any], ItemHead]:
+    """An output item as the provider sent it, and its type and ids."""
+    item = _decode(_ANY, raw, "Responses output item")
+    return item, head_of(item)
 
 
 def _convert(obj: Any, typ: type[Any], what: str) -> Any:
@@ -204,17 +220,17 @@ class OutputFolder:
         self.reasoning_streamed: set[int] = set()
         self.has_calls = False
 
-    def item_done(self, oi: int, raw: msgspec.Raw, head: ItemHead) -> list[Event]:
+    def item_done(self, oi: int, item: dict[str, Any], head: ItemHead) -> list[Event]:
+        """Events for the complete output item ``item`` (see ``item_of``) at ``oi``."""
         t = head.type
         if t == "message":
-            return self._message(oi, raw)
+            return self._message(oi, item)
         if t == "function_call":
-            return self._call(oi, raw)
+            return self._call(oi, item)
         if t == "reasoning":
-            return self._reasoning(oi, raw)
+            return self._reasoning(oi, item)
         name = head.name if isinstance(head.name, str) else None
-        return [BuiltinTool(type=t, id=head.id, name=name, index=oi,
-                            raw=_decode(_ANY, raw, f"Responses {t} item"))]
+        return [BuiltinTool(type=t, id=head.id, name=name, index=oi, raw=item)]
 
     def call_started(self, oi: int, head: ItemHead) -> list[Event]:
         """``ToolCallStart`` for a function call announced by ``output_item.added``."""
@@ -224,8 +240,8 @@ class OutputFolder:
         self.calls_started.add(oi)
         return [ToolCallStart(index=oi, id=cid, name=head.name, item_id=head.id)]
 
-    def _message(self, oi: int, raw: msgspec.Raw) -> list[Event]:
-        m: _Message = _decode(_MESSAGE, raw, "Responses message item")
+    def _message(self, oi: int, item: dict[str, Any]) -> list[Event]:
+        m: _Message = _convert(item, _Message, "Responses message item")
         content = m.content
         if isinstance(content, str):
             content = [_Part("output_text", content)]
@@ -244,12 +260,12 @@ class OutputFolder:
                     self.refusal_len = len(r)
         return out
 
-    def _call(self, oi: int, raw: msgspec.Raw) -> list[Event]:
-        c: _Call = _decode(_CALL, raw, "Responses function_call item")
+    def _call(self, oi: int, item: dict[str, Any]) -> list[Event]:
+        c: _Call = _convert(item, _Call, "Responses function_call item")
         cid = c.call_id or c.id
         if cid is None or c.name is None:
             raise malformed("Responses function_call item lacks call_id or name",
-                            details=bytes(raw).decode("utf-8", "replace"))
+                            details=msgspec.json.encode(item).decode())
         out: list[Event] = []
         if oi not in self.calls_started:
             self.calls_started.add(oi)
@@ -259,8 +275,7 @@ class OutputFolder:
         self.has_calls = True
         return out
 
-    def _reasoning(self, oi: int, raw: msgspec.Raw) -> list[Event]:
-        item = _decode(_ANY, raw, "Responses reasoning item")
+    def _reasoning(self, oi: int, item: dict[str, Any]) -> list[Event]:
         r: _Reasoning = _convert(item, _Reasoning, "Responses reasoning item")
         ev = ReasoningDelta(index=oi, kind="reasoning", id=r.id,
                             encrypted=r.encrypted_content or None,

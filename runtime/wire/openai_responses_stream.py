@@ -15,7 +15,10 @@ calls by ``call_id``), keeps several items open at once and names its function-c
 stream never completed are taken from it, and nothing is counted twice.
 
 Hot path: one typed ``msgspec`` decode per event (unknown fields, ``obfuscation`` and
-``logprobs`` included, are skipped by msgspec) and a table lookup.
+``logprobs`` included, are skipped by msgspec); text and argument deltas inside an open
+item are handled inline in ``feed`` before the table lookup. Output items are parsed with
+their event (one pass); the terminal object's items stay raw and are read only when the
+stream did not complete them all.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from .openai_responses_items import (
     ResponseHead,
     error_event,
     finish_reason,
+    head_of,
     item_head,
+    item_of,
     usage_events,
 )
 from .sse import SSEEvent
@@ -58,8 +63,8 @@ class _Event(msgspec.Struct, gc=False):
     summary_index: int = 0
     item_id: str | None = None
     delta: str | None = None
-    item: msgspec.Raw = msgspec.Raw()
-    response: msgspec.Raw = msgspec.Raw()
+    item: Any = None  # parsed with the event: one pass over a possibly long item
+    response: ResponseHead | None = None
     error: msgspec.Raw = msgspec.Raw()
     code: str | int | None = None
     message: str | None = None
@@ -68,15 +73,6 @@ class _Event(msgspec.Struct, gc=False):
 _EVENT = msgspec.json.Decoder(_Event)
 _TEXT = "response.output_text.delta"
 _ARGS = "response.function_call_arguments.delta"
-
-
-class _Start(msgspec.Struct):
-    id: str | None = None
-    model: str | None = None
-
-
-_HEAD = msgspec.json.Decoder(ResponseHead)
-_START = msgspec.json.Decoder(_Start)
 _ANY = msgspec.json.Decoder()
 
 _TERMINAL = {"response.completed": "done", "response.incomplete": "done",
@@ -112,7 +108,8 @@ class StreamDecoder:
     """Feed SSE events with ``feed``; call ``close`` at the end of the stream."""
 
     __slots__ = ("_closed", "_done_ids", "_finish", "_folder", "_ids", "_key", "_model",
-                 "_next", "_open", "_seen", "_started", "_summary_at", "sse_events", "state")
+                 "_n_done", "_next", "_open", "_seen", "_started", "_summary_at", "sse_events",
+                 "state")
 
     def __init__(self) -> None:
         self.sse_events = 0
@@ -123,6 +120,7 @@ class StreamDecoder:
         self._open: dict[int, str] = {}  # output index -> item type
         self._ids: dict[str, int] = {}  # item id / call id -> output index
         self._done_ids: set[str] = set()
+        self._n_done = 0
         self._next = 0
         self._started = False
         self._model: str | None = None
@@ -216,22 +214,18 @@ class StreamDecoder:
         return d
 
     def _item(self, ev: _Event) -> ItemHead:
-        if not ev.item:
+        if ev.item is None:
             raise malformed(f"Responses event {ev.type} in state {self.state} carries no "
                             f"output item")
-        return item_head(ev.item)
+        return head_of(ev.item)
 
-    def _head(self, ev: _Event, dec: msgspec.json.Decoder[Any] = _HEAD) -> Any:
-        if not ev.response:
+    def _head(self, ev: _Event) -> ResponseHead:
+        if ev.response is None:
             raise malformed(f"Responses event {ev.type} in state {self.state} carries no "
                             f"response object")
-        try:
-            return dec.decode(ev.response)
-        except msgspec.ValidationError as exc:
-            raise malformed(f"Responses event {ev.type}: response object has an unexpected "
-                            f"shape: {exc}") from exc
+        return ev.response
 
-    def _start(self, head: ResponseHead | _Start) -> list[Event]:
+    def _start(self, head: ResponseHead) -> list[Event]:
         if not self._started:
             self._started = True
             self._model = head.model
@@ -244,12 +238,12 @@ class StreamDecoder:
     # -- handlers ------------------------------------------------------------------------
 
     def _on_created(self, ev: _Event) -> list[Event]:
-        return self._start(self._head(ev, _START))
+        return self._start(self._head(ev))
 
     def _on_progress(self, ev: _Event) -> list[Event]:
-        if self._started or not ev.response:
+        if self._started or ev.response is None:
             return []
-        return self._start(self._head(ev, _START))
+        return self._start(ev.response)
 
     def _on_added(self, ev: _Event) -> list[Event]:
         head = self._item(ev)
@@ -266,6 +260,7 @@ class StreamDecoder:
 
     def _on_item_done(self, ev: _Event) -> list[Event]:
         head = self._item(ev)
+        item: dict[str, Any] = ev.item
         keys = head.keys
         if keys and any(k in self._done_ids for k in keys):
             return []  # the same item completed twice: never count it twice
@@ -277,9 +272,10 @@ class StreamDecoder:
         self._next = max(self._next, oi + 1)
         self._open.pop(oi, None)
         self._done_ids.update(keys)
+        self._n_done += 1
         if not self._open:
             self.state = "open"
-        return self._folder.item_done(oi, ev.item, head)
+        return self._folder.item_done(oi, item, head)
 
     def _on_text(self, ev: _Event) -> list[Event]:
         oi = self._index(ev)
@@ -321,7 +317,10 @@ class StreamDecoder:
     def _on_terminal(self, ev: _Event) -> list[Event]:
         head = self._head(ev)
         out = self._start(head)
-        for pos, raw in enumerate(head.output or ()):
+        output = head.output or ()
+        # items the stream never completed come from the terminal object (decoded only when
+        # the counts say some are missing: the object repeats every item in full)
+        for pos, raw in enumerate(output if len(output) > self._n_done else ()):
             ih = item_head(raw)
             keys = ih.keys
             if not keys or any(k in self._done_ids for k in keys):
@@ -332,7 +331,7 @@ class StreamDecoder:
             self._next = max(self._next, oi + 1)
             self._open.pop(oi, None)
             self._done_ids.update(keys)
-            out.extend(self._folder.item_done(oi, raw, ih))
+            out.extend(self._folder.item_done(oi, *item_of(raw)))
         self._open.clear()
         out.extend(usage_events(head.usage))
         if ev.type == "response.failed":

@@ -1,0 +1,172 @@
+"""Circuit breaker (pure): stop calling a provider that keeps failing, probe it later.
+
+::
+
+    closed ──(failure_threshold consecutive failures)──> open
+    open ──(cooldown elapsed)──> half_open
+    half_open ──(one probe allowed at a time)──> success: closed | failure: open
+
+Every call takes ``now`` (any monotonic clock, seconds); the legal moves are the table
+``TRANSITIONS`` and an event a state has no entry for raises :class:`IllegalTransition`
+naming the state. A probe that never reports back (its task was cancelled) frees its slot
+after another ``cooldown``, so a lost probe cannot wedge the breaker half-open.
+:func:`shared_breaker` is the process-wide registry: one breaker per provider, shared by all
+sessions of the process.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+
+__all__ = [
+    "TRANSITIONS",
+    "BreakerEvent",
+    "BreakerState",
+    "CircuitBreaker",
+    "IllegalTransition",
+    "clear_registry",
+    "shared_breaker",
+]
+
+
+class BreakerState(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class BreakerEvent(enum.StrEnum):
+    SUCCESS = "success"        # a call succeeded
+    FAILURE = "failure"        # a call failed, below the threshold
+    TRIP = "trip"              # a call failed and reached the threshold
+    COOLDOWN = "cooldown"      # the cool-down elapsed
+    PROBE = "probe"            # a probe was let through
+
+
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+
+_E = BreakerEvent
+TRANSITIONS: dict[BreakerState, dict[BreakerEvent, BreakerState]] = {
+    CLOSED: {_E.SUCCESS: CLOSED, _E.FAILURE: CLOSED, _E.TRIP: OPEN},
+    # A late answer of a call started before the breaker opened changes nothing.
+    OPEN: {_E.COOLDOWN: HALF_OPEN, _E.SUCCESS: OPEN, _E.FAILURE: OPEN},
+    HALF_OPEN: {_E.PROBE: HALF_OPEN, _E.SUCCESS: CLOSED, _E.FAILURE: OPEN},
+}
+
+
+class IllegalTransition(RuntimeError):
+    """An event arrived in a state that has no move for it."""
+
+    def __init__(self, state: BreakerState, event: BreakerEvent) -> None:
+        self.state = state
+        self.event = event
+        super().__init__(f"circuit breaker: no transition for {event.value} in state {state.value}")
+
+
+class CircuitBreaker:
+    """closed → open after ``failure_threshold`` consecutive failures → half_open after
+    ``cooldown`` seconds (one probe at a time) → closed on the probe's success, open again
+    on its failure."""
+
+    __slots__ = ("_failures", "_opened_at", "_probe_at", "_state", "cooldown",
+                 "failure_threshold")
+
+    def __init__(self, failure_threshold: int = 5, cooldown: float = 30.0) -> None:
+        if failure_threshold < 1:
+            raise ValueError("failure_threshold must be at least 1")
+        if cooldown < 0:
+            raise ValueError("cooldown must not be negative")
+        self.failure_threshold = failure_threshold
+        self.cooldown = float(cooldown)
+        self._state = CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probe_at: float | None = None  # when the probe in flight was let through
+
+    def _fire(self, event: BreakerEvent, now: float) -> BreakerState:
+        try:
+            new = TRANSITIONS[self._state][event]
+        except KeyError:
+            raise IllegalTransition(self._state, event) from None
+        if new is OPEN and self._state is not OPEN:
+            self._opened_at = now
+        if new is not HALF_OPEN:
+            self._probe_at = None
+        if new is CLOSED and self._state is not CLOSED:
+            self._failures = 0
+        self._state = new
+        return new
+
+    def _advance(self, now: float) -> None:
+        if self._state is OPEN and now >= self._opened_at + self.cooldown:
+            self._fire(BreakerEvent.COOLDOWN, now)
+        if (self._state is HALF_OPEN and self._probe_at is not None
+                and now >= self._probe_at + self.cooldown):
+            self._probe_at = None  # the probe never reported back: free its slot
+
+    def state(self, now: float) -> BreakerState:
+        """The state at ``now`` (open turns half_open once the cool-down has elapsed)."""
+        self._advance(now)
+        return self._state
+
+    @property
+    def consecutive_failures(self) -> int:
+        return self._failures
+
+    def allow(self, now: float) -> bool:
+        """Whether a call may go out now; in half_open this takes the single probe slot."""
+        self._advance(now)
+        if self._state is CLOSED:
+            return True
+        if self._state is HALF_OPEN and self._probe_at is None:
+            self._fire(BreakerEvent.PROBE, now)
+            self._probe_at = now
+            return True
+        return False
+
+    def retry_in(self, now: float) -> float:
+        """Seconds until :meth:`allow` could say yes (0.0 if it would now)."""
+        self._advance(now)
+        if self._state is OPEN:
+            return max(0.0, self._opened_at + self.cooldown - now)
+        if self._state is HALF_OPEN and self._probe_at is not None:
+            return max(0.0, self._probe_at + self.cooldown - now)
+        return 0.0
+
+    def record_success(self, now: float) -> None:
+        """A call succeeded: resets the failure count; a probe's success closes the circuit."""
+        self._advance(now)
+        if self._state is CLOSED:
+            self._failures = 0
+        self._fire(BreakerEvent.SUCCESS, now)
+
+    def record_failure(self, now: float) -> None:
+        """A call failed: the threshold-th consecutive one (or any probe's) opens the circuit."""
+        self._advance(now)
+        if self._state is CLOSED:
+            self._failures += 1
+            tripped = self._failures >= self.failure_threshold
+            self._fire(BreakerEvent.TRIP if tripped else BreakerEvent.FAILURE, now)
+        else:
+            self._fire(BreakerEvent.FAILURE, now)
+
+
+_registry: dict[str, CircuitBreaker] = {}
+_lock = threading.Lock()
+
+
+def shared_breaker(key: str, threshold: int, cooldown: float) -> CircuitBreaker:
+    """The process-wide breaker for ``key`` (see ``ratelimit.limiter_key``); first caller's
+    settings win."""
+    with _lock:
+        breaker = _registry.get(key)
+        if breaker is None:
+            breaker = _registry[key] = CircuitBreaker(threshold, cooldown)
+        return breaker
+
+
+def clear_registry() -> None:
+    """Forget every shared breaker (tests)."""
+    with _lock:
+        _registry.clear()

@@ -1,0 +1,206 @@
+"""The circuit breaker state machine: every transition, probe exclusivity and the cool-down,
+all pure with explicit ``now`` values."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.breaker import (
+    TRANSITIONS,
+    BreakerEvent,
+    BreakerState,
+    CircuitBreaker,
+    IllegalTransition,
+    clear_registry,
+    shared_breaker,
+)
+
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+
+
+def _opened(threshold: int = 3, cooldown: float = 10.0, at: float = 0.0) -> CircuitBreaker:
+    breaker = CircuitBreaker(threshold, cooldown)
+    for _ in range(threshold):
+        breaker.record_failure(at)
+    assert breaker.state(at) is OPEN
+    return breaker
+
+
+def test_closed_stays_closed_below_the_threshold() -> None:
+    """Fewer than N consecutive failures keep the circuit closed and calls allowed."""
+    breaker = CircuitBreaker(failure_threshold=3, cooldown=10.0)
+    breaker.record_failure(0.0)
+    breaker.record_failure(1.0)
+    assert breaker.state(1.0) is CLOSED
+    assert breaker.allow(1.0)
+    assert breaker.retry_in(1.0) == 0.0
+    assert breaker.consecutive_failures == 2
+
+
+def test_success_resets_the_consecutive_count() -> None:
+    """Failures must be consecutive: a success in between starts the count again."""
+    breaker = CircuitBreaker(failure_threshold=3, cooldown=10.0)
+    for t in range(10):
+        breaker.record_failure(float(t))
+        breaker.record_failure(float(t))
+        breaker.record_success(float(t))
+    assert breaker.state(10.0) is CLOSED
+    assert breaker.consecutive_failures == 0
+
+
+def test_closed_to_open_after_n_consecutive_failures() -> None:
+    """The N-th consecutive failure opens the circuit: calls refused for the cool-down."""
+    breaker = CircuitBreaker(failure_threshold=3, cooldown=10.0)
+    for t in (0.0, 1.0, 2.0):
+        breaker.record_failure(t)
+    assert breaker.state(2.0) is OPEN
+    assert not breaker.allow(2.0)
+    assert breaker.retry_in(2.0) == pytest.approx(10.0)
+    assert breaker.retry_in(7.0) == pytest.approx(5.0)
+    assert not breaker.allow(11.999)
+
+
+def test_open_to_half_open_after_the_cooldown() -> None:
+    """Once the cool-down has elapsed the state reads half_open and a probe is allowed."""
+    breaker = _opened(cooldown=10.0, at=5.0)
+    assert breaker.state(14.999) is OPEN
+    assert breaker.state(15.0) is HALF_OPEN
+    assert breaker.retry_in(15.0) == 0.0
+    assert breaker.allow(15.0)
+
+
+def test_half_open_allows_one_probe_at_a_time() -> None:
+    """While a probe is in flight every other caller is refused."""
+    breaker = _opened(cooldown=10.0)
+    assert breaker.allow(10.0)
+    assert [breaker.allow(10.0 + i / 10) for i in range(20)] == [False] * 20
+    assert breaker.state(12.0) is HALF_OPEN
+    assert breaker.retry_in(12.0) == pytest.approx(8.0)
+
+
+def test_probe_success_closes() -> None:
+    """The probe's success closes the circuit and resets the count."""
+    breaker = _opened(threshold=2, cooldown=10.0)
+    assert breaker.allow(10.0)
+    breaker.record_success(11.0)
+    assert breaker.state(11.0) is CLOSED
+    assert breaker.consecutive_failures == 0
+    assert breaker.allow(11.0) and breaker.allow(11.0)
+    breaker.record_failure(12.0)
+    assert breaker.state(12.0) is CLOSED  # a fresh count: one failure is not two
+
+
+def test_probe_failure_reopens_with_a_fresh_cooldown() -> None:
+    """The probe's failure opens the circuit again, the cool-down counted from then."""
+    breaker = _opened(cooldown=10.0)
+    assert breaker.allow(10.0)
+    breaker.record_failure(13.0)
+    assert breaker.state(13.0) is OPEN
+    assert not breaker.allow(13.0)
+    assert breaker.retry_in(13.0) == pytest.approx(10.0)
+    assert breaker.state(22.999) is OPEN
+    assert breaker.state(23.0) is HALF_OPEN
+
+
+def test_late_answers_while_open_change_nothing() -> None:
+    """Results of calls started before the circuit opened neither close it nor extend it."""
+    breaker = _opened(cooldown=10.0, at=0.0)
+    breaker.record_success(1.0)
+    breaker.record_failure(2.0)
+    assert breaker.state(2.0) is OPEN
+    assert breaker.retry_in(2.0) == pytest.approx(8.0)
+
+
+def test_lost_probe_frees_its_slot_after_a_cooldown() -> None:
+    """A probe that never reports back (cancelled) does not wedge the breaker half-open."""
+    breaker = _opened(cooldown=10.0)
+    assert breaker.allow(10.0)
+    assert not breaker.allow(19.9)
+    assert breaker.allow(20.0)
+    assert not breaker.allow(20.0)
+
+
+def test_transition_table_is_complete_and_strict() -> None:
+    """Every state has a row; an event a state has no move for raises naming the state."""
+    assert set(TRANSITIONS) == set(BreakerState)
+    assert TRANSITIONS[CLOSED][BreakerEvent.TRIP] is OPEN
+    assert TRANSITIONS[OPEN][BreakerEvent.COOLDOWN] is HALF_OPEN
+    assert TRANSITIONS[HALF_OPEN][BreakerEvent.SUCCESS] is CLOSED
+    assert TRANSITIONS[HALF_OPEN][BreakerEvent.FAILURE] is OPEN
+    breaker = CircuitBreaker(1, 5.0)
+    with pytest.raises(IllegalTransition, match="cooldown in state closed") as info:
+        breaker._fire(BreakerEvent.COOLDOWN, 0.0)
+    assert info.value.state is CLOSED
+    breaker.record_failure(0.0)
+    with pytest.raises(IllegalTransition, match="probe in state open"):
+        breaker._fire(BreakerEvent.PROBE, 0.0)
+
+
+@pytest.mark.parametrize(("threshold", "cooldown"), [(0, 1.0), (1, -1.0)])
+def test_rejects_nonsense_settings(threshold: int, cooldown: float) -> None:
+    """A threshold below 1 or a negative cool-down is refused at construction."""
+    with pytest.raises(ValueError):
+        CircuitBreaker(threshold, cooldown)
+
+
+ops = st.lists(st.tuples(st.sampled_from(["allow", "ok", "fail"]), st.floats(0.0, 6.0)),
+               max_size=80)
+
+
+@settings(max_examples=200, deadline=None)
+@given(threshold=st.integers(1, 4), steps=ops)
+def test_random_histories_keep_the_invariants(threshold: int,
+                                              steps: list[tuple[str, float]]) -> None:
+    """Under any history: closed allows everything, open nothing, half_open exactly one
+    probe until it reports back (or a cool-down passes); a model of the probe slot agrees."""
+    cooldown = 5.0
+    breaker = CircuitBreaker(threshold, cooldown)
+    now = 0.0
+    probe_out: float | None = None  # when the outstanding probe was let through
+    for op, gap in steps:
+        now += gap
+        before = breaker.state(now)
+        if op == "allow":
+            allowed = breaker.allow(now)
+            if before is CLOSED:
+                assert allowed
+            elif before is OPEN:
+                assert not allowed
+            else:
+                slot_free = probe_out is None or now >= probe_out + cooldown
+                assert allowed == slot_free
+                if allowed:
+                    probe_out = now
+        elif op == "ok":
+            breaker.record_success(now)
+            probe_out = None
+            assert breaker.state(now) is (OPEN if before is OPEN else CLOSED)
+        else:
+            breaker.record_failure(now)
+            probe_out = None
+            if before is HALF_OPEN:
+                assert breaker.state(now) is OPEN
+            if before is CLOSED:
+                expect = OPEN if breaker.consecutive_failures >= threshold else CLOSED
+                assert breaker.state(now) is expect
+        state, wait = breaker.state(now), breaker.retry_in(now)
+        if state is CLOSED:
+            assert wait == 0.0
+        elif state is OPEN:
+            assert 0.0 < wait <= cooldown + 1e-9
+        else:
+            assert (wait == 0.0) == (probe_out is None or now >= probe_out + cooldown)
+
+
+def test_shared_breaker_is_one_per_key() -> None:
+    """Every session asking for the same provider key shares one breaker."""
+    clear_registry()
+    first = shared_breaker("main|https://x/v1|abc", 3, 10.0)
+    assert shared_breaker("main|https://x/v1|abc", 9, 99.0) is first
+    assert shared_breaker("backup|https://y/v1|abc", 3, 10.0) is not first
+    for _ in range(3):
+        shared_breaker("main|https://x/v1|abc", 3, 10.0).record_failure(0.0)
+    assert first.state(0.0) is OPEN
+    clear_registry()

@@ -1,0 +1,97 @@
+"""Telemetry hooks: typed events with ids; failing or slow hooks never hurt a session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from runtime.hooks import Hooks, RequestStart, ResponseEnd, ToolCallEvent
+from runtime.model import Request, Response, TextPart, ToolCallPart, Usage
+from runtime.testing.scripted import ScriptedProvider
+from runtime.tools import make_tool
+
+BASE = {"provider": "main", "task": "go",
+        "providers": {"main": {"kind": "scripted", "script": [{"text": "x"}]}}}
+
+
+async def echo(text: str) -> str:
+    """Echo (async: a worker thread would let the autojump clock run ahead)."""
+    return text
+
+
+def provider(arrivals: list[float]) -> ScriptedProvider:
+    def call(req: Request) -> Response:
+        arrivals.append(trio.current_time())
+        return Response("r", "m", [ToolCallPart("c1", "echo", '{"text": "a"}')], "tool_calls",
+                        "tool_calls", Usage(3, 2))
+
+    def final(req: Request) -> Response:
+        arrivals.append(trio.current_time())
+        return Response("r", "m", [TextPart("done")], "stop", "stop", Usage(4, 1))
+
+    return ScriptedProvider("main", [call, final])
+
+
+async def test_events_carry_ids_and_slow_hooks_do_not_stall(write_config, run_agent,
+                                                           autojump_clock: Any) -> None:
+    """A hook sleeping 1 s per event does not delay the session: both requests arrive at the
+    same virtual instant; every event carries run id, turn and request id."""
+    hooks = Hooks()
+    seen: list[Any] = []
+
+    @hooks.on("request_start")
+    async def slow(ev: RequestStart) -> None:
+        await trio.sleep(1)
+        seen.append(ev)
+
+    hooks.on("response_end", seen.append)
+    hooks.on("tool_call", seen.append)
+    arrivals: list[float] = []
+    start = trio.current_time()
+    run = await run_agent(write_config(BASE), providers={"main": provider(arrivals)},
+                          extra_tools=[make_tool(echo)], hooks=hooks)
+    assert run.outcome.exit_code == 0
+    assert arrivals == [start, start]  # no virtual time passed between the two requests
+    requests = [e for e in seen if isinstance(e, RequestStart)]
+    ends = [e for e in seen if isinstance(e, ResponseEnd)]
+    tools = [e for e in seen if isinstance(e, ToolCallEvent)]
+    assert len(requests) == 2 and len(ends) == 2 and len(tools) == 1
+    ids = {e["request_id"] for e in run.events("request")}
+    assert {e.request_id for e in ends} == ids
+    assert all(e.run_id == run.run_dir.name for e in seen)
+    assert [e.turn for e in ends] == [1, 2]
+    assert tools[0].request_id == ends[0].request_id and tools[0].ok
+    assert ends[1].input_tokens == 4 and ends[1].ttft is not None
+
+
+async def test_raising_hook_is_reported_once_and_disabled(write_config, run_agent) -> None:
+    """A hook that raises is disabled after its first failure, with one warning; the
+    session finishes and other hooks go on receiving events."""
+    hooks = Hooks()
+    calls: list[str] = []
+
+    def broken(ev: Any) -> None:
+        calls.append("broken")
+        raise RuntimeError("boom")
+
+    hooks.on("request_start", broken)
+    hooks.on("request_start", lambda ev: calls.append("ok"))
+    run = await run_agent(write_config(BASE), providers={"main": provider([])},
+                          extra_tools=[make_tool(echo)], hooks=hooks)
+    assert run.outcome.exit_code == 0
+    assert calls == ["broken", "ok", "ok"]
+    assert run.err.count("warning: hook") == 1 and "boom" in run.err
+    warnings = [e["message"] for e in run.events("warning") if "hook" in e["message"]]
+    assert len(warnings) == 1
+
+
+def test_unknown_event_name_is_refused() -> None:
+    """Registering for an event that does not exist is an error naming the known ones."""
+    hooks = Hooks()
+    try:
+        hooks.on("first_tokn", print)
+    except ValueError as exc:
+        assert "first_token" in str(exc)
+    else:
+        raise AssertionError("expected ValueError")

@@ -1,0 +1,348 @@
+"""MCP tools against real servers from PyPI (mcp-server-time, mcp-server-git) and a small
+streamable-HTTP server built on the SDK: listing, calls, sessions, crashes, clean shutdown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+import trio
+import trio.testing
+
+from runtime.config import load_config
+from runtime.model import Request, Response, TextPart, ToolCallPart, ToolResultPart, Usage
+from runtime.testing.scripted import ScriptedProvider
+from runtime.tools import Tool, ToolError
+from runtime.tools.mcp import (
+    McpServer,
+    McpServerConfig,
+    McpStartError,
+    mcp_tools,
+    open_mcp_servers,
+    open_mcp_tools,
+)
+
+TIME = McpServerConfig(command=sys.executable, args=["-m", "mcp_server_time"])
+GIT = McpServerConfig(command=sys.executable, args=["-m", "mcp_server_git"])
+
+
+def children(marker: str) -> list[int]:
+    """PIDs of this process's children whose command line contains ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and marker.encode() in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def gone(pids: list[int]) -> bool:
+    """True when none of ``pids`` exists any more (not even as a zombie)."""
+    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def by_name(tools: list[Tool], name: str) -> Tool:
+    return next(t for t in tools if t.name == name)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> tuple[Path, str, str]:
+    """A fresh git repository with an unusual branch name and one untracked file."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    branch = f"branch-{secrets.token_hex(3)}"
+    subprocess.run(["git", "init", "-q", "-b", branch, str(path)], check=True)
+    note = f"note-{secrets.token_hex(3)}.txt"
+    (path / note).write_text("hello\n")
+    return path, branch, note
+
+
+async def test_lists_and_calls_tools_of_both_servers(repo: tuple[Path, str, str]) -> None:
+    """Both servers start in the caller's nursery, their tools carry the servers' schemas,
+    real calls answer, and cancelling the nursery leaves no server process behind."""
+    path, branch, note = repo
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            tools: list[Tool] = await nursery.start(mcp_tools, {"time": TIME, "git": GIT})
+            pids = children("mcp_server_time") + children("mcp_server_git")
+            assert len(pids) == 2
+            names = [t.name for t in tools]
+            assert "time__get_current_time" in names and "git__git_status" in names
+            assert all(n.split("__", 1)[0] in ("time", "git") for n in names)
+            now = by_name(tools, "time__get_current_time")
+            assert now.parameters["type"] == "object" and "timezone" in now.parameters["required"]
+            assert "repo_path" in by_name(tools, "git__git_status").parameters["required"]
+
+            tokyo = json.loads(await now.call({"timezone": "Asia/Tokyo"}))
+            assert tokyo["timezone"] == "Asia/Tokyo"
+            stamp = dt.datetime.fromisoformat(tokyo["datetime"])
+            assert stamp.utcoffset() == dt.timedelta(hours=9)
+
+            status = await by_name(tools, "git__git_status").call({"repo_path": str(path)})
+            assert branch in status and note in status
+
+            with pytest.raises(ToolError, match="Invalid timezone"):  # isError -> ToolError
+                await now.call({"timezone": "Nowhere/Atlantis"})
+            nursery.cancel_scope.cancel()
+    assert gone(pids)
+
+
+async def test_session_calls_mcp_tools_and_validates_their_arguments(
+        write_config: Callable[..., Path], run_agent: Callable[..., Any],
+        repo: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scripted session calls both servers' tools: results reach the model, a call that
+    breaks the tool's schema is rejected without reaching the server, approval globs apply,
+    and the server env's secret stays out of the run folder."""
+    path, branch, note = repo
+    secret = "tok-" + secrets.token_hex(8)
+    config = write_config({
+        "provider": "main",
+        "providers": {"main": {"kind": "scripted", "model": "scripted",
+                               "script": [{"text": "unused"}]}},
+        "task": "What time is it in Tokyo, and what is the state of the repo?",
+        "tools": {
+            "mcp": {"time": {"command": sys.executable, "args": ["-m", "mcp_server_time"],
+                             "env": {"TIME_API_TOKEN": secret}},
+                    "git": {"command": sys.executable, "args": ["-m", "mcp_server_git"]}},
+            "approval": {"time__convert_time": "deny", "git__*": "auto"},
+        },
+    })
+    cfg = load_config(config, environ={"TEST_TRACE_KEY": "k"})
+    calls = [
+        ToolCallPart("c1", "time__get_current_time", '{"timezone": "Asia/Tokyo"}'),
+        ToolCallPart("c2", "git__git_status", json.dumps({"repo_path": str(path)})),
+        ToolCallPart("c3", "time__get_current_time", '{"timezone": 9}'),
+        ToolCallPart("c4", "time__convert_time", json.dumps(
+            {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"})),
+    ]
+
+    def final(req: Request) -> Response:
+        return Response("r2", "scripted", [TextPart("done")], "stop", "stop", Usage(10, 2))
+
+    provider = ScriptedProvider("main", [
+        Response("r1", "scripted", list(calls), "tool_calls", "tool_calls", Usage(10, 5)), final])
+    seen: list[tuple[str, dict[str, Any]]] = []
+    with trio.fail_after(25), structlog.testing.capture_logs() as logs:
+        async with open_mcp_servers(cfg.tools.mcp) as servers:
+            for server in servers:
+                real = server.call
+
+                async def spy(tool: str, arguments: dict[str, Any], *, _real: Any = real,
+                              _name: str = server.name) -> str:
+                    seen.append((f"{_name}__{tool}", arguments))
+                    return await _real(tool, arguments)
+
+                monkeypatch.setattr(server, "call", spy)
+            tools = [t for s in servers for t in s.tools]
+            run = await run_agent(config, providers={"main": provider}, extra_tools=tools)
+    assert run.outcome.exit_code == 0, run.err
+    assert seen == [("time__get_current_time", {"timezone": "Asia/Tokyo"}),
+                    ("git__git_status", {"repo_path": str(path)})]
+    results = {e["call_id"]: e for e in run.events("tool_result")}
+    assert results["c1"]["ok"] and results["c2"]["ok"]
+    rejected = {e["call_id"]: e for e in run.events("tool_rejected")}
+    assert set(rejected) == {"c3", "c4"}
+    assert any("timezone" in err for err in rejected["c3"]["errors"])
+    fed = {p.call_id: p for p in provider.requests[1].messages[-1].parts
+           if isinstance(p, ToolResultPart)}
+    assert [fed[c].is_error for c in ("c1", "c2", "c3", "c4")] == [False, False, True, True]
+    assert json.loads(str(fed["c1"].content))["timezone"] == "Asia/Tokyo"
+    assert branch in str(fed["c2"].content) and note in str(fed["c2"].content)
+    assert {s.name for s in servers} == {"time", "git"} and all(s.state == "closed"
+                                                                for s in servers)
+    for file in run.run_dir.rglob("*"):
+        if file.is_file():
+            assert secret.encode() not in file.read_bytes(), file
+    assert secret not in repr(logs)
+
+
+async def test_env_reaches_the_child_over_a_minimal_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server env is merged over a minimal environment: PATH and HOME, not the parent's
+    other variables."""
+    monkeypatch.setenv("CONDUCTOR_PARENT_ONLY", "should-not-leak")
+    token = "tok-" + secrets.token_hex(8)
+    cfg = McpServerConfig(command=sys.executable, args=["-m", "mcp_server_time"],
+                          env={"TIME_API_TOKEN": token})
+    with trio.fail_after(15):
+        async with open_mcp_tools({"time": cfg}):
+            [pid] = children("mcp_server_time")
+            env = dict(item.split(b"=", 1) for item in
+                       Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in item)
+    assert env[b"TIME_API_TOKEN"] == token.encode()
+    assert b"PATH" in env and b"HOME" in env
+    assert b"CONDUCTOR_PARENT_ONLY" not in env
+
+
+async def _crash_in_flight(tool: Tool, pid: int) -> str:
+    """Freeze the server, start a call, kill the server while the call waits for its
+    answer; return the call's error text."""
+    errors: list[str] = []
+
+    async def call() -> None:
+        try:
+            await tool.call({"timezone": "Asia/Tokyo"})
+        except ToolError as exc:
+            errors.append(str(exc))
+
+    os.kill(pid, signal.SIGSTOP)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(call)
+        await trio.testing.wait_all_tasks_blocked()
+        os.kill(pid, signal.SIGKILL)
+    assert len(errors) == 1, "the call in flight must fail"
+    return errors[0]
+
+
+async def test_crash_restarts_once_then_stays_down() -> None:
+    """A crash fails the call in flight and the next call restarts the server; a second
+    crash (here while idle) leaves it down, with a clear error for every later call."""
+    with trio.fail_after(20):
+        async with open_mcp_servers({"time": TIME}) as [server]:
+            tool = by_name(server.tools, "time__get_current_time")
+            [first] = children("mcp_server_time")
+            message = await _crash_in_flight(tool, first)
+            assert message.startswith("MCP server time crashed:")
+            assert "restarted for the next call" in message
+
+            assert json.loads(await tool.call({"timezone": "Europe/Paris"}))["timezone"] \
+                == "Europe/Paris"
+            assert server.restarts == 1 and server.state == "up"
+            [second] = children("mcp_server_time")
+            assert second != first and gone([first])
+
+            os.kill(second, signal.SIGKILL)
+            await server.wait_until("down")
+            for _ in range(2):
+                with pytest.raises(ToolError, match="MCP server time is down: .*crashed again"):
+                    await tool.call({"timezone": "Asia/Tokyo"})
+            assert gone([second]) and children("mcp_server_time") == []
+    assert server.state == "down"
+
+
+async def test_idle_crash_is_noticed_and_next_call_reconnects() -> None:
+    """A server that dies between calls is seen to crash at once; the next call restarts
+    it and succeeds."""
+    with trio.fail_after(15):
+        async with open_mcp_servers({"time": TIME}) as [server]:
+            [pid] = children("mcp_server_time")
+            os.kill(pid, signal.SIGKILL)
+            await server.wait_until("crashed")
+            tool = by_name(server.tools, "time__get_current_time")
+            answer = json.loads(await tool.call({"timezone": "Asia/Tokyo"}))
+            assert answer["timezone"] == "Asia/Tokyo" and server.restarts == 1
+            pids = children("mcp_server_time")
+            assert len(pids) == 1 and pids != [pid]
+    assert gone(pids) and server.state == "closed"
+    with pytest.raises(ToolError, match="closed"):
+        await tool.call({"timezone": "Asia/Tokyo"})
+
+
+async def test_a_server_that_does_not_start_is_reported_by_name() -> None:
+    """A missing command, a server that exits at once and one that never answers each
+    raise McpStartError naming the server, and the healthy server is closed too."""
+    silent = McpServerConfig(command=sys.executable,
+                             args=["-c", "import sys; sys.stdin.read()"])
+    quits = McpServerConfig(command=sys.executable, args=["-c", "pass"])
+    missing = McpServerConfig(command="/nonexistent/mcp-server-" + secrets.token_hex(3))
+    for name, cfg, why in [("silent", silent, "no answer within 0.5 s"),
+                           ("quits", quits, "did not start"),
+                           ("missing", missing, "FileNotFoundError")]:
+        with trio.fail_after(15), pytest.raises(McpStartError) as info:
+            async with open_mcp_servers({"time": TIME, name: cfg}, start_timeout=0.5 if
+                                        name == "silent" else 10):
+                pytest.fail("must not start")
+        assert f"MCP server {name!r} did not start" in str(info.value)
+        assert why in str(info.value)
+        assert "'time'" not in str(info.value)
+    assert children("mcp_server_time") == [] and children("sys.stdin.read") == []
+
+
+HTTP_SERVER = """
+import sys
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.utilities.types import Image
+
+server = MCPServer("web")
+
+@server.tool()
+def shout(text: str) -> str:
+    \"\"\"Upper-case the text.\"\"\"
+    return text.upper()
+
+@server.tool(name="draw.picture")
+def picture() -> Image:
+    \"\"\"A tiny picture.\"\"\"
+    return Image(data=b"\\x89PNG", format="png")
+
+@server.tool()
+def broken() -> str:
+    \"\"\"Always fails.\"\"\"
+    raise ValueError("the broken tool is broken")
+
+server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
+"""
+
+
+@pytest.fixture
+async def http_server(tmp_path: Path) -> AsyncIterator[str]:
+    """A streamable-HTTP MCP server built on the SDK, on a free loopback port; its URL."""
+    script = tmp_path / "web_server.py"
+    script.write_text(textwrap.dedent(HTTP_SERVER))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = await trio.lowlevel.open_process([sys.executable, str(script), str(port)],
+                                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        seen = b""
+        with trio.fail_after(15):
+            while b"Uvicorn running" not in seen:
+                chunk = await proc.stderr.receive_some()
+                assert chunk, f"the server exited: {seen.decode(errors='replace')}"
+                seen += chunk
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+
+
+async def test_streamable_http_server(http_server: str) -> None:
+    """Tools of a URL server: names made safe, text results, images as a placeholder and
+    an isError result as ToolError carrying the server's message."""
+    with trio.fail_after(15):
+        async with open_mcp_tools({"web": McpServerConfig(url=http_server)}) as tools:
+            names = sorted(t.name for t in tools)
+            assert names == ["web__broken", "web__draw_picture", "web__shout"]
+            assert await by_name(tools, "web__shout").call({"text": "hi"}) == "HI"
+            assert await by_name(tools, "web__draw_picture").call({}) == \
+                "[image: image/png, 4 bytes]"
+            with pytest.raises(ToolError, match="the broken tool is broken"):
+                await by_name(tools, "web__broken").call({})
+
+
+def test_server_needs_command_or_url() -> None:
+    """The runtime refuses a config with neither command nor url."""
+    with pytest.raises(ValueError, match="exactly one of command and url"):
+        McpServer("x", McpServerConfig())
