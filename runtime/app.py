@@ -127,6 +127,7 @@ async def run_session(
                          for m, p in cfg.pricing.items()})
     order = [cfg.provider, *cfg.fallbacks]
     structlog.contextvars.bind_contextvars(run_id=run_id)
+    cache = _response_cache(cfg)
     flag: dict[str, bool] = {}
 
     async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client, \
@@ -148,6 +149,7 @@ async def run_session(
                         policy=RetryPolicy(pc.retry.max_attempts, pc.retry.base_delay,
                                            pc.retry.max_delay),
                         streaming_fallback_kinds=frozenset(pc.streaming_fallback_kinds),
+                        cache=cache, cache_kind=pc.kind,
                     )
                     mailbox = await providers_nursery.start(provider_actor, provider, opts)
                     handles[name] = _handle(name, pc, mailbox)
@@ -175,6 +177,8 @@ async def run_session(
                         await conductor.finish(outcome)
                 providers_nursery.cancel_scope.cancel()
         hooks.close()
+        if cache is not None:
+            await cache.backend.aclose()
     if outcome.status == "finished" and not console.stream_answer:
         console.write_out(outcome.answer + ("" if outcome.answer.endswith("\n") else "\n"))
     elif outcome.status != "finished":
@@ -194,6 +198,17 @@ async def _run_hooks(hooks: Hooks, log: trio.MemorySendChannel[Any], console: Co
     async with log:
         hooks.on_failure = failed
         await hooks.run(task_status=task_status)
+
+
+def _response_cache(cfg: AgentConfig) -> Any:
+    """The response cache of ``cache.mode`` (None for bypass); ``cache.path`` is relative to
+    the working directory, like ``logging.dir``."""
+    if cfg.cache.mode == "bypass":
+        return None
+    from .cache_store import AsyncCacheStore, CacheStore, ResponseCache
+
+    backend = AsyncCacheStore(CacheStore(cfg.cache.path, max_bytes=cfg.cache.max_bytes))
+    return ResponseCache(backend, cfg.cache.mode, hash_prompts=cfg.cache.hash_prompts)
 
 
 def _otel_hooks(hooks: Hooks) -> None:

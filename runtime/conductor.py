@@ -28,6 +28,7 @@ from .console import Console, Display
 from .errors import ActorFailed, ProviderError
 from .events import ReasoningDelta, TextDelta, ToolCallStart
 from .hooks import (
+    CacheEvent,
     ErrorHookEvent,
     FirstToken,
     Hooks,
@@ -50,6 +51,7 @@ from .model import (
 from .pricing import PriceTable
 from .providers.actor import (
     AttemptFailed,
+    CacheOutcome,
     AttemptStarted,
     StreamingDisabled,
     TurnDone,
@@ -149,6 +151,7 @@ class Conductor:
     hooks: Hooks | None = None
     _current: int = 0
     _timing: tuple[str, float, float | None, str | None] = ("", 0.0, None, None)
+    _cached: bool = False
     _last_input_tokens: int = 0
     _last_len: int = 0
     _warned_unpriced: set[str] = attrs.field(factory=set)
@@ -306,7 +309,16 @@ class Conductor:
                                     message=f"streaming disabled for {handle.name}: {msg.reason}")
                     await self.state.send(SetStreamingDisabled(handle.name, msg.reason))
                     handle.stream = False
+                elif t is TurnDone and msg.cached:
+                    outcome = msg.response
+                    self._cached = True
+                    await self._log("assistant", provider=handle.name, model=msg.response.model,
+                                    request_id=msg.request_id, cached=True,
+                                    text=msg.response.text,
+                                    finish_reason=msg.response.finish_reason,
+                                    stop=msg.response.stop)
                 elif t is TurnDone:
+                    self._cached = False
                     if attempt_stream:
                         acc.streamed_ok += 1
                     duration = trio.current_time() - t0
@@ -323,6 +335,16 @@ class Conductor:
                                     ttft=None if ttft is None else round(ttft, 6))
                 elif t is TurnFailed:
                     outcome = msg.error
+                elif t is CacheOutcome:
+                    if msg.outcome == "hit":
+                        acc.cache_hits += 1
+                        self._timing = (rid, 0.0, None, None)
+                    elif msg.outcome == "miss":
+                        acc.cache_misses += 1
+                    await self._log("cache", provider=handle.name, outcome=msg.outcome,
+                                    key=msg.key[:16])
+                    self._hook(CacheEvent, provider=handle.name, model=handle.model,
+                               outcome=msg.outcome, key=msg.key[:16])
         if outcome is None:
             raise ActorFailed(f"provider {handle.name}", "ended a turn without an answer")
         display.end_turn()
@@ -362,7 +384,14 @@ class Conductor:
                             request_id=rid)
         acc = self.accounts.of(handle.name)
         cost: float | None = None
-        if resp.usage is not None:
+        if resp.usage is not None and self._cached:  # a cache hit costs nothing
+            u = resp.usage
+            await self._log("usage", provider=handle.name, input_tokens=u.input_tokens,
+                            output_tokens=u.output_tokens, cache_read_tokens=u.cache_read_tokens,
+                            cache_write_tokens=u.cache_write_tokens,
+                            reasoning_tokens=u.reasoning_tokens, cost_usd=0.0, cached=True,
+                            request_id=rid)
+        elif resp.usage is not None:
             u = resp.usage
             acc.usage = acc.usage + u
             cost = self.prices.cost(resp.model or handle.model, u)

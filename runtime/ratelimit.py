@@ -17,6 +17,7 @@ to the same provider (name + base_url + key) shares one limiter.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import math
 import re
@@ -64,12 +65,11 @@ class TokenBucket:
         last = self._last
         if last is None or now > last:
             if last is not None and self._level < self.capacity:
-                if math.isinf(self.rate):
-                    self._level = self.capacity
-                else:
-                    self._level = min(self.capacity, self._level + (now - last) * self.rate)
+                # now > last, so an infinite rate gives inf (then capacity), never nan
+                level = self._level + (now - last) * self.rate
+                self._level = level if level < self.capacity else self.capacity
             self._last = now
-        if self._cap_until <= now:
+        if self._cap_until <= now and self._cap_level != math.inf:
             self._cap_level = math.inf
 
     def level(self, now: float) -> float:
@@ -93,6 +93,9 @@ class TokenBucket:
     def take(self, n: float, now: float) -> None:
         """Take ``n`` tokens (after :meth:`wait_for` said 0: the level stays >= 0)."""
         self._refill(now)
+        self._take(n)
+
+    def _take(self, n: float) -> None:
         level = self._level - n
         # Within the rounding slack of wait_for, land on 0 rather than a hair below it.
         self._level = 0.0 if -_EPS * max(1.0, n) <= level < 0.0 else level
@@ -103,7 +106,7 @@ class TokenBucket:
         """Take ``n`` tokens and return 0.0, or return the seconds to wait until it would."""
         wait = self.wait_for(n, now)
         if wait == 0.0:
-            self.take(n, now)
+            self._take(n)
         return wait
 
     def credit(self, n: float, now: float) -> None:
@@ -128,47 +131,70 @@ class TokenBucket:
             self._level = min(self._level, remaining)
 
 
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|[smhd])")
+_NUM = r"(\d+(?:\.\d*)?|\.\d+)"
+# Go's time.Duration.String() as OpenAI sends it: "1h2m3.5s", "6m0s", "20ms", "150µs".
+_DURATION = re.compile("".join(f"(?:{_NUM}{unit})?" for unit in
+                               ("d", "h", "m", "s", "ms", "(?:us|µs)", "ns")))
+_UNITS = (86400.0, 3600.0, 60.0, 1.0, 1e-3, 1e-6, 1e-9)
 
 
+@functools.lru_cache(maxsize=512)
 def parse_duration(text: str) -> float | None:
     """Seconds in an OpenAI reset duration ("6m0s", "1.5s", "20ms", "1h2m") or a bare number."""
     text = text.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
+    if not text:
+        return None
+    if text[-1].isdigit():
+        try:
+            value = float(text)
+        except ValueError:
             return None
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    return total if pos == len(text) and pos > 0 else None
+        return max(0.0, value) if math.isfinite(value) else None
+    m = _DURATION.fullmatch(text)
+    if m is None:
+        return None
+    return sum(float(v) * u for v, u in zip(m.groups(), _UNITS, strict=True) if v is not None)
 
 
-def _parse_reset(text: str, wall: float) -> float | None:
-    """Seconds until a reset given as an RFC 3339 timestamp (Anthropic) or a duration."""
+@functools.lru_cache(maxsize=512)
+def _epoch(text: str) -> float | None:
     try:
-        stamp = _dt.datetime.fromisoformat(text.strip())
+        stamp = _dt.datetime.fromisoformat(text)
     except ValueError:
-        return parse_duration(text)
+        return None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=_dt.UTC)
-    return max(0.0, stamp.timestamp() - wall)
+    return stamp.timestamp()
 
 
-# header -> (bucket, family); a family's reset header is named by _RESET_OF.
-_REMAINING = {
-    "x-ratelimit-remaining-requests": ("requests", "x-ratelimit-reset-requests"),
-    "x-ratelimit-remaining-tokens": ("tokens", "x-ratelimit-reset-tokens"),
-    "anthropic-ratelimit-requests-remaining": ("requests", "anthropic-ratelimit-requests-reset"),
-    "anthropic-ratelimit-tokens-remaining": ("tokens", "anthropic-ratelimit-tokens-reset"),
+def _parse_timestamp(text: str, wall: float) -> float | None:
+    """Seconds until an RFC 3339 reset timestamp (Anthropic); a duration is accepted too."""
+    text = text.strip()
+    if len(text) < 10 or text[4:5] != "-":
+        return parse_duration(text)
+    epoch = _epoch(text)
+    return None if epoch is None else max(0.0, epoch - wall)
+
+
+def _parse_openai_reset(text: str, wall: float) -> float | None:
+    return parse_duration(text)
+
+
+_Reset = Callable[[str, float], "float | None"]
+# remaining header -> (bucket, its reset header, how that reset is written)
+_REMAINING: dict[str, tuple[str, str, _Reset]] = {
+    "x-ratelimit-remaining-requests":
+        ("requests", "x-ratelimit-reset-requests", _parse_openai_reset),
+    "x-ratelimit-remaining-tokens":
+        ("tokens", "x-ratelimit-reset-tokens", _parse_openai_reset),
+    "anthropic-ratelimit-requests-remaining":
+        ("requests", "anthropic-ratelimit-requests-reset", _parse_timestamp),
+    "anthropic-ratelimit-tokens-remaining":
+        ("tokens", "anthropic-ratelimit-tokens-reset", _parse_timestamp),
     "anthropic-ratelimit-input-tokens-remaining":
-        ("tokens", "anthropic-ratelimit-input-tokens-reset"),
+        ("tokens", "anthropic-ratelimit-input-tokens-reset", _parse_timestamp),
     "anthropic-ratelimit-output-tokens-remaining":
-        ("tokens", "anthropic-ratelimit-output-tokens-reset"),
+        ("tokens", "anthropic-ratelimit-output-tokens-reset", _parse_timestamp),
 }
 
 
@@ -195,9 +221,9 @@ class RateLimiter:
         """Seconds to wait; when 0.0 one request and ``tokens_estimate`` tokens are taken."""
         n = self._clamp(tokens_estimate)
         wait = max(self.requests.wait_for(1.0, now), self.tokens.wait_for(n, now))
-        if wait == 0.0:
-            self.requests.take(1.0, now)
-            self.tokens.take(n, now)
+        if wait == 0.0:  # both buckets were just refilled at ``now``
+            self.requests._take(1.0)
+            self.tokens._take(n)
         return wait
 
     def settle(self, actual_tokens: float, now: float, *, estimate: float) -> None:
@@ -215,16 +241,12 @@ class RateLimiter:
         ``wall`` is the wall-clock time (``time.time()``) matching ``now``, used to turn an
         RFC 3339 reset timestamp into a delay. Unparsable values are ignored.
         """
-        found: dict[str, str] = {}
-        for key, value in headers.items():
-            low = key.lower()
-            if "ratelimit" in low:
-                found[low] = value
+        found = {k.lower(): v for k, v in headers.items() if "ratelimit" in k.lower()}
         if not found:
             return
         wall_now = time.time() if wall is None else wall
         best: dict[str, tuple[float, float]] = {}  # bucket -> (remaining, until)
-        for header, (bucket, reset_header) in _REMAINING.items():
+        for header, (bucket, reset_header, parse_reset) in _REMAINING.items():
             raw = found.get(header)
             if raw is None:
                 continue
@@ -232,8 +254,10 @@ class RateLimiter:
                 remaining = float(raw)
             except ValueError:
                 continue
+            if not math.isfinite(remaining):
+                continue
             reset_raw = found.get(reset_header)
-            delay = _parse_reset(reset_raw, wall_now) if reset_raw is not None else None
+            delay = parse_reset(reset_raw, wall_now) if reset_raw is not None else None
             until = now + delay if delay is not None else now
             old = best.get(bucket)
             if old is None or remaining < old[0] or (remaining == old[0] and until > old[1]):

@@ -149,7 +149,7 @@ ops = st.lists(st.tuples(st.sampled_from(["allow", "ok", "fail"]), st.floats(0.0
                max_size=80)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(threshold=st.integers(1, 4), steps=ops)
 def test_random_histories_keep_the_invariants(threshold: int,
                                               steps: list[tuple[str, float]]) -> None:

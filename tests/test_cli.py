@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -116,23 +117,29 @@ async def test_sigint_mid_stream_exits_130_with_session_end(tmp_path: Path) -> N
     cfg = (f"provider: main\nproviders:\n  main:\n    kind: openai-chat\n    model: m\n"
            f"    api_key: k-123456\n    base_url: BASE\ntask: go\n"
            f"logging: {{dir: {tmp_path / 'logs'}}}\nreasoning: {{key_env: TEST_TRACE_KEY}}\n")
+    arrived = trio.Event()
+
+    def stall_after_start(req: object) -> object:
+        arrived.set()
+        return faults.stall(3600, then=answer, after_events=2)
+
     with trio.fail_after(60):
-        async with open_fake_server([faults.stall(3600, then=answer, after_events=2)]) as server:
+        async with open_fake_server([stall_after_start]) as server:
             path = tmp_path / "agent.yaml"
             path.write_text(cfg.replace("BASE", server.base_url("openai-chat")))
-            async with trio.open_nursery() as nursery:
-                proc = await nursery.start(lambda task_status: trio.run_process(
-                    [sys.executable, str(ROOT / "main.py"), "--config", str(path),
-                     "--run-id", "int"], task_status=task_status, check=False,
-                    stdout=__import__("subprocess").DEVNULL,
-                    stderr=__import__("subprocess").DEVNULL,
-                    env={"PATH": "/usr/bin:/bin", "TEST_TRACE_KEY": "k" * 16}))
-                while not server.requests:  # the request arrived: the stream is open
-                    await trio.sleep(0.05)
+            proc = await trio.lowlevel.open_process(
+                [sys.executable, str(ROOT / "main.py"), "--config", str(path), "--run-id", "int"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={"PATH": "/usr/bin:/bin", "TEST_TRACE_KEY": "k" * 16})
+            try:
+                await arrived.wait()  # the request arrived: the stream is about to open
                 await trio.sleep(0.3)
                 proc.send_signal(signal.SIGINT)
                 with trio.fail_after(2):
                     code = await proc.wait()
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
     assert code == 130
     lines = (tmp_path / "logs" / "int" / "transcript.jsonl").read_text().splitlines()
     end = json.loads(lines[-1])

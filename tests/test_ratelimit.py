@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import itertools
 import math
 import subprocess
 import sys
@@ -51,14 +52,16 @@ def test_pure_modules_do_not_import_trio() -> None:
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("6m0s", 360.0), ("1.5s", 1.5), ("20ms", 0.02), ("1h2m3s", 3723.0), ("0s", 0.0),
-     ("2", 2.0), ("0.25", 0.25), ("1m30.5s", 90.5), ("1d", 86400.0)],
+     ("2", 2.0), ("0.25", 0.25), ("1m30.5s", 90.5), ("1d", 86400.0), ("150µs", 150e-6),
+     ("150us", 150e-6), ("3ns", 3e-9), ("2h0m0.5s", 7200.5)],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     """OpenAI reset durations and bare numbers become seconds."""
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "soon", "5x", "1m garbage", "s", "-"])
+@pytest.mark.parametrize("text", ["", "soon", "5x", "1m garbage", "s", "-", "inf", "nan", "1e999",
+                                  "5s6m", "1.2.3s"])
 def test_parse_duration_rejects_garbage(text: str) -> None:
     """Anything that is not a duration is None, never a guess."""
     assert parse_duration(text) is None
@@ -122,7 +125,7 @@ def test_bucket_never_grants_more_than_the_limit_in_any_window(
     assert _max_in_window(grants, WINDOW) <= bound * (1 + 1e-9)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(rpm=st.integers(1, 300), tpm=st.integers(100, 100_000),
        reqs=st.lists(st.tuples(st.floats(0.0, 20.0, allow_nan=False),
                                st.floats(0.0, 1.0, allow_nan=False)), min_size=1, max_size=120))
@@ -272,6 +275,7 @@ def test_unparsable_headers_are_ignored() -> None:
     """Garbage values leave the limiter as it was."""
     limiter = RateLimiter(10, 1000)
     limiter.observe_headers({"x-ratelimit-remaining-tokens": "lots",
+                             "anthropic-ratelimit-tokens-remaining": "nan",
                              "x-ratelimit-remaining-requests": "3",
                              "x-ratelimit-reset-requests": "whenever",
                              "content-type": "application/json"}, now=0.0)
@@ -348,7 +352,7 @@ async def test_concurrent_acquires_are_spaced_by_the_rate(
     assert len(granted) == 5
     granted.sort()
     assert granted[0] == pytest.approx(10.0)
-    assert all(b - a >= 10.0 - 1e-6 for a, b in zip(granted, granted[1:], strict=False))
+    assert all(b - a >= 10.0 - 1e-6 for a, b in itertools.pairwise(granted))
 
 
 async def test_acquire_with_an_injected_clock() -> None:

@@ -123,15 +123,21 @@ def base_url(server: FakeProviderServer, kind: str) -> str:
     return server.base_url(KINDS[kind][2] if kind != "local" else "local")
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_skips_without_key(kind: str) -> None:
-    """Without its key (local: without a server) a script prints one SKIP line, exits 0."""
-    args = ["--base-url", f"http://127.0.0.1:{free_port()}/v1"] if kind == "local" else []
-    proc = run_script(kind, *args, key=None)
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("SKIP "), proc.stdout
-    assert (KINDS[kind][1] or "no server answers") in lines[0]
+def test_skips_without_key() -> None:
+    """Without its key (local: without a server) each script prints one SKIP line and exits
+    0 (the five run at once, to keep the test short)."""
+    procs = {}
+    for kind in KINDS:
+        args = ["--base-url", f"http://127.0.0.1:{free_port()}/v1"] if kind == "local" else []
+        argv, env = script_call(kind, *args, key=None)
+        procs[kind] = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+    for kind, proc in procs.items():
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        lines = out.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("SKIP "), out
+        assert (KINDS[kind][1] or "no server answers") in lines[0]
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -155,9 +161,13 @@ def test_runs_through_against_the_fake_server(kind: str, served: FakeProviderSer
     assert all(req.stream for req in served.requests)
 
 
+REQUEST_ID = "req_smoke_401_abc"
+
+
 def _unauthorized(protocol: str) -> Raw:
     return Raw.json(401, error_body(protocol, 401, "Incorrect API key provided",
-                                    type="authentication_error"))
+                                    type="authentication_error"),
+                    headers={"x-request-id": REQUEST_ID})
 
 
 def broken_script(kind: str) -> tuple[list[Any], str]:
@@ -175,19 +185,25 @@ def broken_script(kind: str) -> tuple[list[Any], str]:
     return [_unauthorized(protocol), *entries[1:]], "stream"
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_failed_check_exits_nonzero(kind: str, served: FakeProviderServer) -> None:
+@pytest.mark.parametrize("kind", ["openai-chat", "openai-responses", "anthropic", "local"])
+def test_failed_check_exits_nonzero(kind: str, served: FakeProviderServer,
+                                    tmp_path: Path) -> None:
     """A failed check (a 401, a reasoning item without its opaque payload, no tool call) is
-    marked FAIL in its row, the other checks still pass, and the exit status is 1."""
+    marked FAIL in its row, the other checks still pass, and the exit status is 1; a failed
+    exchange is recorded too, as an error interaction."""
     entries, failing = broken_script(kind)
     served.add(*entries)
-    proc = run_script(kind, "--base-url", base_url(served, kind))
+    proc = run_script(kind, "--base-url", base_url(served, kind), "--record", str(tmp_path))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     table = rows(proc.stdout)
     assert {name for name, cells in table.items() if cells[1] == "FAIL"} == {failing}
     assert list(table) == KINDS[kind][3]
-    if failing == "stream" and kind != "local":
-        assert "auth" in " ".join(table["stream"])
+    if failing == "stream":  # the provider's request id is shown with the error
+        assert "auth" in " ".join(table["stream"]) and table["stream"][5] == REQUEST_ID
+        (path,) = tmp_path.glob("*/*__stream.json")
+        rec = load(path)
+        assert rec["expect"][0]["error"]["status"] == 401 and "error" in rec["categories"]
+        assert rec["interactions"][0]["response"]["headers"]["x-request-id"] == REQUEST_ID
 
 
 # --- recordings --------------------------------------------------------------------------

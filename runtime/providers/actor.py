@@ -31,6 +31,7 @@ from ..retry import RetryPolicy
 __all__ = [
     "AttemptFailed",
     "AttemptStarted",
+    "CacheOutcome",
     "Provider",
     "Reply",
     "StreamingDisabled",
@@ -93,7 +94,14 @@ class TurnFailed:
     attempts: int
 
 
-Reply = list[Event] | AttemptStarted | AttemptFailed | StreamingDisabled | TurnDone | TurnFailed
+@attrs.frozen
+class CacheOutcome:
+    outcome: str  # hit | miss | store
+    key: str
+
+
+Reply = (list[Event] | AttemptStarted | AttemptFailed | StreamingDisabled | TurnDone | TurnFailed
+         | CacheOutcome)
 
 
 def new_request_id() -> str:
@@ -106,6 +114,8 @@ class ActorOptions:
     streaming_fallback_kinds: frozenset[str] = frozenset({ErrorKind.STREAMING_UNSUPPORTED.value})
     rng: random.Random = attrs.field(factory=random.Random)
     sleep: Callable[[float], Any] = trio.sleep
+    cache: Any = None       # runtime.cache_store.ResponseCache, or None
+    cache_kind: str = ""    # the provider kind that keys the cache
 
 
 async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
@@ -114,6 +124,24 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
     stream = msg.stream and not state.get("streaming_disabled")
     attempt = 0
     async with msg.reply as reply:
+        key: str | None = None
+        if opts.cache is not None:
+            try:
+                key, hit = await opts.cache.lookup(opts.cache_kind, msg.request)
+            except ProviderError as err:  # a replay miss: names the key and what differs
+                rid = new_request_id()
+                await reply.send(AttemptFailed(err, 1, rid, None))
+                await reply.send(TurnFailed(err, 1))
+                return
+            if hit is not None:
+                from ..events import events_of
+
+                await reply.send(CacheOutcome("hit", key))
+                await reply.send(events_of(hit))
+                await reply.send(TurnDone(hit, 0, new_request_id(), hit.request_id, cached=True))
+                return
+            if opts.cache.serves:
+                await reply.send(CacheOutcome("miss", key))
         while True:
             attempt += 1
             rid = new_request_id()
@@ -138,6 +166,9 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 await reply.send(AttemptFailed(err, attempt, rid, None))
                 await reply.send(TurnFailed(err, attempt))
                 return
+            if opts.cache is not None and opts.cache.records:
+                key = await opts.cache.store(opts.cache_kind, msg.request, resp)
+                await reply.send(CacheOutcome("store", key))
             await reply.send(TurnDone(resp, attempt, rid, resp.request_id))
             return
 

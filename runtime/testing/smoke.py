@@ -21,7 +21,7 @@ import attrs
 import httpx
 
 from ..errors import ProviderError, error_from_response
-from ..events import ErrorEvent, Event, ToolCallDelta, assemble
+from ..events import ErrorEvent, Event, ToolCallDelta, ToolCallStart, assemble
 from ..model import BuiltinToolPart, ReasoningPart, Response
 from ..redact import Redactor
 from ..wire import codec_for
@@ -195,6 +195,7 @@ def expect_of(protocol: str, index: int, status: int, headers: dict[str, str],
             rec["error"] = {"status": ev.status or status, "type": ev.type, "code": ev.code,
                             "message": ev.message, "in_stream": True}
     deltas = Counter(ev.index for ev in events if isinstance(ev, ToolCallDelta))
+    starts = [ev.index for ev in events if isinstance(ev, ToolCallStart)]
     calls = []
     for i, c in enumerate(resp.tool_calls):
         try:
@@ -205,7 +206,7 @@ def expect_of(protocol: str, index: int, status: int, headers: dict[str, str],
         if protocol == "openai-responses":
             call["item_id"] = c.item_id
         if stream:
-            call["argument_delta_count"] = deltas.get(i, 0)
+            call["argument_delta_count"] = deltas.get(starts[i], 0) if i < len(starts) else 0
         calls.append(call)
     rec.update({
         "response_id": resp.id, "model": resp.model, "text": resp.text,

@@ -60,6 +60,12 @@ def gone(pids: list[int]) -> bool:
     return not any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
+def environ_of(pid: int) -> dict[bytes, bytes]:
+    """The environment a running process was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.split(b"=", 1) for item in raw if b"=" in item)
+
+
 def by_name(tools: list[Tool], name: str) -> Tool:
     return next(t for t in tools if t.name == name)
 
@@ -111,8 +117,10 @@ async def test_session_calls_mcp_tools_and_validates_their_arguments(
         repo: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A scripted session calls both servers' tools: results reach the model, a call that
     breaks the tool's schema is rejected without reaching the server, approval globs apply,
-    and the server env's secret stays out of the run folder."""
+    and the server env reaches the child (over a minimal environment) but stays out of the
+    run folder and the logs."""
     path, branch, note = repo
+    monkeypatch.setenv("CONDUCTOR_PARENT_ONLY", "should-not-leak")
     secret = "tok-" + secrets.token_hex(8)
     config = write_config({
         "provider": "main",
@@ -153,10 +161,12 @@ async def test_session_calls_mcp_tools_and_validates_their_arguments(
 
                 monkeypatch.setattr(server, "call", spy)
             tools = [t for s in servers for t in s.tools]
+            [pid] = children("mcp_server_time")
+            env = environ_of(pid)
             run = await run_agent(config, providers={"main": provider}, extra_tools=tools)
     assert run.outcome.exit_code == 0, run.err
-    assert seen == [("time__get_current_time", {"timezone": "Asia/Tokyo"}),
-                    ("git__git_status", {"repo_path": str(path)})]
+    assert sorted(seen) == [("git__git_status", {"repo_path": str(path)}),
+                            ("time__get_current_time", {"timezone": "Asia/Tokyo"})]
     results = {e["call_id"]: e for e in run.events("tool_result")}
     assert results["c1"]["ok"] and results["c2"]["ok"]
     rejected = {e["call_id"]: e for e in run.events("tool_rejected")}
@@ -169,28 +179,12 @@ async def test_session_calls_mcp_tools_and_validates_their_arguments(
     assert branch in str(fed["c2"].content) and note in str(fed["c2"].content)
     assert {s.name for s in servers} == {"time", "git"} and all(s.state == "closed"
                                                                 for s in servers)
+    assert env[b"TIME_API_TOKEN"] == secret.encode()
+    assert b"PATH" in env and b"HOME" in env and b"CONDUCTOR_PARENT_ONLY" not in env
     for file in run.run_dir.rglob("*"):
         if file.is_file():
             assert secret.encode() not in file.read_bytes(), file
     assert secret not in repr(logs)
-
-
-async def test_env_reaches_the_child_over_a_minimal_environment(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The server env is merged over a minimal environment: PATH and HOME, not the parent's
-    other variables."""
-    monkeypatch.setenv("CONDUCTOR_PARENT_ONLY", "should-not-leak")
-    token = "tok-" + secrets.token_hex(8)
-    cfg = McpServerConfig(command=sys.executable, args=["-m", "mcp_server_time"],
-                          env={"TIME_API_TOKEN": token})
-    with trio.fail_after(15):
-        async with open_mcp_tools({"time": cfg}):
-            [pid] = children("mcp_server_time")
-            env = dict(item.split(b"=", 1) for item in
-                       Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in item)
-    assert env[b"TIME_API_TOKEN"] == token.encode()
-    assert b"PATH" in env and b"HOME" in env
-    assert b"CONDUCTOR_PARENT_ONLY" not in env
 
 
 async def _crash_in_flight(tool: Tool, pid: int) -> str:
@@ -215,7 +209,8 @@ async def _crash_in_flight(tool: Tool, pid: int) -> str:
 
 async def test_crash_restarts_once_then_stays_down() -> None:
     """A crash fails the call in flight and the next call restarts the server; a second
-    crash (here while idle) leaves it down, with a clear error for every later call."""
+    crash (here while idle, noticed at once) leaves it down, with a clear error for every
+    later call, and no process behind."""
     with trio.fail_after(20):
         async with open_mcp_servers({"time": TIME}) as [server]:
             tool = by_name(server.tools, "time__get_current_time")
@@ -230,56 +225,41 @@ async def test_crash_restarts_once_then_stays_down() -> None:
             [second] = children("mcp_server_time")
             assert second != first and gone([first])
 
-            os.kill(second, signal.SIGKILL)
+            os.kill(second, signal.SIGKILL)  # idle: noticed without a call in flight
             await server.wait_until("down")
             for _ in range(2):
-                with pytest.raises(ToolError, match="MCP server time is down: .*crashed again"):
+                with pytest.raises(ToolError, match=r"MCP server time is down: .*crashed again"):
                     await tool.call({"timezone": "Asia/Tokyo"})
             assert gone([second]) and children("mcp_server_time") == []
     assert server.state == "down"
-
-
-async def test_idle_crash_is_noticed_and_next_call_reconnects() -> None:
-    """A server that dies between calls is seen to crash at once; the next call restarts
-    it and succeeds."""
-    with trio.fail_after(15):
-        async with open_mcp_servers({"time": TIME}) as [server]:
-            [pid] = children("mcp_server_time")
-            os.kill(pid, signal.SIGKILL)
-            await server.wait_until("crashed")
-            tool = by_name(server.tools, "time__get_current_time")
-            answer = json.loads(await tool.call({"timezone": "Asia/Tokyo"}))
-            assert answer["timezone"] == "Asia/Tokyo" and server.restarts == 1
-            pids = children("mcp_server_time")
-            assert len(pids) == 1 and pids != [pid]
-    assert gone(pids) and server.state == "closed"
-    with pytest.raises(ToolError, match="closed"):
+    with pytest.raises(ToolError, match="is down"):
         await tool.call({"timezone": "Asia/Tokyo"})
 
 
-async def test_a_server_that_does_not_start_is_reported_by_name() -> None:
-    """A missing command, a server that exits at once and one that never answers each
-    raise McpStartError naming the server, and the healthy server is closed too."""
-    silent = McpServerConfig(command=sys.executable,
-                             args=["-c", "import sys; sys.stdin.read()"])
-    quits = McpServerConfig(command=sys.executable, args=["-c", "pass"])
-    missing = McpServerConfig(command="/nonexistent/mcp-server-" + secrets.token_hex(3))
-    for name, cfg, why in [("silent", silent, "no answer within 0.5 s"),
-                           ("quits", quits, "did not start"),
-                           ("missing", missing, "FileNotFoundError")]:
-        with trio.fail_after(15), pytest.raises(McpStartError) as info:
-            async with open_mcp_servers({"time": TIME, name: cfg}, start_timeout=0.5 if
-                                        name == "silent" else 10):
-                pytest.fail("must not start")
-        assert f"MCP server {name!r} did not start" in str(info.value)
-        assert why in str(info.value)
-        assert "'time'" not in str(info.value)
-    assert children("mcp_server_time") == [] and children("sys.stdin.read") == []
+async def test_servers_that_do_not_start_are_reported_by_name() -> None:
+    """A missing command, a server that exits at once and one that never answers are each
+    named in one McpStartError, and the process that did start is not left behind."""
+    missing = "/nonexistent/mcp-server-" + secrets.token_hex(3)
+    configs = {
+        "silent": McpServerConfig(command=sys.executable,
+                                  args=["-c", "import sys; sys.stdin.read()"]),
+        "quits": McpServerConfig(command=sys.executable, args=["-c", "pass"]),
+        "missing": McpServerConfig(command=missing),
+    }
+    with trio.fail_after(15), pytest.raises(McpStartError) as info:
+        async with open_mcp_servers(configs, start_timeout=0.5):
+            pytest.fail("must not start")
+    text = str(info.value)
+    assert "MCP server 'silent' did not start: no answer within 0.5 s" in text
+    assert "MCP server 'quits' did not start: " in text
+    assert "MCP server 'missing' did not start: FileNotFoundError" in text
+    assert children("sys.stdin.read") == []
 
 
 HTTP_SERVER = """
 import sys
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.utilities.types import Image
 
 server = MCPServer("web")
@@ -297,15 +277,16 @@ def picture() -> Image:
 @server.tool()
 def broken() -> str:
     \"\"\"Always fails.\"\"\"
-    raise ValueError("the broken tool is broken")
+    raise ToolError("the broken tool is broken")
 
 server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
 """
 
 
 @pytest.fixture
-async def http_server(tmp_path: Path) -> AsyncIterator[str]:
-    """A streamable-HTTP MCP server built on the SDK, on a free loopback port; its URL."""
+async def http_server(tmp_path: Path) -> AsyncIterator[tuple[str, trio.Process]]:
+    """A streamable-HTTP MCP server built on the SDK, on a free loopback port: its URL and
+    its process."""
     script = tmp_path / "web_server.py"
     script.write_text(textwrap.dedent(HTTP_SERVER))
     with socket.socket() as sock:
@@ -321,18 +302,20 @@ async def http_server(tmp_path: Path) -> AsyncIterator[str]:
                 chunk = await proc.stderr.receive_some()
                 assert chunk, f"the server exited: {seen.decode(errors='replace')}"
                 seen += chunk
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/mcp", proc
     finally:
         proc.kill()
         with trio.CancelScope(shield=True):
             await proc.wait()
 
 
-async def test_streamable_http_server(http_server: str) -> None:
-    """Tools of a URL server: names made safe, text results, images as a placeholder and
-    an isError result as ToolError carrying the server's message."""
+async def test_streamable_http_server(http_server: tuple[str, trio.Process]) -> None:
+    """Tools of a URL server: names made safe, text results, images as a placeholder, an
+    isError result as ToolError carrying the server's message; when the server dies the
+    call fails as a crash, and a restart that cannot connect leaves it down."""
+    url, proc = http_server
     with trio.fail_after(15):
-        async with open_mcp_tools({"web": McpServerConfig(url=http_server)}) as tools:
+        async with open_mcp_tools({"web": McpServerConfig(url=url)}) as tools:
             names = sorted(t.name for t in tools)
             assert names == ["web__broken", "web__draw_picture", "web__shout"]
             assert await by_name(tools, "web__shout").call({"text": "hi"}) == "HI"
@@ -340,6 +323,12 @@ async def test_streamable_http_server(http_server: str) -> None:
                 "[image: image/png, 4 bytes]"
             with pytest.raises(ToolError, match="the broken tool is broken"):
                 await by_name(tools, "web__broken").call({})
+            proc.kill()
+            await proc.wait()
+            with pytest.raises(ToolError, match=r"^MCP server web crashed: "):
+                await by_name(tools, "web__shout").call({"text": "again"})
+            with pytest.raises(ToolError, match=r"^MCP server web is down: its restart failed"):
+                await by_name(tools, "web__shout").call({"text": "again"})
 
 
 def test_server_needs_command_or_url() -> None:

@@ -98,11 +98,11 @@ def run_decode(*args: str) -> subprocess.CompletedProcess[str]:
 def test_decode_tool_gives_documented_json(folder: str, stream: bool, tmp_path: Path) -> None:
     """`python -m runtime.wire decode` prints text, tool_calls, finish_reason, usage,
     reasoning and error for a captured body, the same as the recording's expect."""
-    for _, rec, inter, exp in interactions(folder):
-        if exp["stream"] == stream and exp["status"] == 200 and not exp["error"]:
-            break
-    else:
+    found = [(inter, exp) for _, _, inter, exp in interactions(folder)
+             if exp["stream"] == stream and exp["status"] == 200 and not exp["error"]]
+    if not found:
         pytest.skip(f"no {folder} recording with stream={stream}")
+    inter, exp = found[0]
     capture = tmp_path / "body.txt"
     capture.write_text(inter["response"]["body"])
     proc = run_decode("decode", folder, str(capture), *(["--stream"] if stream else []))
