@@ -51,8 +51,8 @@ from .model import (
 from .pricing import PriceTable
 from .providers.actor import (
     AttemptFailed,
-    CacheOutcome,
     AttemptStarted,
+    CacheOutcome,
     StreamingDisabled,
     TurnDone,
     TurnFailed,

@@ -46,6 +46,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from .._config_schema import McpServer as McpServerConfig
+from ..errors import ConfigError
 from .mcp_content import exposed_name, result_text
 from .mcp_streams import EofWatch, describe
 from .registry import Tool, ToolError
@@ -62,8 +63,13 @@ _MAX_PAGES = 100
 _BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
 
 
-class McpStartError(Exception):
-    """An MCP server did not start: the command failed, or it never answered."""
+class McpStartError(ConfigError):
+    """One or more MCP servers did not start (the command failed, the server exited or
+    never answered): a configuration error naming ``tools.mcp.<server>``, so the CLI exits 2."""
+
+
+class _StartFailed(Exception):
+    """One connection never came up; the message says why."""
 
 
 @attrs.frozen
@@ -126,7 +132,7 @@ class McpServer:
                 self.restarts += 1
                 try:
                     await self._connection(lambda: None)
-                except McpStartError as exc:
+                except _StartFailed as exc:
                     self._go_down(f"its restart failed ({exc})")
                     return
         finally:
@@ -146,8 +152,10 @@ class McpServer:
 
     async def _connection(self, ready: Callable[[], None]) -> None:
         """One connection: open, initialize, list tools, call ``ready``, hold it until it
-        dies or is closed. Raises :class:`McpStartError` when it never came up."""
+        dies or is closed. Raises :class:`_StartFailed` when it never came up."""
         dead = self._dead = trio.Event()
+        if self._closing:  # close() came first: connect nothing
+            return
         self._crash_reason = ""
         self._set_state("starting")
         up = False
@@ -170,12 +178,12 @@ class McpServer:
                     self._session = None
         except Exception as exc:
             if not up:
-                raise McpStartError(describe(exc)) from exc
+                raise _StartFailed(describe(exc)) from exc
             self._crash_reason = self._crash_reason or describe(exc)
         finally:
             self._session = None
         if not up:
-            raise McpStartError(f"no answer within {self.start_timeout:g} s"
+            raise _StartFailed(f"no answer within {self.start_timeout:g} s"
                                 if scope.cancelled_caught else "the connection closed at start")
 
     def _transport(self) -> AbstractAsyncContextManager[TransportStreams]:
@@ -289,14 +297,15 @@ async def open_mcp_servers(configs: Mapping[str, McpServerConfig], *, start_time
     :class:`McpStartError` naming it, after the others are closed."""
     servers = [McpServer(name, cfg, start_timeout=start_timeout, errlog=errlog, cwd=cwd)
                for name, cfg in configs.items()]
-    failures: list[str] = []
+    failures: list[tuple[str, str]] = []
     async with trio.open_nursery() as nursery:
         try:
             async def start(server: McpServer) -> None:
                 try:
                     await nursery.start(server.run)
-                except McpStartError as exc:
-                    failures.append(f"MCP server {server.name!r} did not start: {exc}")
+                except _StartFailed as exc:
+                    failures.append((server.name, f"MCP server {server.name!r} did not start: "
+                                                  f"{exc}"))
 
             async with trio.open_nursery() as starting:
                 for server in servers:
@@ -307,7 +316,10 @@ async def open_mcp_servers(configs: Mapping[str, McpServerConfig], *, start_time
             for server in servers:
                 server.close()
     if failures:  # raised outside the nursery, so callers get it as is
-        raise McpStartError("; ".join(failures))
+        failures.sort(key=lambda f: list(configs).index(f[0]))
+        raise McpStartError("; ".join(text for _, text in failures),
+                            path=f"tools.mcp.{failures[0][0]}",
+                            fix="run the server's command by hand to see why, or check its url")
 
 
 @asynccontextmanager
