@@ -155,7 +155,7 @@ class McpServer:
         dies or is closed. Raises :class:`_StartFailed` when it never came up."""
         dead = self._dead = trio.Event()
         if self._closing:  # close() came first: connect nothing
-            return
+            raise _StartFailed("closed before it started")
         self._crash_reason = ""
         self._set_state("starting")
         up = False

@@ -3,6 +3,7 @@ streamable-HTTP server built on the SDK: listing, calls, sessions, crashes, clea
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -16,6 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
+import mcp_types as mt
 import pytest
 import structlog
 import trio
@@ -33,6 +36,8 @@ from runtime.tools.mcp import (
     open_mcp_servers,
     open_mcp_tools,
 )
+from runtime.tools.mcp_content import exposed_name, result_text
+from runtime.tools.mcp_streams import EofWatch
 
 TIME = McpServerConfig(command=sys.executable, args=["-m", "mcp_server_time"])
 GIT = McpServerConfig(command=sys.executable, args=["-m", "mcp_server_git"])
@@ -335,3 +340,47 @@ def test_server_needs_command_or_url() -> None:
     """The runtime refuses a config with neither command nor url."""
     with pytest.raises(ValueError, match="exactly one of command and url"):
         McpServer("x", McpServerConfig())
+
+
+def test_exposed_names_are_safe_for_providers() -> None:
+    """Server and tool names join with ``__``; characters providers reject become ``_`` and
+    the name is cut to 64 characters."""
+    assert exposed_name("time", "get_current_time") == "time__get_current_time"
+    assert exposed_name("docs", "search.v2/all") == "docs__search_v2_all"
+    long = exposed_name("s", "x" * 100)
+    assert len(long) == 64 and long.startswith("s__x")
+
+
+def test_result_text_renders_each_block_kind() -> None:
+    """Text stays text; images, audio and binary resources become short placeholders
+    (never base64); text resources give their text; no blocks fall back to structured
+    content."""
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(92)).decode()
+    blocks = [
+        mt.TextContent(text="first"),
+        mt.ImageContent(data=png, mime_type="image/png"),
+        mt.AudioContent(data=base64.b64encode(b"RIFF").decode(), mime_type="audio/wav"),
+        mt.EmbeddedResource(resource=mt.TextResourceContents(uri="file:///a.txt", text="inner")),
+        mt.EmbeddedResource(resource=mt.BlobResourceContents(uri="file:///b.bin", blob=png)),
+        mt.ResourceLink(uri="file:///c.md", name="c"),
+    ]
+    lines = result_text(blocks).split("\n")
+    assert lines == ["first", "[image: image/png, 100 bytes]", "[audio: audio/wav, 4 bytes]",
+                     "inner", "[resource file:///b.bin: application/octet-stream, 100 bytes]",
+                     "[resource link: file:///c.md (c)]"]
+    assert png not in result_text(blocks)
+    assert json.loads(result_text([], {"a": [1, 2]})) == {"a": [1, 2]}
+    assert result_text([]) == ""
+
+
+async def test_eof_watch_reports_the_end_of_its_stream_once() -> None:
+    """EofWatch passes items through and calls on_end when the stream ends."""
+    send, receive = anyio.create_memory_object_stream[int](1)
+    ended: list[bool] = []
+    watched = EofWatch(receive, lambda: ended.append(True))
+    async with send:
+        await send.send(1)
+        assert await watched.receive() == 1
+        assert not ended
+    assert [x async for x in watched] == []
+    assert ended == [True]
