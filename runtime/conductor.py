@@ -42,6 +42,7 @@ from .model import (
     BuiltinToolPart,
     Message,
     Params,
+    Part,
     ReasoningPart,
     Request,
     Response,
@@ -425,7 +426,7 @@ class Conductor:
     async def _run_tools(self, resp: Response) -> None:
         outcomes = await run_tool_calls(resp.tool_calls, self.registry, timeout=self.tool_timeout,
                                         approval=self.approval, ask=self.ask)
-        parts = []
+        parts: list[Part] = []
         for o in outcomes:
             self.accounts.tool_calls += 1
             if o.rejected:

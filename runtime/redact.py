@@ -8,7 +8,7 @@ values (dicts, lists) recursively, and is a structlog processor too. Pure: no I/
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 __all__ = ["MARK", "Redactor"]
@@ -78,6 +78,7 @@ class Redactor:
             return [self.value(v) for v in value]
         return value
 
-    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, logger: Any, method: str,
+                 event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
         """structlog processor."""
-        return self.value(event_dict)  # type: ignore[no-any-return]
+        return self.value(dict(event_dict))  # type: ignore[no-any-return]

@@ -25,14 +25,14 @@ class RetryPolicy:
 
     def ceiling(self, attempt: int) -> float:
         """The upper bound of the jittered delay after failed attempt ``attempt`` (1-based)."""
-        return min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
+        return float(min(self.max_delay, self.base_delay * 2.0 ** max(0, attempt - 1)))
 
     def delay(self, attempt: int, error: ProviderError | None = None,
               rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1``."""
         if error is not None and error.retry_after is not None:
             return min(max(0.0, error.retry_after), self.max_wait)
-        return (rng or random).uniform(0.0, self.ceiling(attempt))
+        return float((rng or random).uniform(0.0, self.ceiling(attempt)))
 
     def should_retry(self, attempt: int, error: ProviderError) -> bool:
         """Whether a failure of attempt ``attempt`` (1-based) is worth another try."""

@@ -104,16 +104,16 @@ class HTTPProvider:
                 async with self.client.stream(
                     "POST", self.url, content=content, headers=self._headers,
                     timeout=self._timeout,
-                ) as resp:
-                    request_id = resp.headers.get("request-id") or resp.headers.get("x-request-id")
+                ) as http:
+                    request_id = http.headers.get("request-id") or http.headers.get("x-request-id")
                     in_body = True
-                    if resp.status_code >= 400:
-                        raise await self._http_error(resp)
-                    ctype = resp.headers.get("content-type", "")
+                    if http.status_code >= 400:
+                        raise await self._http_error(http)
+                    ctype = http.headers.get("content-type", "")
                     if "text/event-stream" in ctype:
-                        await self._read_stream(resp, asm, send)
+                        await self._read_stream(http, asm, send)
                     else:
-                        await self._read_body(resp, ctype, asm, send)
+                        await self._read_body(http, ctype, asm, send)
         except ProviderError as exc:
             exc.provider = exc.provider or self.name
             exc.request_id = exc.request_id or request_id

@@ -51,8 +51,8 @@ def decode_capture(protocol: str, body: bytes, *, stream: bool | None = None) ->
     except ProviderError as exc:
         error = {"kind": exc.kind.value, "status": exc.status, "message": exc.message}
     if asm.error is not None and error is None:
-        ev: ErrorEvent = asm.error
-        error = {"kind": ev.kind, "status": ev.status, "message": ev.message}
+        failed: ErrorEvent = asm.error
+        error = {"kind": failed.kind, "status": failed.status, "message": failed.message}
     return view(asm.response(), error)
 
 
