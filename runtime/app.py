@@ -150,7 +150,10 @@ async def run_session(
                                            pc.retry.max_delay),
                         streaming_fallback_kinds=frozenset(pc.streaming_fallback_kinds),
                         cache=cache, cache_kind=pc.kind,
+                        limiter=_limiter(name, pc), breaker=_breaker(name, pc),
                     )
+                    if opts.limiter is not None and hasattr(provider, "on_headers"):
+                        provider.on_headers = _header_observer(opts.limiter)
                     mailbox = await providers_nursery.start(provider_actor, provider, opts)
                     handles[name] = _handle(name, pc, mailbox)
                 conductor = Conductor(
@@ -198,6 +201,37 @@ async def _run_hooks(hooks: Hooks, log: trio.MemorySendChannel[Any], console: Co
     async with log:
         hooks.on_failure = failed
         await hooks.run(task_status=task_status)
+
+
+def _shared_key(name: str, pc: ProviderConfig) -> str:
+    from .ratelimit import limiter_key
+
+    return limiter_key(name, pc.base_url or pc.kind, pc.api_key)
+
+
+def _limiter(name: str, pc: ProviderConfig) -> Any:
+    """The process-wide rate limiter of this provider (None without rate_limit)."""
+    rl = pc.rate_limit
+    if rl.requests_per_minute is None and rl.tokens_per_minute is None:
+        return None
+    from .ratelimit import shared_limiter
+
+    return shared_limiter(_shared_key(name, pc), rl.requests_per_minute, rl.tokens_per_minute)
+
+
+def _breaker(name: str, pc: ProviderConfig) -> Any:
+    """The process-wide circuit breaker of this provider."""
+    from .breaker import shared_breaker
+
+    return shared_breaker(_shared_key(name, pc), pc.circuit.failure_threshold,
+                          pc.circuit.cooldown)
+
+
+def _header_observer(limiter: Any) -> Callable[[Any], None]:
+    def observe(headers: Any) -> None:
+        limiter.observe_headers(headers, trio.current_time())
+
+    return observe
 
 
 def _response_cache(cfg: AgentConfig) -> Any:

@@ -72,3 +72,13 @@ def run_agent() -> Callable[..., Any]:
         return Run(outcome, run_dir, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_wide_state() -> None:
+    """Circuit breakers and rate limiters are shared by every session of a process: each
+    test starts with none."""
+    from runtime import breaker, ratelimit
+
+    breaker.clear_registry()
+    ratelimit.clear_registry()

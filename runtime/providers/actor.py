@@ -21,11 +21,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
+import msgspec
 import trio
 
-from ..errors import ErrorKind, ProviderError
+from ..breaker import CircuitBreaker
+from ..errors import RETRYABLE, ErrorKind, ProviderError
 from ..events import Event
 from ..model import Request, Response
+from ..ratelimit import RateLimiter, acquire
 from ..retry import RetryPolicy
 
 __all__ = [
@@ -116,6 +119,31 @@ class ActorOptions:
     sleep: Callable[[float], Any] = trio.sleep
     cache: Any = None       # runtime.cache_store.ResponseCache, or None
     cache_kind: str = ""    # the provider kind that keys the cache
+    limiter: RateLimiter | None = None   # shared by every session of the process
+    breaker: CircuitBreaker | None = None
+    clock: Callable[[], float] = trio.current_time
+
+
+def _estimate_tokens(req: Request) -> int:
+    """A cheap upper-side guess of a request's tokens for the rate limiter (4 bytes a token
+    of the canonical JSON, plus the output budget); settled with the real usage after."""
+    return len(msgspec.json.encode(req.messages)) // 4 + (req.params.max_tokens or 0) + 16
+
+
+async def _gate(opts: ActorOptions, provider: Provider, estimate: int) -> ProviderError | None:
+    """Wait for the rate limiter; refuse at once when the circuit is open."""
+    if opts.breaker is not None and not opts.breaker.allow(opts.clock()):
+        wait = opts.breaker.retry_in(opts.clock())
+        err = ProviderError(ErrorKind.SERVER, f"circuit open after repeated failures: "
+                            f"no request sent (next probe in {wait:.1f} s)",
+                            provider=provider.name,
+                            hint="the provider keeps failing; a fallback takes the turn if "
+                                 "one is configured")
+        err.retry_safe = False
+        return err
+    if opts.limiter is not None:
+        await acquire(opts.limiter, estimate, clock=opts.clock, sleep=opts.sleep)
+    return None
 
 
 async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
@@ -142,13 +170,21 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 return
             if opts.cache.serves:
                 await reply.send(CacheOutcome("miss", key))
+        estimate = _estimate_tokens(msg.request)
         while True:
             attempt += 1
             rid = new_request_id()
+            refused = await _gate(opts, provider, estimate)
+            if refused is not None:
+                await reply.send(AttemptFailed(refused, attempt, rid, None))
+                await reply.send(TurnFailed(refused, attempt))
+                return
             await reply.send(AttemptStarted(attempt, rid, stream))
             try:
                 resp = await provider.attempt(msg.request, reply, stream=stream)
             except ProviderError as err:
+                if opts.breaker is not None and err.kind in RETRYABLE:
+                    opts.breaker.record_failure(opts.clock())
                 if stream and err.kind.value in opts.streaming_fallback_kinds:
                     stream = False
                     reason = err.message
@@ -166,6 +202,10 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 await reply.send(AttemptFailed(err, attempt, rid, None))
                 await reply.send(TurnFailed(err, attempt))
                 return
+            if opts.breaker is not None:
+                opts.breaker.record_success(opts.clock())
+            if opts.limiter is not None and resp.usage is not None:
+                opts.limiter.settle(resp.usage.total_tokens, opts.clock(), estimate=estimate)
             if opts.cache is not None and opts.cache.records:
                 key = await opts.cache.store(opts.cache_kind, msg.request, resp)
                 await reply.send(CacheOutcome("store", key))

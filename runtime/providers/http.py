@@ -83,6 +83,8 @@ class HTTPProvider:
         self._headers = headers
         t = spec.timeouts
         self._timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
+        # told the response headers of every attempt (the rate limiter adapts to them)
+        self.on_headers: Callable[[httpx.Headers], None] | None = None
 
     def encode(self, req: Request, *, stream: bool) -> bytes:
         body: dict[str, Any] = self.codec.encode_request(req, stream=stream, dialect=self.dialect)
@@ -107,6 +109,8 @@ class HTTPProvider:
                 ) as http:
                     request_id = http.headers.get("request-id") or http.headers.get("x-request-id")
                     in_body = True
+                    if self.on_headers is not None:
+                        self.on_headers(http.headers)
                     if http.status_code >= 400:
                         raise await self._http_error(http)
                     ctype = http.headers.get("content-type", "")

@@ -18,10 +18,14 @@ import httpx
 import pytest
 import trio
 
-from runtime.events import Finish, TextDelta, UsageEvent
+from runtime.errors import ErrorKind, error_from_response
+from runtime.events import Finish, TextDelta, ToolCallDelta, UsageEvent, assemble
 from runtime.model import Message, Params, Request, TextPart, ToolCallPart, ToolResultPart
 from runtime.providers import HTTPProvider, ProviderSpec
 from runtime.testing.local_model import MODEL_ALIAS, LocalModelServer, supports_tools
+from runtime.wire import codec_for
+from runtime.wire.__main__ import decode_capture
+from runtime.wire.sse import SSEDecoder
 
 pytestmark = pytest.mark.local_model
 
@@ -171,3 +175,138 @@ def test_main_py_with_config_local_yaml(local_server: LocalModelServer, tmp_path
     assert (run_dir / "state.json").exists()
     answers = [e for e in transcript if e["type"] == "assistant"]
     assert answers and answers[-1]["text"].strip()
+
+
+# ---- quirks of the real server, from bytes it sent (tests/local/captures/) ---------------
+
+def sse_data(path: Path) -> list[dict[str, Any]]:
+    """The JSON payloads of an SSE capture, parsed independently of the codecs."""
+    out = []
+    for line in path.read_text().splitlines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            out.append(json.loads(line[len("data: "):]))
+    return out
+
+
+def stream_events(protocol: str, body: bytes) -> list[Any]:
+    dec = codec_for(protocol).StreamDecoder()
+    sse = SSEDecoder()
+    events = [ev for sev in [*sse.feed(body), *sse.close()] for ev in dec.feed(sev)]
+    return events + list(dec.close())
+
+
+def test_chat_stream_quirks(captures: Path) -> None:
+    """Chat stream: a null-content role chunk first, unprefixed 32-char tool-call ids,
+    arguments a few characters a chunk, junk text beside the call, usage in a chunk with
+    ``choices: []`` and an extra ``timings`` key."""
+    path = captures / "chat_stream_tool_call.sse"
+    chunks = sse_data(path)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
+    raw_calls = [tc for c in chunks for ch in c["choices"]
+                 for tc in ch["delta"].get("tool_calls") or []]
+    raw_id = raw_calls[0]["id"]
+    raw_args = "".join(tc["function"].get("arguments", "") for tc in raw_calls)
+    raw_text = "".join(ch["delta"].get("content") or "" for c in chunks for ch in c["choices"])
+    usage = next(c for c in chunks if "usage" in c)
+    assert usage["choices"] == [] and "timings" in usage
+    view = decode_capture("openai-chat", path.read_bytes())
+    assert view["error"] is None
+    assert [(c["id"], c["name"]) for c in view["tool_calls"]] == [(raw_id, "get_time")]
+    assert not raw_id.startswith("call_") and len(raw_id) == 32
+    assert view["tool_calls"][0]["arguments"] == json.loads(raw_args)
+    assert view["text"] == raw_text
+    assert view["finish_reason"] == "tool_calls"
+    u = usage["usage"]
+    assert view["usage"]["input_tokens"] == u["prompt_tokens"]
+    assert view["usage"]["output_tokens"] == u["completion_tokens"]
+    assert view["usage"]["cache_read_tokens"] == u["prompt_tokens_details"]["cached_tokens"]
+    deltas = [ev for ev in stream_events("openai-chat", path.read_bytes())
+              if isinstance(ev, ToolCallDelta)]
+    assert len(deltas) == len([tc for tc in raw_calls if tc["function"].get("arguments")]) > 1
+
+
+def test_chat_body_with_text_beside_tool_call(captures: Path) -> None:
+    """Non-streamed: ``content`` holds text next to ``tool_calls``; both are kept."""
+    path = captures / "chat_tool_call.json"
+    raw = json.loads(path.read_bytes())
+    msg = raw["choices"][0]["message"]
+    view = decode_capture("openai-chat", path.read_bytes())
+    assert view["text"] == msg["content"]
+    assert [c["id"] for c in view["tool_calls"]] == [tc["id"] for tc in msg["tool_calls"]]
+    assert view["finish_reason"] == "tool_calls"
+
+
+def test_messages_stream_quirks(captures: Path) -> None:
+    """/v1/messages: chatcmpl- message id, unprefixed tool id, no ping, tool_use start without
+    ``input``, the text block stopped only after the tool block started, and input_tokens
+    without the cached part (the canonical usage adds it back)."""
+    path = captures / "messages_stream_tool_use.sse"
+    events = sse_data(path)
+    types = [e["type"] for e in events]
+    assert "ping" not in types
+    start = events[0]["message"]
+    assert start["id"].startswith("chatcmpl-")
+    tool_start = next(e for e in events if e["type"] == "content_block_start"
+                      and e["content_block"]["type"] == "tool_use")
+    assert "input" not in tool_start["content_block"]
+    text_stop = next(i for i, e in enumerate(events)
+                     if e["type"] == "content_block_stop" and e["index"] == 0)
+    assert events.index(tool_start) < text_stop  # overlapping blocks
+    raw_args = "".join(e["delta"]["partial_json"] for e in events
+                       if e["type"] == "content_block_delta"
+                       and e["delta"]["type"] == "input_json_delta")
+    view = decode_capture("anthropic", path.read_bytes())
+    assert view["error"] is None
+    call_id = tool_start["content_block"]["id"]
+    assert [(c["id"], c["name"]) for c in view["tool_calls"]] == [(call_id, "get_time")]
+    assert not call_id.startswith("toolu_")
+    assert view["tool_calls"][0]["arguments"] == json.loads(raw_args)
+    assert view["text"] == "".join(e["delta"]["text"] for e in events
+                                   if e["type"] == "content_block_delta"
+                                   and e["delta"]["type"] == "text_delta")
+    assert view["finish_reason"] == "tool_use"
+    u = start["usage"]
+    assert view["usage"]["input_tokens"] == u["input_tokens"] + u["cache_read_input_tokens"]
+    assert view["usage"]["cache_read_tokens"] == u["cache_read_input_tokens"]
+    assert view["usage"]["output_tokens"] == next(
+        e for e in events if e["type"] == "message_delta")["usage"]["output_tokens"]
+
+
+def test_responses_stream_function_call(captures: Path) -> None:
+    """/v1/responses: the tool call's id is its ``call_id`` and ``fc_`` id is kept apart."""
+    path = captures / "responses_stream_function_call.sse"
+    events = sse_data(path)
+    done = next(e for e in events if e["type"] == "response.completed")["response"]
+    item = next(i for i in done["output"] if i["type"] == "function_call")
+    view = decode_capture("openai-responses", path.read_bytes())
+    assert view["error"] is None
+    assert [(c["id"], c["name"]) for c in view["tool_calls"]] == [(item["call_id"], item["name"])]
+    assert view["tool_calls"][0]["arguments"] == json.loads(item["arguments"])
+    assert view["finish_reason"] == done["status"] == "completed"
+    assert view["usage"]["input_tokens"] == done["usage"]["input_tokens"]
+    assert view["usage"]["output_tokens"] == done["usage"]["output_tokens"]
+    resp = assemble(stream_events("openai-responses", path.read_bytes()), "openai-responses")
+    assert resp.stop == "tool_calls"
+    assert [c.item_id for c in resp.tool_calls] == [item["id"]]
+
+
+def test_responses_status_completed_when_cut_off(captures: Path) -> None:
+    """/v1/responses says ``completed`` even when ``max_output_tokens`` cut the answer: the
+    codec reports what the server sent (it cannot know the limit) and decodes the text."""
+    path = captures / "responses_cut_by_max_output_tokens.json"
+    raw = json.loads(path.read_bytes())
+    view = decode_capture("openai-responses", path.read_bytes())
+    assert view["finish_reason"] == raw["status"] == "completed"
+    assert "incomplete_details" not in raw
+    assert view["text"] == raw["output"][0]["content"][0]["text"]
+    assert view["usage"]["output_tokens"] == raw["usage"]["output_tokens"]
+
+
+def test_context_overflow_is_a_context_length_error(captures: Path) -> None:
+    """llama-server's 400 ``exceed_context_size_error`` (every route) is a context-length
+    error, so the hint says to shorten the conversation."""
+    body = (captures / "error_exceed_context_size.json").read_bytes()
+    assert json.loads(body)["error"]["type"] == "exceed_context_size_error"
+    err = error_from_response(400, {"content-type": "application/json; charset=utf-8"}, body)
+    assert err.status == 400 and not err.retryable
+    assert err.kind is ErrorKind.CONTEXT_LENGTH, err.kind

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import inspect
+import io
 import json
 import os
 import secrets
@@ -19,11 +21,14 @@ from typing import Any
 
 import anyio
 import mcp_types as mt
+import msgspec
 import pytest
 import structlog
 import trio
 import trio.testing
 
+import runtime.app
+from runtime.app import run_session
 from runtime.config import load_config
 from runtime.model import Request, Response, TextPart, ToolCallPart, ToolResultPart, Usage
 from runtime.testing.scripted import ScriptedProvider
@@ -38,6 +43,7 @@ from runtime.tools.mcp import (
 )
 from runtime.tools.mcp_content import exposed_name, result_text
 from runtime.tools.mcp_streams import EofWatch
+from tests.conftest import Run
 
 TIME = McpServerConfig(command=sys.executable, args=["-m", "mcp_server_time"])
 GIT = McpServerConfig(command=sys.executable, args=["-m", "mcp_server_git"])
@@ -118,7 +124,7 @@ async def test_lists_and_calls_tools_of_both_servers(repo: tuple[Path, str, str]
 
 
 async def test_session_calls_mcp_tools_and_validates_their_arguments(
-        write_config: Callable[..., Path], run_agent: Callable[..., Any],
+        write_config: Callable[..., Path],
         repo: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A scripted session calls both servers' tools: results reach the model, a call that
     breaks the tool's schema is rejected without reaching the server, approval globs apply,
@@ -139,7 +145,11 @@ async def test_session_calls_mcp_tools_and_validates_their_arguments(
             "approval": {"time__convert_time": "deny", "git__*": "auto"},
         },
     })
-    cfg = load_config(config, environ={"TEST_TRACE_KEY": "k"})
+    environ = {"TEST_TRACE_KEY": "unit-test-trace-key"}
+    cfg = load_config(config, environ=environ)
+    # the servers are driven through the public API here, so run_session must not start
+    # cfg.tools.mcp a second time (the approval rules stay as loaded)
+    session_cfg = msgspec.structs.replace(cfg, tools=msgspec.structs.replace(cfg.tools, mcp={}))
     calls = [
         ToolCallPart("c1", "time__get_current_time", '{"timezone": "Asia/Tokyo"}'),
         ToolCallPart("c2", "git__git_status", json.dumps({"repo_path": str(path)})),
@@ -168,7 +178,12 @@ async def test_session_calls_mcp_tools_and_validates_their_arguments(
             tools = [t for s in servers for t in s.tools]
             [pid] = children("mcp_server_time")
             env = environ_of(pid)
-            run = await run_agent(config, providers={"main": provider}, extra_tools=tools)
+            out, err = io.StringIO(), io.StringIO()
+            outcome, run_dir = await run_session(
+                session_cfg, task=cfg.task, stdout=out, stderr=err, stream_answer=False,
+                handle_signals=False, environ=environ, providers={"main": provider},
+                extra_tools=tools)
+            run = Run(outcome, run_dir, out.getvalue(), err.getvalue())
     assert run.outcome.exit_code == 0, run.err
     assert sorted(seen) == [("git__git_status", {"repo_path": str(path)}),
                             ("time__get_current_time", {"timezone": "Asia/Tokyo"})]
@@ -190,6 +205,39 @@ async def test_session_calls_mcp_tools_and_validates_their_arguments(
         if file.is_file():
             assert secret.encode() not in file.read_bytes(), file
     assert secret not in repr(logs)
+
+
+@pytest.mark.skipif("open_mcp_tools" not in inspect.getsource(runtime.app),
+                    reason="runtime/app.py does not start tools.mcp yet")
+async def test_agent_yaml_mcp_servers_run_for_the_session(
+        write_config: Callable[..., Path], run_agent: Callable[..., Any]) -> None:
+    """run_session starts the servers of tools.mcp itself, offers their tools, and leaves no
+    server process behind when the session ends."""
+    during: list[int] = []
+
+    def answer(req: Request) -> Response:
+        during.extend(children("mcp_server_time"))
+        return Response("r2", "scripted", [TextPart("done")], "stop", "stop", Usage(10, 2))
+
+    first = Response("r1", "scripted", [ToolCallPart("c1", "time__get_current_time",
+                                                      '{"timezone": "Asia/Tokyo"}')],
+                     "tool_calls", "tool_calls", Usage(10, 5))
+    provider = ScriptedProvider("main", [first, answer])
+    config = write_config({
+        "provider": "main",
+        "providers": {"main": {"kind": "scripted", "model": "scripted",
+                               "script": [{"text": "unused"}]}},
+        "task": "What time is it in Tokyo?",
+        "tools": {"mcp": {"time": {"command": sys.executable,
+                                   "args": ["-m", "mcp_server_time"]}}},
+    })
+    with trio.fail_after(20):
+        run = await run_agent(config, providers={"main": provider})
+    assert run.outcome.exit_code == 0, run.err
+    [result] = run.events("tool_result")
+    assert result["ok"] and json.loads(result["content"])["timezone"] == "Asia/Tokyo"
+    assert "time__get_current_time" in [t.name for t in provider.requests[0].tools]
+    assert len(during) == 1 and gone(during)
 
 
 async def _crash_in_flight(tool: Tool, pid: int) -> str:
