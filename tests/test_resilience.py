@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ async def test_rate_limit_waits_instead_of_failing(tmp_path: Path, run_agent,
             "rate_limit": {"requests_per_minute": 2}}})
         run = await run_agent(path, extra_tools=[make_tool(probe)])
     assert run.outcome.exit_code == 0, run.err
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert gaps[0] < 1  # the bucket starts full: two requests at once
     assert 29 <= gaps[1] <= 31 and 29 <= gaps[2] <= 31  # then one every 30 s
     assert not run.events("provider_error")

@@ -183,8 +183,13 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
             try:
                 resp = await provider.attempt(msg.request, reply, stream=stream)
             except ProviderError as err:
-                if opts.breaker is not None and err.kind in RETRYABLE:
-                    opts.breaker.record_failure(opts.clock())
+                if opts.breaker is not None:
+                    if err.kind in RETRYABLE:
+                        opts.breaker.record_failure(opts.clock())
+                    else:  # the provider answered; the request itself was at fault
+                        opts.breaker.record_success(opts.clock())
+                if opts.limiter is not None and not err.output_started:
+                    opts.limiter.settle(0, opts.clock(), estimate=estimate)  # nothing was used
                 if stream and err.kind.value in opts.streaming_fallback_kinds:
                     stream = False
                     reason = err.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,16 @@ from runtime.errors import ErrorKind, error_from_response
 from runtime.events import Finish, TextDelta, ToolCallDelta, UsageEvent, assemble
 from runtime.model import Message, Params, Request, TextPart, ToolCallPart, ToolResultPart
 from runtime.providers import HTTPProvider, ProviderSpec
-from runtime.testing.local_model import MODEL_ALIAS, LocalModelServer, supports_tools
+from runtime.testing.local_model import (
+    MODEL_ALIAS,
+    LocalModelError,
+    LocalModelServer,
+    free_port,
+    pid_alive,
+    start_server,
+    stop_process,
+    supports_tools,
+)
 from runtime.wire import codec_for
 from runtime.wire.__main__ import decode_capture
 from runtime.wire.sse import SSEDecoder
@@ -310,3 +320,90 @@ def test_context_overflow_is_a_context_length_error(captures: Path) -> None:
     err = error_from_response(400, {"content-type": "application/json; charset=utf-8"}, body)
     assert err.status == 400 and not err.retryable
     assert err.kind is ErrorKind.CONTEXT_LENGTH, err.kind
+
+
+# ---- the server helper itself, with stand-in processes (no model needed) ----------------
+
+FAKE_SERVER = """\
+import http.server, json, sys
+argv = sys.argv
+port = int(argv[argv.index("--port") + 1])
+with open(argv[argv.index("-m") + 1], "a") as f:
+    f.write(" ".join(argv[1:]) + "\\n")
+MODE = {mode!r}
+if MODE != "serve":
+    print("error: couldn't bind HTTP server socket" if MODE == "bind" else "boom", flush=True)
+    sys.exit(3)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({{"status": "ok"}} if self.path == "/health" else
+                          {{"chat_template_caps": {{"supports_tools": False}}}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+def fake_binary(tmp_path: Path, mode: str) -> tuple[Path, Path]:
+    """An executable standing in for llama-server; it logs its argv to the "model" file."""
+    exe = tmp_path / f"fake-llama-{mode}"
+    exe.write_text(f"#!{sys.executable}\n" + FAKE_SERVER.format(mode=mode))
+    exe.chmod(0o755)
+    calls = tmp_path / f"calls-{mode}.txt"
+    calls.touch()
+    return exe, calls
+
+
+def test_start_reports_early_exit_with_log(tmp_path: Path) -> None:
+    """A server that dies while starting is an error carrying its exit code and log."""
+    exe, calls = fake_binary(tmp_path, "crash")
+    with pytest.raises(LocalModelError, match=r"exited with 3(.|\n)*boom"):
+        start_server(binary=exe, model=calls, template=calls, port=free_port(),
+                     log_path=tmp_path / "log")
+    assert len(calls.read_text().splitlines()) == 1
+
+
+def test_lost_port_race_is_retried_on_new_ports(tmp_path: Path) -> None:
+    """A bind failure on a chosen free port is retried on another port, then reported."""
+    exe, calls = fake_binary(tmp_path, "bind")
+    with pytest.raises(LocalModelError, match="bind"):
+        start_server(binary=exe, model=calls, template=calls, attempts=3,
+                     log_path=tmp_path / "log")
+    argvs = calls.read_text().splitlines()
+    assert len(argvs) == 3
+    assert all("-t 1" in a and "--no-repack" in a and "--chat-template-file" in a for a in argvs)
+
+
+def test_server_without_tool_support_is_refused_and_stopped(tmp_path: Path) -> None:
+    """/health ok but /props without tool support: an error, and the process is gone."""
+    exe, calls = fake_binary(tmp_path, "serve")
+    with pytest.raises(LocalModelError, match="without tool support"):
+        start_server(binary=exe, model=calls, template=calls, log_path=tmp_path / "log",
+                     startup_timeout=20)
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    alive = [pid for pid in pids if pid_alive(pid) and str(exe) in _cmdline(pid)]
+    assert alive == []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_stop_escalates_to_sigkill() -> None:
+    """A process that ignores SIGTERM is killed after the grace period and reaped."""
+    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    assert pid_alive(proc.pid)
+    assert stop_process(proc, timeout=0.3) == -signal.SIGKILL
+    assert not pid_alive(proc.pid)
+    proc.stdout.close()
