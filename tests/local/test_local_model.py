@@ -72,6 +72,7 @@ def test_server_is_up_with_tool_support(local_server: LocalModelServer) -> None:
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert supports_tools(local_server.props)
     assert local_server.props["total_slots"] == 1
+    assert local_server.props["model_alias"] == MODEL_ALIAS
     assert local_server.command.count("-t") == 1
     assert local_server.command[local_server.command.index("-t") + 1] == "1"
 
