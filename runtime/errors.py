@@ -200,7 +200,8 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
 
 _CONTEXT_MARKERS = ("context_length", "context length", "context window", "maximum context",
                     "too many tokens", "prompt is too long", "input is too long",
-                    "max_tokens_exceeded", "reduce the length")
+                    "max_tokens_exceeded", "reduce the length", "context size",
+                    "exceeds the available context", "context_length_exceeded")
 _STREAM_MARKERS = ("stream not supported", "streaming is not supported",
                    "does not support streaming", "streaming not supported",
                    "stream is not supported", "unsupported_value\", \"param\": \"stream",
