@@ -169,3 +169,36 @@ async def test_streaming_refused_falls_back_once(protocol: str, tmp_path: Path, 
     assert run.err.count("[streaming-disabled] main:") == 1
     assert [r.stream for r in server.requests] == [True, False, False, False, False]
     assert any(e.get("streaming_disabled") for e in run.events("warning"))
+
+
+async def test_echoed_secrets_never_reach_files_or_console(tmp_path: Path, run_agent) -> None:
+    """A provider error echoing the API key, and a body matching a logging.redact pattern:
+    neither appears in logging/ nor on stdout/stderr."""
+    leak = faults.custom(500, {"error": {"message": "upstream said password=hunter2-canary"}})
+    entries = [faults.echo_auth(), leak, *script("openai-chat")]
+    with trio.fail_after(30):
+        async with open_fake_server(entries) as server:
+            path = config(tmp_path, "openai-chat", server.base_url("openai-chat"),
+                          logging={"dir": str(tmp_path / "logging"),
+                                   "redact": ["(?i)password=\\S+"]})
+            run = await run_agent(path)
+    # 401 is not retried: the session fails with exit 3, after recording the echo
+    assert run.outcome.exit_code == 3
+    blob = run.out + run.err + "".join(
+        p.read_text(errors="replace") for p in run.run_dir.rglob("*") if p.is_file())
+    assert KEY not in blob and "hunter2" not in blob
+    assert "[REDACTED]" in json.dumps(run.errors(1))
+    # and the pattern case, on a retryable error that the session rides through
+    entries = [leak, *script("openai-chat")]
+    (tmp_path / "b").mkdir()
+    with trio.fail_after(30):
+        async with open_fake_server(entries) as server:
+            path = config(tmp_path / "b", "openai-chat", server.base_url("openai-chat"),
+                          logging={"dir": str(tmp_path / "b" / "logging"),
+                                   "redact": ["(?i)password=\\S+"]})
+            run = await run_agent(path)
+    assert run.outcome.exit_code == 0
+    blob = run.out + run.err + "".join(
+        p.read_text(errors="replace") for p in run.run_dir.rglob("*") if p.is_file())
+    assert "hunter2" not in blob and KEY not in blob
+    assert len(run.errors(1)) == 1
