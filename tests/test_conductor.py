@@ -308,7 +308,6 @@ async def test_redaction_of_keys_and_patterns(write_config, run_agent) -> None:
 
 async def test_trace_export_is_plain_and_fails_on_tampering(write_config, run_agent) -> None:
     """`python -m runtime.traces` prints readable reasoning only; a changed byte is exit 1."""
-    import subprocess
     import sys
 
     thinking = ReasoningPart(text="plan: read then answer", kind="thinking", signature="SIG-XYZ")
@@ -318,14 +317,16 @@ async def test_trace_export_is_plain_and_fails_on_tampering(write_config, run_ag
     env = {"PATH": "/usr/bin:/bin", "TEST_TRACE_KEY": "unit-test-trace-key"}
     cmd = [sys.executable, "-m", "runtime.traces", str(run.run_dir), "--key-env", "TEST_TRACE_KEY"]
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root, timeout=60)
+    proc = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, env=env,
+                                  cwd=root, check=False)
     assert proc.returncode == 0, proc.stderr
     [entry] = json.loads(proc.stdout)
     assert entry["text"] == "plan: read then answer" and entry["opaque"] is True
-    assert "SIG-XYZ" not in proc.stdout
+    assert b"SIG-XYZ" not in proc.stdout
     enc = run.run_dir / "reasoning.enc"
     data = bytearray(enc.read_bytes())
     data[20] ^= 0xFF
     enc.write_bytes(bytes(data))
-    bad = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root, timeout=60)
-    assert bad.returncode == 1 and "authentication" in bad.stderr
+    bad = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, env=env,
+                                 cwd=root, check=False)
+    assert bad.returncode == 1 and b"authentication" in bad.stderr
