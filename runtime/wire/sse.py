@@ -16,37 +16,20 @@ and proxies do cut the last terminator, and losing the final usage chunk would b
 
 from __future__ import annotations
 
+import msgspec
+
 __all__ = ["SSEDecoder", "SSEEvent"]
 
 _BOM = b"\xef\xbb\xbf"
 
 
-class SSEEvent:
+class SSEEvent(msgspec.Struct, frozen=True):
     """One dispatched event. ``id`` is the last event id in force when it was dispatched."""
 
-    __slots__ = ("data", "event", "id", "retry")
-
-    def __init__(self, data: str, event: str = "message", id: str | None = None,
-                 retry: int | None = None) -> None:
-        self.data = data
-        self.event = event
-        self.id = id
-        self.retry = retry
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, SSEEvent)
-            and self.data == other.data
-            and self.event == other.event
-            and self.id == other.id
-            and self.retry == other.retry
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.data, self.event, self.id, self.retry))
-
-    def __repr__(self) -> str:
-        return f"SSEEvent(data={self.data!r}, event={self.event!r}, id={self.id!r}, retry={self.retry!r})"
+    data: str
+    event: str = "message"
+    id: str | None = None
+    retry: int | None = None
 
 
 class SSEDecoder:
@@ -92,8 +75,8 @@ class SSEDecoder:
             # fast path for the two lines every event has: "data: ..." and the blank line
             if not line:
                 if data:
-                    out.append(SSEEvent("\n".join(data), self._event or "message",
-                                        self._id, self._retry))
+                    out.append(SSEEvent(data[0] if len(data) == 1 else "\n".join(data),
+                                        self._event or "message", self._id, self._retry))
                     data = self._data = []
                 self._event = ""
             elif line[:6] == b"data: ":
