@@ -51,6 +51,7 @@ from .model import (
 )
 from .pricing import PriceTable
 from .providers.actor import (
+    CIRCUIT_OPEN,
     AttemptFailed,
     AttemptStarted,
     CacheOutcome,
@@ -221,15 +222,19 @@ class Conductor:
     # ---- one turn, with failover ------------------------------------------------------
 
     async def _one_turn(self) -> tuple[Response, ProviderHandle] | Outcome:
+        """Every turn starts with the main provider: while its circuit is open the turn skips
+        it at once (nothing is sent) and the breaker's half-open probe brings it back."""
         last_error: ProviderError | None = None
-        for index in range(self._current, len(self.order)):
-            handle = self.providers[self.order[index]]
-            if index != self._current:
+        previous = self._current
+        for index, name in enumerate(self.order):
+            handle = self.providers[name]
+            if index > 0 and last_error is not None:
                 self.accounts.of(handle.name).fallbacks_taken += 1
-                await self._log("warning", message=f"failing over from {self.order[self._current]}"
+                await self._log("warning", message=f"failing over from {self.order[index - 1]}"
                                 f" to {handle.name}", provider=handle.name)
-                self.console.line(f"[failover] {self.order[self._current]} -> {handle.name}")
-                self._current = index
+                if index != previous:
+                    self.console.line(f"[failover] {self.order[index - 1]} -> {handle.name}")
+            self._current = index
             resp = await self._ask(handle)
             if isinstance(resp, Response):
                 return resp, handle
@@ -353,6 +358,10 @@ class Conductor:
 
     async def _provider_error(self, handle: ProviderHandle, msg: AttemptFailed) -> None:
         err = msg.error
+        if err.code == CIRCUIT_OPEN:  # no request was sent: not a provider failure
+            await self._log("warning", provider=handle.name, circuit_open=True,
+                            message=f"{handle.name} skipped: {err.message}")
+            return
         self.accounts.of(handle.name).failures[err.kind.value] += 1
         record = {
             "provider": handle.name, "model": handle.model, "kind": err.kind.value,

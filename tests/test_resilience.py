@@ -57,6 +57,10 @@ async def test_open_circuit_sends_nothing_and_fails_over(tmp_path: Path, run_age
     assert s2.request_count == 2
     errors = run.errors(2)
     assert [e["kind"] for e in errors] == ["server", "server"]
+    # turn 3 starts with main again, whose open circuit skips it without a request
+    skipped = [e for e in run.events("warning") if e.get("circuit_open")]
+    assert [e["turn"] for e in skipped] == [3]
+    assert not (run.run_dir / "errors" / "turn_3.json").exists()
 
 
 async def test_rate_limit_waits_instead_of_failing(tmp_path: Path, run_agent,

@@ -32,6 +32,7 @@ from ..ratelimit import RateLimiter, acquire
 from ..retry import RetryPolicy
 
 __all__ = [
+    "CIRCUIT_OPEN",
     "AttemptFailed",
     "AttemptStarted",
     "CacheOutcome",
@@ -107,6 +108,9 @@ Reply = (list[Event] | AttemptStarted | AttemptFailed | StreamingDisabled | Turn
          | CacheOutcome)
 
 
+CIRCUIT_OPEN = "circuit_open"  # the code of the error for a turn the breaker refused
+
+
 def new_request_id() -> str:
     return "req_" + uuid.uuid4().hex[:16]
 
@@ -138,7 +142,7 @@ async def _gate(opts: ActorOptions, provider: Provider, estimate: int) -> Provid
                             f"no request sent (next probe in {wait:.1f} s)",
                             provider=provider.name,
                             hint="the provider keeps failing; a fallback takes the turn if "
-                                 "one is configured")
+                                 "one is configured", code=CIRCUIT_OPEN)
         err.retry_safe = False
         return err
     if opts.limiter is not None:
