@@ -87,3 +87,34 @@ async def test_rate_limit_waits_instead_of_failing(tmp_path: Path, run_agent,
     assert gaps[0] < 1  # the bucket starts full: two requests at once
     assert 29 <= gaps[1] <= 31 and 29 <= gaps[2] <= 31  # then one every 30 s
     assert not run.events("provider_error")
+
+
+async def test_main_provider_comes_back_after_the_cooldown(tmp_path: Path, run_agent,
+                                                           autojump_clock: Any) -> None:
+    """Once the cool-down has passed, a turn probes the main provider again (half-open) and,
+    on success, the session is back on it."""
+
+    async def wait_20s() -> str:
+        """Let virtual time pass."""
+        await trio.sleep(20)
+        return "waited"
+
+    def call(i: int) -> Response:
+        return Response(f"r{i}", "m", [ToolCallPart(f"c{i}", "wait_20s", "{}")], "tool_calls",
+                        "tool_calls", Usage(10, 2))
+
+    main_script = [faults.server_error(), faults.server_error(), answer(9, final=True)]
+    async with open_fake_server(main_script) as s1, \
+            open_fake_server([call(1), call(2)]) as s2:
+        path = write(tmp_path, {
+            "main": {"kind": "openai-chat", "model": "m", "api_key": "k-main-1",
+                     "base_url": s1.base_url("openai-chat"),
+                     "retry": {"max_attempts": 2, "base_delay": 0.1},
+                     "circuit": {"failure_threshold": 2, "cooldown": 30}},
+            "backup": {"kind": "openai-chat", "model": "m", "api_key": "k-backup-1",
+                       "base_url": s2.base_url("openai-chat")}}, fallbacks=["backup"])
+        run = await run_agent(path, extra_tools=[make_tool(wait_20s)])
+    assert run.outcome.exit_code == 0, run.err
+    providers = [e["provider"] for e in run.events("assistant")]
+    assert providers == ["backup", "backup", "main"]  # turn 2 still inside the cool-down
+    assert s1.request_count == 3 and s2.request_count == 2
