@@ -26,18 +26,8 @@ import trio
 from .accounting import Accounts
 from .console import Console, Display
 from .errors import ActorFailed, ProviderError
-from .events import ReasoningDelta, TextDelta, ToolCallStart
-from .hooks import (
-    CacheEvent,
-    ErrorHookEvent,
-    FirstToken,
-    Hooks,
-    RequestStart,
-    ResponseEnd,
-    RetryEvent,
-    ToolCallEvent,
-)
-from .logger import ErrorRecord, LogMsg, Record, WriteFile
+from .hooks import Hooks, ResponseEnd, ToolCallEvent
+from .logger import LogMsg, Record, WriteFile
 from .model import (
     BuiltinToolPart,
     Message,
@@ -50,18 +40,10 @@ from .model import (
     Usage,
 )
 from .pricing import PriceTable
-from .providers.actor import (
-    CIRCUIT_OPEN,
-    AttemptFailed,
-    AttemptStarted,
-    CacheOutcome,
-    StreamingDisabled,
-    TurnDone,
-    TurnFailed,
-    TurnRequest,
-)
-from .session import RecordResponse, SaveConversation, SessionMsg, SetStreamingDisabled
+from .providers.actor import TurnRequest
+from .session import RecordResponse, SaveConversation, SessionMsg
 from .tools import ToolRegistry, run_tool_calls
+from .turn import Answer, TurnReader
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -77,9 +59,6 @@ __all__ = [
 log = structlog.get_logger("conductor")
 
 EXIT_OK, EXIT_PROVIDER, EXIT_LIMIT, EXIT_INTERRUPTED = 0, 3, 4, 130
-
-# events that mean the model started answering (time to first token)
-_OUTPUT = (TextDelta, ReasoningDelta, ToolCallStart)
 
 
 @attrs.define
@@ -152,8 +131,6 @@ class Conductor:
     started_at: float = attrs.field(factory=time.time)
     hooks: Hooks | None = None
     _current: int = 0
-    _timing: tuple[str, float, float | None, str | None] = ("", 0.0, None, None)
-    _cached: bool = False
     _last_input_tokens: int = 0
     _last_len: int = 0
     _warned_unpriced: set[str] = attrs.field(factory=set)
@@ -163,7 +140,7 @@ class Conductor:
     async def run(self, task: str | None) -> Outcome:
         if task:
             self.messages.append(Message.user(task))
-        await self._log("session_start", task=task, providers=self.order,
+        await self.note("session_start", task=task, providers=self.order,
                         model=self.providers[self.order[0]].model,
                         tools=self.registry.names())
         while True:
@@ -178,15 +155,15 @@ class Conductor:
             result = await self._one_turn()
             if isinstance(result, Outcome):
                 return result
-            resp, provider = result
-            await self._record_response(resp, provider)
-            calls = resp.tool_calls
-            if not calls:
-                await self._log("turn_end", finish=resp.stop)
+            answer, provider = result
+            resp = answer.response
+            await self._record_response(answer, provider)
+            if not resp.tool_calls:
+                await self.note("turn_end", finish=resp.stop)
                 await self._save("finished")
                 return Outcome("finished", EXIT_OK, resp.text)
-            await self._run_tools(resp)
-            await self._log("turn_end", finish=resp.stop)
+            await self._run_tools(resp, answer.request_id)
+            await self.note("turn_end", finish=resp.stop)
             await self._save("running")
 
     def _limit(self, which: str, message: str) -> Outcome:
@@ -221,7 +198,7 @@ class Conductor:
 
     # ---- one turn, with failover ------------------------------------------------------
 
-    async def _one_turn(self) -> tuple[Response, ProviderHandle] | Outcome:
+    async def _one_turn(self) -> tuple[Answer, ProviderHandle] | Outcome:
         """Every turn starts with the main provider: while its circuit is open the turn skips
         it at once (nothing is sent) and the breaker's half-open probe brings it back."""
         last_error: ProviderError | None = None
@@ -230,15 +207,15 @@ class Conductor:
             handle = self.providers[name]
             if index > 0 and last_error is not None:
                 self.accounts.of(handle.name).fallbacks_taken += 1
-                await self._log("warning", message=f"failing over from {self.order[index - 1]}"
+                await self.note("warning", message=f"failing over from {self.order[index - 1]}"
                                 f" to {handle.name}", provider=handle.name)
                 if index != previous:
                     self.console.line(f"[failover] {self.order[index - 1]} -> {handle.name}")
             self._current = index
-            resp = await self._ask(handle)
-            if isinstance(resp, Response):
-                return resp, handle
-            last_error = resp
+            answer = await self._ask(handle)
+            if isinstance(answer, Answer):
+                return answer, handle
+            last_error = answer
         assert last_error is not None
         return Outcome("provider_failed", EXIT_PROVIDER,
                        message=f"provider failure after retries and fallbacks: {last_error}")
@@ -253,150 +230,37 @@ class Conductor:
         )
         return req, dropped
 
-    async def _ask(self, handle: ProviderHandle) -> Response | ProviderError:
+    async def _ask(self, handle: ProviderHandle) -> Answer | ProviderError:
         req, dropped = self._request_for(handle)
         if dropped:
-            await self._log("warning", provider=handle.name,
+            await self.note("warning", provider=handle.name,
                             message=f"{dropped} reasoning item(s) from another provider were not "
                             f"sent to {handle.name} (signatures and encrypted reasoning only go "
                             "back to the provider that produced them)")
-        acc = self.accounts.of(handle.name)
-        acc.requests += 1
+        self.accounts.of(handle.name).requests += 1
         reply_send, reply_recv = trio.open_memory_channel[Any](16)
-        display = Display(self.console)
         try:
             await handle.mailbox.send(TurnRequest(req, reply_send, self.turn, handle.stream))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ActorFailed(f"provider {handle.name}", "its mailbox is closed") from exc
-        outcome: Response | ProviderError | None = None
-        attempt_stream = handle.stream
-        t0 = trio.current_time()
-        ttft: float | None = None
-        rid = ""
-        async with reply_recv:
-            async for msg in reply_recv:
-                t = type(msg)
-                if t is list:  # a batch of normalized events
-                    if ttft is None and any(type(ev) in _OUTPUT for ev in msg):
-                        ttft = trio.current_time() - t0
-                        self._hook(FirstToken, request_id=rid, provider=handle.name,
-                                   model=handle.model, ttft=ttft)
-                    for ev in msg:
-                        if type(ev) is TextDelta:
-                            display.text(ev.text)
-                elif t is AttemptStarted:
-                    rid = msg.request_id
-                    structlog.contextvars.bind_contextvars(request_id=rid)
-                    t0, ttft = trio.current_time(), None
-                    acc.attempts += 1
-                    attempt_stream = msg.stream
-                    if attempt_stream:
-                        acc.streamed += 1
-                    if msg.attempt > 1:
-                        acc.retries += 1
-                    if display.shown:
-                        await self._log("warning", provider=handle.name, request_id=rid,
-                                        message=f"stream recovery: attempt {msg.attempt} resumes "
-                                        f"a response of which {len(display.shown)} characters "
-                                        "were already shown; they are not shown again")
-                    display.new_attempt()
-                    await self._log("request", provider=handle.name, model=handle.model,
-                                    attempt=msg.attempt, stream=msg.stream, request_id=rid)
-                    self._hook(RequestStart, request_id=rid, provider=handle.name,
-                               model=handle.model, attempt=msg.attempt, stream=msg.stream)
-                    log.info("request", provider=handle.name, model=handle.model,
-                             attempt=msg.attempt)
-                elif t is AttemptFailed:
-                    await self._provider_error(handle, msg)
-                elif t is StreamingDisabled:
-                    self.console.streaming_disabled(handle.name, msg.reason)
-                    await self._log("warning", provider=handle.name, streaming_disabled=True,
-                                    request_id=rid,
-                                    message=f"streaming disabled for {handle.name}: {msg.reason}")
-                    await self.state.send(SetStreamingDisabled(handle.name, msg.reason))
-                    handle.stream = False
-                elif t is TurnDone and msg.cached:
-                    outcome = msg.response
-                    self._cached = True
-                    await self._log("assistant", provider=handle.name, model=msg.response.model,
-                                    request_id=msg.request_id, cached=True,
-                                    text=msg.response.text,
-                                    finish_reason=msg.response.finish_reason,
-                                    stop=msg.response.stop)
-                elif t is TurnDone:
-                    self._cached = False
-                    if attempt_stream:
-                        acc.streamed_ok += 1
-                    duration = trio.current_time() - t0
-                    acc.latencies.append(duration)
-                    if ttft is not None:
-                        acc.ttfts.append(ttft)
-                    outcome = msg.response
-                    self._timing = (rid, duration, ttft, msg.provider_request_id)
-                    await self._log("assistant", provider=handle.name, model=msg.response.model,
-                                    request_id=rid, provider_request_id=msg.provider_request_id,
-                                    attempts=msg.attempts, text=msg.response.text,
-                                    finish_reason=msg.response.finish_reason,
-                                    stop=msg.response.stop, duration=round(duration, 6),
-                                    ttft=None if ttft is None else round(ttft, 6))
-                elif t is TurnFailed:
-                    outcome = msg.error
-                elif t is CacheOutcome:
-                    if msg.outcome == "hit":
-                        acc.cache_hits += 1
-                        self._timing = (rid, 0.0, None, None)
-                    elif msg.outcome == "miss":
-                        acc.cache_misses += 1
-                    await self._log("cache", provider=handle.name, outcome=msg.outcome,
-                                    key=msg.key[:16])
-                    self._hook(CacheEvent, provider=handle.name, model=handle.model,
-                               outcome=msg.outcome, key=msg.key[:16])
-        if outcome is None:
-            raise ActorFailed(f"provider {handle.name}", "ended a turn without an answer")
-        display.end_turn()
-        return outcome
-
-    async def _provider_error(self, handle: ProviderHandle, msg: AttemptFailed) -> None:
-        err = msg.error
-        if err.code == CIRCUIT_OPEN:  # no request was sent: not a provider failure
-            await self._log("warning", provider=handle.name, circuit_open=True,
-                            message=f"{handle.name} skipped: {err.message}")
-            return
-        self.accounts.of(handle.name).failures[err.kind.value] += 1
-        record = {
-            "provider": handle.name, "model": handle.model, "kind": err.kind.value,
-            "status": err.status, "message": err.message, "details": err.details,
-            "hint": err.hint, "attempt": msg.attempt, "attempts": msg.attempt,
-            "request_id": msg.request_id, "provider_request_id": err.request_id,
-            "retryable": err.retryable, "delay": msg.delay, "will_retry": msg.delay is not None,
-            "output_started": err.output_started,
-        }
-        await self.log.send(ErrorRecord(self.turn, record))
-        await self._log("provider_error", **record)
-        self.console.provider_error(handle.name, err)
-        self._hook(ErrorHookEvent, request_id=msg.request_id, provider=handle.name,
-                   model=handle.model, kind=err.kind.value, status=err.status,
-                   attempt=msg.attempt, message=err.message, provider_request_id=err.request_id)
-        if msg.delay is not None:
-            self._hook(RetryEvent, request_id=msg.request_id, provider=handle.name,
-                       model=handle.model, attempt=msg.attempt + 1, delay=msg.delay)
+        return await TurnReader(self, handle, Display(self.console)).read(reply_recv)
 
     # ---- after the answer ---------------------------------------------------------------
 
-    async def _record_response(self, resp: Response, handle: ProviderHandle) -> None:
-        rid, duration, ttft, provider_rid = self._timing
+    async def _record_response(self, answer: Answer, handle: ProviderHandle) -> None:
+        resp, rid = answer.response, answer.request_id
         for r in resp.reasoning:
             if r.text:
-                await self._log("reasoning", provider=handle.name, kind=r.kind, text=r.text,
+                await self.note("reasoning", provider=handle.name, kind=r.kind, text=r.text,
                                 request_id=rid)
         for c in resp.tool_calls:
-            await self._log("tool_call", call_id=c.id, name=c.name, arguments=c.arguments,
+            await self.note("tool_call", call_id=c.id, name=c.name, arguments=c.arguments,
                             request_id=rid)
         acc = self.accounts.of(handle.name)
         cost: float | None = None
-        if resp.usage is not None and self._cached:  # a cache hit costs nothing
+        if resp.usage is not None and answer.cached:  # a cache hit costs nothing
             u = resp.usage
-            await self._log("usage", provider=handle.name, input_tokens=u.input_tokens,
+            await self.note("usage", provider=handle.name, input_tokens=u.input_tokens,
                             output_tokens=u.output_tokens, cache_read_tokens=u.cache_read_tokens,
                             cache_write_tokens=u.cache_write_tokens,
                             reasoning_tokens=u.reasoning_tokens, cost_usd=0.0, cached=True,
@@ -411,28 +275,28 @@ class Conductor:
                 acc.unpriced_turns += 1
                 if handle.model not in self._warned_unpriced and handle.kind not in ("local",):
                     self._warned_unpriced.add(handle.model)
-                    await self._log("warning", provider=handle.name,
+                    await self.note("warning", provider=handle.name,
                                     message=f"no price known for model {handle.model}: cost is "
                                     "not counted (add it under pricing: in agent.yaml)")
             else:
                 acc.cost_usd += cost
             self._last_input_tokens = u.input_tokens
-            await self._log("usage", provider=handle.name, input_tokens=u.input_tokens,
+            await self.note("usage", provider=handle.name, input_tokens=u.input_tokens,
                             output_tokens=u.output_tokens, cache_read_tokens=u.cache_read_tokens,
                             cache_write_tokens=u.cache_write_tokens,
                             reasoning_tokens=u.reasoning_tokens, cost_usd=cost, request_id=rid)
         u = resp.usage or Usage()
-        self._hook(ResponseEnd, request_id=rid, provider=handle.name,
-                   model=resp.model or handle.model, duration=duration, ttft=ttft,
-                   input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-                   cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
-                   reasoning_tokens=u.reasoning_tokens, cost_usd=cost,
-                   provider_request_id=provider_rid)
+        self.hook(ResponseEnd, request_id=rid, provider=handle.name,
+                  model=resp.model or handle.model, duration=answer.duration, ttft=answer.ttft,
+                  input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                  cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
+                  reasoning_tokens=u.reasoning_tokens, cost_usd=cost,
+                  provider_request_id=answer.provider_request_id, cached=answer.cached)
         self.messages.append(resp.message())
         self._last_len = len(self.messages)
         await self.state.send(RecordResponse(handle.name, resp, self.turn, len(self.messages) - 1))
 
-    async def _run_tools(self, resp: Response) -> None:
+    async def _run_tools(self, resp: Response, request_id: str) -> None:
         outcomes = await run_tool_calls(resp.tool_calls, self.registry, timeout=self.tool_timeout,
                                         approval=self.approval, ask=self.ask)
         parts: list[Part] = []
@@ -440,24 +304,26 @@ class Conductor:
             self.accounts.tool_calls += 1
             if o.rejected:
                 self.accounts.tool_rejected += 1
-                await self._log("tool_rejected", call_id=o.call_id, name=o.name, errors=o.errors)
+                await self.note("tool_rejected", call_id=o.call_id, name=o.name, errors=o.errors)
             elif not o.ok:
                 self.accounts.tool_errors += 1
-            await self._log("tool_result", call_id=o.call_id, name=o.name, ok=o.ok,
+            await self.note("tool_result", call_id=o.call_id, name=o.name, ok=o.ok,
                             content=o.content, duration=round(o.duration, 6))
-            self._hook(ToolCallEvent, call_id=o.call_id, name=o.name, ok=o.ok,
-                       rejected=o.rejected, duration=o.duration, request_id=self._timing[0])
+            self.hook(ToolCallEvent, call_id=o.call_id, name=o.name, ok=o.ok,
+                      rejected=o.rejected, duration=o.duration, request_id=request_id)
             log.info("tool", name=o.name, ok=o.ok, rejected=o.rejected)
             parts.append(o.to_part())
         self.messages.append(Message("tool", parts))
 
     # ---- bookkeeping ------------------------------------------------------------------
 
-    def _hook(self, cls: type[Any], **fields: Any) -> None:
+    def hook(self, cls: type[Any], **fields: Any) -> None:
+        """Hand a telemetry event to the hooks (never blocks)."""
         if self.hooks is not None:
             self.hooks.emit(cls(run_id=self.run_id, turn=self.turn, **fields))
 
-    async def _log(self, type: str, **fields: Any) -> None:
+    async def note(self, type: str, **fields: Any) -> None:
+        """One transcript line of the current turn (through the logger actor)."""
         await self.log.send(Record(type, self.turn, fields))
 
     async def _save(self, status: str) -> None:
@@ -470,7 +336,7 @@ class Conductor:
         """Write ``session_end``, state and ``summary.json`` (the run folder always ends so)."""
         ended = time.time()
         totals = self.accounts.totals()
-        await self._log("session_end", status=outcome.status, exit_code=outcome.exit_code,
+        await self.note("session_end", status=outcome.status, exit_code=outcome.exit_code,
                         turns=self.turn, totals=totals, message=outcome.message or None)
         await self._save(outcome.status)
         summary = {
