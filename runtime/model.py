@@ -149,11 +149,13 @@ class Message(msgspec.Struct, omit_defaults=True):
 class ToolSpec(msgspec.Struct, omit_defaults=True):
     """A tool offered to the model: ``parameters`` is a JSON Schema of an object."""
 
+
     name: str
     description: str = ""
     parameters: dict[str, Any] = msgspec.field(
         default_factory=lambda: {"type": "object", "properties": {}}
     )
+    strict: bool | None = None  # OpenAI strict schema adherence; None = the protocol default
 
 
 class Params(msgspec.Struct, omit_defaults=True):

@@ -155,6 +155,8 @@ def _tool(t: ToolSpec) -> dict[str, Any]:
     if t.description:
         fn["description"] = t.description
     fn["parameters"] = t.parameters
+    if t.strict is not None:
+        fn["strict"] = t.strict
     return {"type": "function", "function": fn}
 
 

@@ -8,8 +8,9 @@ level deep for objects; ``tools`` and ``include`` lists are extended, so provide
 as ``{"type": "web_search"}`` can be offered through ``extra["tools"]``).
 
 Responses has no ``stop`` or ``seed``: they are sent only for the ``local`` dialect
-(llama.cpp's server takes them). Function tools are sent with ``strict: false`` because the
-Responses default (strict) rejects ordinary JSON Schemas.
+(llama.cpp's server takes them). Function tools are sent with ``strict: false`` unless the
+ToolSpec asks for strict mode, because the Responses default (strict) rejects ordinary
+JSON Schemas.
 
 Response: ``decode_body`` for a JSON body, ``StreamDecoder`` for an event stream (see
 ``openai_responses_stream``). Pure: no I/O, no trio, no httpx.
@@ -154,7 +155,7 @@ def _encode_input(messages: list[Message]) -> list[dict[str, Any]]:
 
 def _tool(t: ToolSpec) -> dict[str, Any]:
     return {"type": "function", "name": t.name, "description": t.description,
-            "parameters": t.parameters, "strict": False}
+            "parameters": t.parameters, "strict": bool(t.strict)}
 
 
 def _tool_choice(choice: str) -> str | dict[str, Any]:

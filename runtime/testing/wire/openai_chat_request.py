@@ -121,6 +121,8 @@ def _tools(raw: Any, extra: dict[str, Any]) -> list[ToolSpec]:
             kw: dict[str, Any] = {"description": fn.get("description") or ""}
             if isinstance(fn.get("parameters"), dict):
                 kw["parameters"] = fn["parameters"]
+            if isinstance(fn.get("strict"), bool):
+                kw["strict"] = fn["strict"]
             specs.append(ToolSpec(str(fn.get("name")), **kw))
         else:
             native.append(t)

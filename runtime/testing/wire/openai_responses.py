@@ -190,7 +190,9 @@ def _decode_request(body: dict[str, Any]) -> Request:
             params = t.get("parameters")
             tools.append(ToolSpec(t["name"], t.get("description") or "",
                                   params if isinstance(params, dict) else
-                                  {"type": "object", "properties": {}}))
+                                  {"type": "object", "properties": {}},
+                                  # false is what the codec sends for "not strict"
+                                  strict=True if t.get("strict") is True else None))
         else:
             builtin_tools.append(t)
     return Request(
