@@ -96,8 +96,19 @@ class HTTPProvider:
         batches: one list per network read, so a consumer wakes once per read, not once per
         event (a trio channel ``receive`` is a scheduling point); the assembled response is
         returned. Failures raise ``ProviderError`` (with the provider
-        name, a redacted body excerpt and the request id when the provider sent one)."""
+        name, a redacted body excerpt and the request id when the provider sent one).
+
+        A pooled keep-alive connection that the server closed just before we reused it
+        ("disconnected without sending a response") is not a provider failure: the request
+        is sent once more on a fresh connection, within the same attempt."""
         content = self.encode(req, stream=stream)
+        try:
+            return await self._attempt(content, send)
+        except _StaleConnection:
+            return await self._attempt(content, send, stale_ok=False)
+
+    async def _attempt(self, content: bytes, send: trio.MemorySendChannel[list[Event]] | None,
+                       *, stale_ok: bool = True) -> Response:
         asm = Assembler(self.protocol, self.name)
         request_id: str | None = None
         in_body = False  # the response head arrived: a break now interrupts a response
@@ -138,8 +149,13 @@ class HTTPProvider:
         except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
             raise self._error(ErrorKind.CONNECTION, f"cannot connect to {self.url}: {exc}",
                               request_id) from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
-                httpx.DecodingError) as exc:
+        except httpx.RemoteProtocolError as exc:
+            if stale_ok and not in_body and "without sending" in str(exc):
+                raise _StaleConnection from exc
+            kind = ErrorKind.STREAM_INTERRUPTED if in_body else ErrorKind.CONNECTION
+            raise self._error(kind, f"connection broken: {exc or type(exc).__name__}",
+                              request_id, started=asm.has_output) from exc
+        except (httpx.ReadError, httpx.WriteError, httpx.DecodingError) as exc:
             kind = ErrorKind.STREAM_INTERRUPTED if in_body else ErrorKind.CONNECTION
             raise self._error(kind, f"connection broken: {exc or type(exc).__name__}",
                               request_id, started=asm.has_output) from exc
@@ -212,6 +228,10 @@ class HTTPProvider:
             )
         events: list[Event] = self.codec.decode_body(body)
         await _deliver(events, asm, send)
+
+
+class _StaleConnection(Exception):
+    """A reused connection was closed by the server before it answered."""
 
 
 async def _deliver(events: list[Event], asm: Assembler,

@@ -10,6 +10,7 @@ from . import faults as faults
 from .faults import Fault as Fault
 from .faults import custom as custom
 from .faults import cut_mid_stream as cut_mid_stream
+from .faults import dropped_connection as dropped_connection
 from .faults import echo_auth as echo_auth
 from .faults import html_error as html_error
 from .faults import malformed_chunk as malformed_chunk
@@ -18,6 +19,8 @@ from .faults import rate_limited as rate_limited
 from .faults import server_error as server_error
 from .faults import stall as stall
 from .faults import streaming_refused as streaming_refused
+from .local_model import local_model_server as local_model_server
+from .local_model import start_server as start_local_model_server
 from .script import Raw as Raw
 from .script import RecordedRequest as RecordedRequest
 from .script import Script as Script
@@ -36,9 +39,11 @@ __all__ = [
     "ScriptedProvider",
     "custom",
     "cut_mid_stream",
+    "dropped_connection",
     "echo_auth",
     "faults",
     "html_error",
+    "local_model_server",
     "malformed_chunk",
     "open_fake_server",
     "overloaded",
@@ -47,5 +52,6 @@ __all__ = [
     "serve_fake_provider",
     "server_error",
     "stall",
+    "start_local_model_server",
     "streaming_refused",
 ]

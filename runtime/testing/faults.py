@@ -41,6 +41,7 @@ __all__ = [
     "Fault",
     "custom",
     "cut_mid_stream",
+    "dropped_connection",
     "echo_auth",
     "error_body",
     "html_error",
@@ -104,7 +105,8 @@ class Fault:
     """One injected failure; ``name`` is how ``server.faults_served`` counts it.
 
     ``action`` is ``reply`` (answer with ``status``/``headers``/``body``), ``cut``,
-    ``malformed``, ``stall`` (break ``then`` after ``after_events``) or ``refuse_stream``.
+    ``malformed``, ``stall`` (break ``then`` after ``after_events``), ``refuse_stream`` or
+    ``drop`` (close the connection without a byte of answer).
     """
 
     name: str
@@ -132,6 +134,8 @@ class Fault:
         """The steps that serve this fault; ``then_plan`` is the plan of ``answer``."""
         if self.action in ("reply", "refuse_stream"):
             return plan_of(self._raw(req))
+        if self.action == "drop":
+            return [Cut()]
         if then_plan is None:
             raise ValueError(f"fault {self.name} needs the plan of the reply it breaks")
         head = then_plan[0]
@@ -174,6 +178,12 @@ class Fault:
             return Raw(self.status, headers, json.dumps(body).encode())
         headers.setdefault("content-type", "text/plain; charset=utf-8")
         return Raw(self.status, headers, body if isinstance(body, bytes) else str(body).encode())
+
+
+def dropped_connection() -> Fault:
+    """Close the connection without answering: what a keep-alive connection the server
+    closed just as the client reused it looks like."""
+    return Fault("dropped_connection", action="drop")
 
 
 def _seconds_header(seconds: float) -> str:

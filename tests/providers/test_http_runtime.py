@@ -211,3 +211,19 @@ async def test_connection_refused_is_connection_error() -> None:
             await HTTPProvider(spec, client).attempt(Request("m", []))
     assert info.value.kind is ErrorKind.CONNECTION
     assert f"127.0.0.1:{port}" in info.value.message
+
+
+async def test_stale_keepalive_connection_is_resent_once() -> None:
+    """A connection closed without a byte of answer is sent again once within the same
+    attempt (no error); twice in a row it is a connection error."""
+    with trio.fail_after(10):
+        async with open_fake_server([faults.dropped_connection(), SCRIPTED]) as server, \
+                httpx.AsyncClient() as client:
+            resp, err, _ = await collect(provider(server, "openai-chat", client),
+                                         Request("m", []), stream=True)
+            assert err is None and resp is not None and resp.text == "Hello there, general."
+            assert server.request_count == 2
+            server.add(faults.dropped_connection(), faults.dropped_connection(), SCRIPTED)
+            _, err, _ = await collect(provider(server, "openai-chat", client),
+                                      Request("m", []), stream=True)
+    assert err is not None and err.kind is ErrorKind.CONNECTION and err.retryable
