@@ -1,1 +1,49 @@
-"""conductor: a structured-concurrency runtime for long-running LLM agent sessions."""
+"""conductor: a structured-concurrency runtime for long-running LLM agent sessions.
+
+The public face (documented in README.md, "Public API"); everything else is reachable
+through its module (``runtime.testing``, ``runtime.wire``, ...). Names are resolved on first
+use, so importing a pure module (``runtime.wire.sse``, ``runtime.ratelimit``) never drags in
+trio or httpx.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import run_session as run_session
+    from .config import AgentConfig as AgentConfig
+    from .config import load_config as load_config
+    from .errors import ConductorError as ConductorError
+    from .errors import ConfigError as ConfigError
+    from .errors import ErrorKind as ErrorKind
+    from .errors import ProviderError as ProviderError
+    from .hooks import Hooks as Hooks
+    from .model import Message as Message
+    from .model import Request as Request
+    from .model import Response as Response
+    from .model import ToolSpec as ToolSpec
+    from .model import Usage as Usage
+    from .tools import ToolRegistry as ToolRegistry
+    from .tools import make_tool as make_tool
+    from .tools import tool as tool
+
+_WHERE = {
+    "run_session": "app", "AgentConfig": "config", "load_config": "config",
+    "ConductorError": "errors", "ConfigError": "errors", "ErrorKind": "errors",
+    "ProviderError": "errors", "Hooks": "hooks", "Message": "model", "Request": "model",
+    "Response": "model", "ToolSpec": "model", "Usage": "model", "ToolRegistry": "tools",
+    "make_tool": "tools", "tool": "tools",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
