@@ -146,3 +146,55 @@ async def test_sigint_mid_stream_exits_130_with_session_end(tmp_path: Path) -> N
     assert end["type"] == "session_end" and end["status"] == "interrupted"
     summary = json.loads((tmp_path / "logs" / "int" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["exit_code"] == 130
+
+
+async def test_killed_session_resumes_where_it_stopped(tmp_path: Path) -> None:
+    """SIGKILL in turn 3 (no chance to clean up): the run folder holds turns 1-2 and the
+    state; `--resume` continues with the whole conversation and finishes the session."""
+    from runtime.model import ToolCallPart
+
+    def call(i: int) -> Response:
+        return Response(f"r{i}", "m", [ToolCallPart(f"call_{i}", "list_dir", '{"path": "."}')],
+                        "tool_calls", "tool_calls", Usage(10, 2))
+
+    third = trio.Event()
+
+    def hang(req: object) -> object:
+        third.set()
+        return faults.stall(3600, then=call(3), after_events=None)
+
+    cfg = (f"provider: main\nproviders:\n  main:\n    kind: openai-chat\n    model: m\n"
+           f"    api_key: k-123456\n    base_url: BASE\ntask: look around\n"
+           f"tools: {{builtin: [list_dir], workspace: {tmp_path / 'ws'}}}\n"
+           f"logging: {{dir: {tmp_path / 'logs'}}}\nreasoning: {{key_env: TEST_TRACE_KEY}}\n")
+    env = {"PATH": "/usr/bin:/bin", "TEST_TRACE_KEY": "k" * 16}
+    run_dir = tmp_path / "logs" / "crash"
+    with trio.fail_after(60):
+        async with open_fake_server([call(1), call(2), hang]) as server:
+            path = tmp_path / "agent.yaml"
+            path.write_text(cfg.replace("BASE", server.base_url("openai-chat")))
+            proc = await trio.lowlevel.open_process(
+                [sys.executable, str(ROOT / "main.py"), "--config", str(path), "--run-id",
+                 "crash"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            await third.wait()
+            proc.kill()
+            await proc.wait()
+            lines = [json.loads(x) for x in (run_dir / "transcript.jsonl").read_text().splitlines()]
+            assert [e["turn"] for e in lines if e["type"] == "turn_end"] == [1, 2]
+            assert not any(e["type"] == "session_end" for e in lines)
+            assert json.loads((run_dir / "state.json").read_text())["turn"] == 2
+            server.add(Response("r4", "m", [TextPart("resumed and done")], "stop", "stop",
+                                Usage(10, 3)))
+            done = await trio.run_process(
+                [sys.executable, str(ROOT / "main.py"), "--config", str(path), "--resume",
+                 "crash"], capture_stdout=True, capture_stderr=True, env=env, check=False)
+            resumed = server.requests[-1].body
+    assert done.returncode == 0, done.stderr.decode()[-1500:]
+    assert done.stdout.decode() == "resumed and done\n"
+    roles = [m["role"] for m in resumed["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant", "tool"]
+    assert [m.get("tool_call_id") for m in resumed["messages"] if m["role"] == "tool"] == [
+        "call_1", "call_2"]
+    lines = [json.loads(x) for x in (run_dir / "transcript.jsonl").read_text().splitlines()]
+    assert lines[-1]["type"] == "session_end" and lines[-1]["status"] == "finished"
+    assert json.loads((run_dir / "summary.json").read_text())["turns"] == 3
