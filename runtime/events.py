@@ -60,6 +60,7 @@ class ResponseStart(msgspec.Struct, tag_field="event", tag="start", omit_default
 class TextDelta(msgspec.Struct, tag_field="event", tag="text", omit_defaults=True):
     text: str
     index: int = 0
+    meta: dict[str, Any] | None = None  # set on a part's first delta (see TextPart.meta)
 
 
 class ReasoningDelta(msgspec.Struct, tag_field="event", tag="reasoning", omit_defaults=True):
@@ -187,6 +188,7 @@ class Assembler:
         self._order: list[tuple[str, Any]] = []
         self._texts: dict[int, list[str]] = {}
         self._reasoning: dict[int, dict[str, Any]] = {}
+        self._text_meta: dict[int, dict[str, Any]] = {}
         self._calls: dict[int, _Call] = {}
 
     @property
@@ -206,6 +208,8 @@ class Assembler:
                 chunks = self._texts[ev.index] = []
                 self._order.append(("text", ev.index))
             chunks.append(ev.text)
+            if ev.meta is not None:
+                self._text_meta[ev.index] = ev.meta
         elif t is ToolCallDelta:
             assert isinstance(ev, ToolCallDelta)
             call = self._calls.get(ev.index)
@@ -285,7 +289,7 @@ class Assembler:
         out: list[Part] = []
         for what, key in self._order:
             if what == "text":
-                out.append(TextPart("".join(self._texts[key])))
+                out.append(TextPart("".join(self._texts[key]), meta=self._text_meta.get(key)))
             elif what == "call":
                 c = self._calls[key]
                 args = c.final if c.final is not None else "".join(c.args)
@@ -336,7 +340,9 @@ def events_of(resp: Response, *, chunk_chars: int = 0) -> list[Event]:
     out: list[Event] = [ResponseStart(resp.id, resp.model)]
     for index, part in enumerate(resp.parts):
         if isinstance(part, TextPart):
-            out.extend(TextDelta(p, index) for p in pieces(part.text))
+            texts = pieces(part.text)
+            out.append(TextDelta(texts[0], index, part.meta))
+            out.extend(TextDelta(p, index) for p in texts[1:])
         elif isinstance(part, ToolCallPart):
             out.append(ToolCallStart(index, part.id, part.name, part.item_id))
             out.extend(ToolCallDelta(index, p) for p in pieces(part.arguments))

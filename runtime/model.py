@@ -48,10 +48,13 @@ Role = Literal["user", "assistant", "tool"]
 
 class TextPart(msgspec.Struct, tag="text", omit_defaults=True):
     """Plain text. ``cache`` marks a prompt-cache breakpoint after this part (Anthropic
-    ``cache_control``; ignored by protocols that cache automatically)."""
+    ``cache_control``; ignored by protocols that cache automatically). ``meta`` holds what a
+    protocol wants back with the text on the next turn and is not an id (the Responses
+    message ``phase``: ``commentary`` / ``final_answer``)."""
 
     text: str
     cache: bool = False
+    meta: dict[str, Any] | None = None
 
 
 class ImagePart(msgspec.Struct, tag="image", omit_defaults=True):

@@ -115,7 +115,10 @@ def _assistant_items(m: Message) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for p in m.parts:
         if isinstance(p, TextPart):
-            items.append({"type": "message", "role": "assistant", "content": p.text})
+            item: dict[str, Any] = {"type": "message", "role": "assistant", "content": p.text}
+            if p.meta and isinstance(p.meta.get("phase"), str):
+                item["phase"] = p.meta["phase"]
+            items.append(item)
         elif isinstance(p, ToolCallPart):
             call: dict[str, Any] = {"type": "function_call", "call_id": p.id, "name": p.name,
                                     "arguments": p.arguments}

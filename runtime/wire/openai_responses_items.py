@@ -63,6 +63,7 @@ class _Message(msgspec.Struct):
     type: str
     id: str | None = None
     content: list[_Part] | str | None = None
+    phase: Any = None
 
 
 class _Call(msgspec.Struct):
@@ -81,6 +82,12 @@ class _Reasoning(msgspec.Struct):
     encrypted_content: str | None = None
 
 
+def phase_meta(phase: Any) -> dict[str, Any] | None:
+    """``TextPart.meta`` for a message item's ``phase`` (gpt-5 family: commentary or
+    final_answer), which goes back with the text on the next turn."""
+    return {"phase": phase} if isinstance(phase, str) and phase else None
+
+
 class ItemHead(msgspec.Struct):
     """What identifies an output item: its type and ids (and a function call's name)."""
 
@@ -88,6 +95,7 @@ class ItemHead(msgspec.Struct):
     id: str | None = None
     call_id: str | None = None
     name: Any = None
+    phase: Any = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -252,7 +260,7 @@ class OutputFolder:
                 key = oi << 16 | ci
                 if key not in seen:
                     seen.add(key)
-                    out.append(TextDelta(part.text or "", key))
+                    out.append(TextDelta(part.text or "", key, phase_meta(m.phase)))
             elif part.type == "refusal":
                 r = part.refusal or ""
                 if len(r) > self.refusal_len:

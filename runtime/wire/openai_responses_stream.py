@@ -49,6 +49,7 @@ from .openai_responses_items import (
     head_of,
     item_head,
     item_of,
+    phase_meta,
     usage_events,
 )
 from .sse import SSEEvent
@@ -108,8 +109,8 @@ class StreamDecoder:
     """Feed SSE events with ``feed``; call ``close`` at the end of the stream."""
 
     __slots__ = ("_closed", "_done_ids", "_finish", "_folder", "_ids", "_key", "_model",
-                 "_n_done", "_next", "_open", "_seen", "_started", "_summary_at", "sse_events",
-                 "state")
+                 "_n_done", "_next", "_open", "_phase", "_seen", "_started", "_summary_at",
+                 "sse_events", "state")
 
     def __init__(self) -> None:
         self.sse_events = 0
@@ -118,6 +119,7 @@ class StreamDecoder:
         self._seen = self._folder.text_seen
         self._key = -1  # the text part the last delta went to
         self._open: dict[int, str] = {}  # output index -> item type
+        self._phase: dict[int, dict[str, Any] | None] = {}  # message item -> TextPart.meta
         self._ids: dict[str, int] = {}  # item id / call id -> output index
         self._done_ids: set[str] = set()
         self._n_done = 0
@@ -148,7 +150,9 @@ class StreamDecoder:
                 key = oi << 16 | ev.content_index
                 if key != self._key:
                     self._key = key
-                    self._seen.add(key)
+                    if key not in self._seen:  # a part's first delta carries its meta
+                        self._seen.add(key)
+                        return [TextDelta(d, key, self._phase.get(oi))]
                 return [TextDelta(d, key)]
         elif t == _ARGS:
             oi = ev.output_index
@@ -254,6 +258,8 @@ class StreamDecoder:
         self._open[oi] = head.type
         for k in head.keys:
             self._ids[k] = oi
+        if head.phase is not None:
+            self._phase[oi] = phase_meta(head.phase)
         if head.type == "function_call":
             return self._folder.call_started(oi, head)
         return []
@@ -282,8 +288,10 @@ class StreamDecoder:
         d = self._delta(ev)
         key = oi << 16 | ev.content_index
         self._key = key
+        if key in self._seen:
+            return [TextDelta(d, key)]
         self._seen.add(key)
-        return [TextDelta(d, key)]
+        return [TextDelta(d, key, self._phase.get(oi))]
 
     def _on_refusal(self, ev: _Event) -> list[Event]:
         self._index(ev)

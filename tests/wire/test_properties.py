@@ -142,3 +142,40 @@ def test_decode_tool_usage_errors_exit_2(tmp_path: Path) -> None:
 def test_recordings_folder_is_present() -> None:
     """The corpus is found (a missing folder would silently skip the replay tests)."""
     assert len(recording_files()) >= 60
+
+
+def test_responses_phase_goes_back_with_the_text() -> None:
+    """gpt-5 `phase` on a Responses message item (commentary / final_answer) is decoded,
+    streamed or not, and sent back on the next turn; other protocols never see it."""
+    from runtime.events import assemble
+    from runtime.model import Message, Request, Response, TextPart, ToolCallPart
+    from runtime.testing.wire import openai_responses as server_side
+    from runtime.wire import openai_chat, openai_responses
+
+    [case] = [c for c in interactions("openai-responses") if "phase_streamed" in c[0]
+              and c[3]["stream"] and c[2]["request"]["body"].get("input")
+              and c[0].endswith("#0")]
+    body = case[2]["response"]["body"].encode()
+    events, _ = stream_events("openai-responses", [body])
+    resp = assemble(events, "openai-responses")
+    phases = [p.meta for p in resp.parts if isinstance(p, TextPart)]
+    assert phases and all(m == {"phase": "commentary"} for m in phases)
+    sent = openai_responses.encode_request(Request("m", [Message.user("q"), resp.message()]),
+                                           stream=True)
+    messages = [i for i in sent["input"] if i.get("type") == "message" and
+                i.get("role") == "assistant"]
+    assert [m["phase"] for m in messages] == ["commentary"] * len(phases)
+    chat = openai_chat.encode_request(Request("m", [resp.message()]), stream=True)
+    assert "phase" not in json.dumps(chat)
+    scripted = Response("r", "m", [TextPart("thinking aloud", meta={"phase": "commentary"}),
+                                   ToolCallPart("c1", "f", "{}"),
+                                   TextPart("final", meta={"phase": "final_answer"})])
+    for streamed in (True, False):
+        if streamed:
+            evs, _ = stream_events("openai-responses", server_side.encode_stream(scripted))
+        else:
+            evs = openai_responses.decode_body(json.dumps(server_side.encode_json(scripted))
+                                               .encode())
+        back = assemble(evs, "openai-responses")
+        assert [(p.text, p.meta) for p in back.parts if isinstance(p, TextPart)] == [
+            ("thinking aloud", {"phase": "commentary"}), ("final", {"phase": "final_answer"})]

@@ -169,8 +169,10 @@ def _decode_request(body: dict[str, Any]) -> Request:
                 system.extend(p.text for p in _content_parts(item.get("content"))
                               if isinstance(p, TextPart))
             elif role == "assistant":
+                meta = {"phase": item["phase"]} if isinstance(item.get("phase"), str) else None
                 current("assistant").parts.extend(
-                    p for p in _content_parts(item.get("content")) if isinstance(p, TextPart))
+                    TextPart(p.text, meta=meta) for p in _content_parts(item.get("content"))
+                    if isinstance(p, TextPart))
             else:
                 messages.append(Message("user", list(_content_parts(item.get("content")))))
         elif t == "function_call_output":
@@ -237,9 +239,12 @@ def _items(resp: Response) -> list[dict[str, Any]]:
     msg: dict[str, Any] | None = None
     for p in resp.parts:
         if isinstance(p, TextPart):
-            if msg is None:
+            phase = (p.meta or {}).get("phase")
+            if msg is None or msg.get("phase") != phase:
                 msg = {"id": f"msg_{next(ids):04d}", "type": "message", "status": "completed",
                        "role": "assistant", "content": []}
+                if phase is not None:
+                    msg["phase"] = phase
                 items.append(msg)
             msg["content"].append({"type": "output_text", "annotations": [], "logprobs": [],
                                    "text": p.text})
