@@ -198,3 +198,31 @@ async def test_killed_session_resumes_where_it_stopped(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in (run_dir / "transcript.jsonl").read_text().splitlines()]
     assert lines[-1]["type"] == "session_end" and lines[-1]["status"] == "finished"
     assert json.loads((run_dir / "summary.json").read_text())["turns"] == 3
+
+
+def test_json_log_lines_carry_ids_and_no_secret(tmp_path: Path) -> None:
+    """--log-format json: structlog lines on stderr are JSON with run_id, turn and
+    request_id, redacted like everything else."""
+    import contextlib
+
+    import structlog
+
+    text = GOOD.replace("kind: scripted", "kind: scripted\n    api_key: sk-json-canary-0001")
+    text = text.replace("      - text: hi", "      - tool_calls: [{name: list_dir, arguments: {}}]"
+                                            "\n      - text: hi sk-json-canary-0001")
+    text += "tools: {builtin: [list_dir]}\n"
+    path = write(tmp_path, text)
+    try:
+        code, out, err = run_cli("--config", str(path), "--log-format", "json", "--run-id", "j")
+    finally:
+        with contextlib.suppress(Exception):
+            structlog.reset_defaults()
+    assert code == 0, err
+    lines = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
+    assert lines, err
+    requests = [x for x in lines if x.get("event") == "request"]
+    tools = [x for x in lines if x.get("event") == "tool"]
+    assert requests and tools
+    for x in requests + tools:
+        assert x["run_id"] == "j" and isinstance(x["turn"], int) and x["request_id"].startswith("req_")
+    assert "sk-json-canary-0001" not in err + out
