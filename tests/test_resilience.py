@@ -118,3 +118,35 @@ async def test_main_provider_comes_back_after_the_cooldown(tmp_path: Path, run_a
     providers = [e["provider"] for e in run.events("assistant")]
     assert providers == ["backup", "backup", "main"]  # turn 2 still inside the cool-down
     assert s1.request_count == 3 and s2.request_count == 2
+
+
+async def test_rate_limit_headers_make_the_next_request_wait(tmp_path: Path, run_agent,
+                                                             autojump_clock: Any) -> None:
+    """A response saying no request remains until a reset 20 s away holds the next request
+    back (it waits, it does not fail), even though the configured limit has room."""
+    import json as _json
+
+    from runtime.testing.script import Raw
+    from runtime.testing.wire import openai_chat as wire
+
+    arrivals: list[float] = []
+
+    def first(req: RecordedRequest) -> Raw:
+        arrivals.append(trio.current_time())
+        body = _json.dumps(wire.encode_json(answer(1))).encode()
+        return Raw(200, {"content-type": "application/json",
+                         "x-ratelimit-remaining-requests": "0",
+                         "x-ratelimit-reset-requests": "20s"}, body)
+
+    def second(req: RecordedRequest) -> Response:
+        arrivals.append(trio.current_time())
+        return answer(2, final=True)
+
+    async with open_fake_server([first, second]) as server:
+        path = write(tmp_path, {"main": {
+            "kind": "openai-chat", "model": "m", "api_key": "k-1234", "stream": False,
+            "base_url": server.base_url("openai-chat"),
+            "rate_limit": {"requests_per_minute": 600}}})
+        run = await run_agent(path, extra_tools=[make_tool(probe)])
+    assert run.outcome.exit_code == 0, run.err
+    assert 19 <= arrivals[1] - arrivals[0] <= 21
