@@ -172,15 +172,22 @@ async def run_session(
                     if key_warning:
                         console.line(f"warning: {key_warning}")
                         await conductor.log.send(Record("warning", 0, {"message": key_warning}))
-                    with trio.CancelScope() as scope:
-                        if handle_signals and _in_main_thread():
-                            providers_nursery.start_soon(_sigint_watcher, scope, flag)
-                        outcome = await _drive(conductor, task if not resume or task else None)
-                    if scope.cancelled_caught or flag.get("interrupted"):
-                        outcome = Outcome("interrupted", EXIT_INTERRUPTED,
-                                          message="interrupted by the user (Ctrl-C)")
-                    with trio.CancelScope(shield=True):
-                        await conductor.finish(outcome)
+                    # if an actor dies, this body is cancelled: the run folder still ends
+                    # with session_end and summary.json, then the failure propagates
+                    outcome = Outcome("error", 1, message="the session was stopped by the "
+                                      "failure of an actor (reported on stderr)")
+                    try:
+                        with trio.CancelScope() as scope:
+                            if handle_signals and _in_main_thread():
+                                providers_nursery.start_soon(_sigint_watcher, scope, flag)
+                            outcome = await _drive(conductor,
+                                                   task if not resume or task else None)
+                        if scope.cancelled_caught or flag.get("interrupted"):
+                            outcome = Outcome("interrupted", EXIT_INTERRUPTED,
+                                              message="interrupted by the user (Ctrl-C)")
+                    finally:
+                        with trio.CancelScope(shield=True):
+                            await conductor.finish(outcome)
                 providers_nursery.cancel_scope.cancel()
         hooks.close()
         if cache is not None:

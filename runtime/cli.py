@@ -112,5 +112,13 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return 130
+    except BaseException as exc:  # a bug or a dead actor: reported whole, but redacted
+        import traceback
+
+        text = "".join(traceback.format_exception(exc))
+        err.write(redactor.text(text))
+        err.write("error: the session stopped on an internal failure (above); its run folder "
+                  "was closed with session_end status error\n")
+        return 1
     err.write(f"run folder: {run_dir}\n")
     return outcome.exit_code

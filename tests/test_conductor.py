@@ -330,3 +330,22 @@ async def test_trace_export_is_plain_and_fails_on_tampering(write_config, run_ag
     bad = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, env=env,
                                  cwd=root, check=False)
     assert bad.returncode == 1 and b"authentication" in bad.stderr
+
+
+async def test_a_crashing_provider_actor_still_closes_the_run_folder(
+        write_config, run_agent, tmp_path: Path) -> None:
+    """A bug inside a provider runtime (not a ProviderError) is not lost: the session stops,
+    the failure propagates with its cause, and the run folder still ends with session_end
+    and summary.json."""
+
+    class Broken(ScriptedProvider):
+        async def attempt(self, req: Request, send: Any = None, *, stream: bool = True) -> Any:
+            raise RuntimeError("bug in a provider runtime")
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        await run_agent(write_config(BASE), providers={"main": Broken("main", [])})
+    assert info.group_contains(RuntimeError, match="bug in a provider runtime")
+    [run_dir] = list((tmp_path / "logging").iterdir())
+    lines = [json.loads(x) for x in (run_dir / "transcript.jsonl").read_text().splitlines()]
+    assert lines[-1]["type"] == "session_end" and lines[-1]["status"] == "error"
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "error"
