@@ -8,7 +8,8 @@ Canonical -> wire, in short:
 
 * ``system`` becomes a list of text blocks (``cache_control`` on the last one when
   ``req.cache_system``); tools become ``{name, description, input_schema}`` (``cache_control``
-  on the last one too).
+  on the last one too), and the last block of the conversation gets a moving breakpoint, so
+  a long session pays full price only for what each turn adds.
 * A canonical ``tool`` message becomes a ``user`` message of ``tool_result`` blocks, in the
   call order of the assistant message before it; consecutive messages of one wire role are
   merged, since Anthropic wants user and assistant to alternate.
@@ -92,10 +93,57 @@ def encode_request(req: Request, *, stream: bool, dialect: str | None = None) ->
         if req.cache_system:
             tools[-1] = {**tools[-1], "cache_control": dict(_EPHEMERAL)}
         body["tools"] = tools
+    if req.cache_system:
+        _cache_conversation(body["messages"], used=_breakpoints(body))
+    _limit_breakpoints(body)
     _params(body, p, has_tools=bool(tools))
     body["stream"] = stream
     body.update(extra)
     return body
+
+
+_CACHEABLE = frozenset({"text", "image", "document", "tool_use", "tool_result"})
+_MAX_BREAKPOINTS = 4  # Anthropic refuses a request with more
+
+
+def _breakpoints(body: dict[str, Any]) -> int:
+    blocks = list(body.get("system") or []) + list(body.get("tools") or [])
+    for m in body["messages"]:
+        if isinstance(m.get("content"), list):
+            blocks.extend(m["content"])
+    return sum(1 for b in blocks if isinstance(b, dict) and "cache_control" in b)
+
+
+def _limit_breakpoints(body: dict[str, Any]) -> None:
+    """At most four breakpoints: the oldest message-level ones go first (the system prompt,
+    the tools and the latest conversation breakpoints matter most)."""
+    excess = _breakpoints(body) - _MAX_BREAKPOINTS
+    for m in body["messages"]:
+        if excess <= 0:
+            return
+        for block in m["content"] if isinstance(m.get("content"), list) else ():
+            if excess > 0 and isinstance(block, dict) and "cache_control" in block:
+                del block["cache_control"]
+                excess -= 1
+
+
+def _cache_conversation(messages: list[dict[str, Any]], *, used: int) -> None:
+    """A moving breakpoint on the last cacheable block of the conversation, so each turn of a
+    long session reads the whole earlier conversation from the prompt cache and writes only
+    what is new (within Anthropic's limit of four breakpoints)."""
+    if not messages or used >= _MAX_BREAKPOINTS:
+        return
+    last = messages[-1]
+    content = last.get("content")
+    if isinstance(content, str):
+        if not content:
+            return
+        content = last["content"] = [{"type": "text", "text": content}]
+    for block in reversed(content or []):
+        if isinstance(block, dict) and block.get("type") in _CACHEABLE:
+            if "cache_control" not in block:
+                block["cache_control"] = dict(_EPHEMERAL)
+            return
 
 
 def _tool(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:

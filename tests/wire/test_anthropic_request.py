@@ -203,3 +203,38 @@ def test_codec_modules_are_pure() -> None:
     for mod in (anthropic, dec, stream, srv):
         source = Path(str(mod.__file__)).read_text()
         assert not re.search(r"^\s*(import|from)\s+(trio|httpx)\b", source, re.M), mod
+
+
+def test_prompt_caching_puts_a_moving_breakpoint_on_the_conversation() -> None:
+    """With cache_system: system, tools and the last cacheable block of the conversation are
+    breakpoints; without it none; never more than Anthropic's four."""
+    from runtime.model import Message, Request, TextPart, ToolSpec
+    from runtime.wire.anthropic import encode_request
+
+    msgs = [Message.user("hello"), Message.assistant("hi"), Message.user("again")]
+    req = Request("m", msgs, system="sys", tools=[ToolSpec("f")], cache_system=True)
+    body = encode_request(req, stream=False)
+    marked = [b for m in body["messages"] if isinstance(m["content"], list)
+              for b in m["content"] if "cache_control" in b]
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert len(marked) == 1 and marked[0]["text"] == "again"
+    plain = encode_request(msgspec_replace(req, cache_system=False), stream=False)
+    assert "cache_control" not in json_dumps(plain)
+    many = [Message("user", [TextPart(f"p{i}", cache=True)]) for i in range(4)]
+    crowded = encode_request(msgspec_replace(req, messages=many), stream=False)
+    assert json_dumps(crowded).count("cache_control") == 4
+    last = crowded["messages"][-1]["content"][-1]
+    assert last["text"] == "p3" and "cache_control" in last  # the newest breakpoints stay
+
+
+def msgspec_replace(req, **kw):  # type: ignore[no-untyped-def]
+    import msgspec
+
+    return msgspec.structs.replace(req, **kw)
+
+
+def json_dumps(body) -> str:  # type: ignore[no-untyped-def]
+    import json
+
+    return json.dumps(body)
