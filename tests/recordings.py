@@ -11,8 +11,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import ProviderError
-from runtime.model import BuiltinToolPart, ReasoningPart, Response, Usage
+import attrs
+
+from runtime.errors import ProviderError, error_from_event, error_from_response
+from runtime.events import ErrorEvent, Event, ToolCallDelta, assemble
+from runtime.model import BuiltinToolPart, Response, Usage
+from runtime.testing.expect import builtin_view, reasoning_view
+from runtime.wire import decode_all
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = Path(os.environ.get("CONDUCTOR_RECORDINGS", ROOT.parent / "shared" / "recordings"))
@@ -50,6 +55,47 @@ def interactions(protocol: str | None = None) -> list[tuple[str, dict[str, Any],
     return out
 
 
+@attrs.frozen
+class Decoded:
+    """A recorded response as a client sees it."""
+
+    response: Response | None
+    error: ProviderError | None
+    events: list[Event]
+    argument_deltas: dict[int, int] | None  # ToolCallDelta count per call index (streams)
+    sse_events: int | None  # SSE events dispatched (streams)
+
+
+def is_stream(inter: dict[str, Any]) -> bool:
+    return "event-stream" in inter["response"]["headers"].get("content-type", "")
+
+
+def decode_recorded(folder: str, inter: dict[str, Any]) -> Decoded:
+    """Decode one recorded response with the codec of ``folder``: an HTTP error through
+    ``error_from_response``, a body or a stream through the codec; an error reported inside
+    a 200 response (or one that stopped decoding) becomes the ``error``."""
+    r = inter["response"]
+    body = r["body"].encode()
+    if r["status"] >= 400:
+        return Decoded(None, error_from_response(r["status"], r["headers"], body), [], None,
+                       None)
+    protocol = CODEC_OF[folder]
+    stream = is_stream(inter)
+    events, count, error = decode_all(protocol, body, stream=stream)
+    for ev in events:
+        if isinstance(ev, ErrorEvent):
+            error = error_from_event(ev.kind, ev.message, status=ev.status, type=ev.type,
+                                     code=ev.code)
+    deltas: dict[int, int] | None = None
+    if stream:
+        deltas = {}
+        for ev in events:
+            if isinstance(ev, ToolCallDelta):
+                deltas[ev.index] = deltas.get(ev.index, 0) + 1
+    return Decoded(assemble(events, protocol=protocol), error, events, deltas,
+                   count if stream else None)
+
+
 def canonical_usage(protocol: str, u: dict[str, Any] | None) -> Usage | None:
     """The canonical usage implied by an ``expect.usage`` record."""
     if u is None:
@@ -66,28 +112,6 @@ def canonical_usage(protocol: str, u: dict[str, Any] | None) -> Usage | None:
         cache_write_tokens=written,
         reasoning_tokens=u.get("reasoning_tokens") or 0,
     )
-
-
-def reasoning_view(p: ReasoningPart) -> dict[str, Any]:
-    """A reasoning part in the shape of an ``expect.reasoning`` record (``kind`` is its type)."""
-    if p.kind == "thinking":
-        return {"type": "thinking", "thinking": p.text, "has_signature": p.signature is not None}
-    if p.kind == "redacted_thinking":
-        return {"type": "redacted_thinking", "has_data": p.encrypted is not None}
-    if p.protocol == "openai-responses":
-        return {"type": "reasoning", "id": p.id, "has_encrypted_content": p.encrypted is not None,
-                "summary": list(p.summary)}
-    if p.kind.startswith("reasoning_details:"):
-        return {"type": p.kind, "id": p.id, "text": p.text or None,
-                "has_signature": p.signature is not None, "has_data": p.encrypted is not None}
-    return {"type": p.kind, "text": p.text}
-
-
-def builtin_view(p: BuiltinToolPart, protocol: str) -> dict[str, Any]:
-    d: dict[str, Any] = {"type": p.item_type, "id": p.id}
-    if protocol == "anthropic":
-        d["name"] = p.name
-    return d
 
 
 def assert_matches(protocol: str, resp: Response | None, error: ProviderError | None,

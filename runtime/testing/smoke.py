@@ -20,12 +20,13 @@ from typing import Any
 import attrs
 import httpx
 
-from ..errors import ProviderError, error_from_response
-from ..events import ErrorEvent, Event, ToolCallDelta, ToolCallStart, assemble
-from ..model import BuiltinToolPart, ReasoningPart, Response
+from ..errors import error_from_response
+from ..events import ErrorEvent, ToolCallDelta, ToolCallStart, assemble
+from ..model import BuiltinToolPart, Response
 from ..redact import Redactor
-from ..wire import codec_for
+from ..wire import decode_all
 from ..wire.sse import SSEDecoder
+from .expect import builtin_view, reasoning_view
 
 __all__ = [
     "REQUEST_HEADERS",
@@ -122,20 +123,6 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 # --- expect records ----------------------------------------------------------------------
 
-def _reasoning_view(p: ReasoningPart) -> dict[str, Any]:
-    if p.kind == "thinking":
-        return {"type": "thinking", "thinking": p.text, "has_signature": p.signature is not None}
-    if p.kind == "redacted_thinking":
-        return {"type": "redacted_thinking", "has_data": p.encrypted is not None}
-    if p.protocol == "openai-responses":
-        return {"type": "reasoning", "id": p.id, "has_encrypted_content": p.encrypted is not None,
-                "summary": list(p.summary)}
-    if p.kind.startswith("reasoning_details:"):
-        return {"type": p.kind, "id": p.id, "text": p.text or None,
-                "has_signature": p.signature is not None, "has_data": p.encrypted is not None}
-    return {"type": p.kind, "text": p.text}
-
-
 def _usage_view(protocol: str, resp: Response) -> dict[str, Any] | None:
     u = resp.usage
     if u is None:
@@ -147,22 +134,6 @@ def _usage_view(protocol: str, resp: Response) -> dict[str, Any] | None:
             "total_tokens": u.total_tokens if protocol != "anthropic" else None,
             "cached_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens,
             "reasoning_tokens": u.reasoning_tokens}
-
-
-def _decode(protocol: str, body: bytes, stream: bool) -> tuple[list[Event], int | None, bool]:
-    """Events of a body, the number of SSE events and whether ``[DONE]`` arrived."""
-    codec = codec_for(protocol)
-    if not stream:
-        return list(codec.decode_body(body)), None, False
-    sse = SSEDecoder()
-    dec = codec.StreamDecoder()
-    events: list[Event] = []
-    sse_events = sse.feed(body) + sse.close()
-    for sev in sse_events:
-        events += dec.feed(sev)
-    events += dec.close()
-    done = any(sev.data == "[DONE]" for sev in sse_events)
-    return events, dec.sse_events, done
 
 
 def _blank(index: int, status: int, stream: bool) -> dict[str, Any]:
@@ -183,11 +154,10 @@ def expect_of(protocol: str, index: int, status: int, headers: dict[str, str],
         rec["error"] = {"status": status, "type": err.type, "code": err.code,
                         "message": err.message}
         return rec
-    try:
-        events, count, done = _decode(protocol, body, stream)
-    except ProviderError as exc:  # kept as recorded; the record says what went wrong
+    events, count, failure = decode_all(protocol, body, stream=stream)
+    if failure is not None:  # kept as recorded; the record says what went wrong
         rec["error"] = {"status": status, "type": "malformed_response", "code": None,
-                        "message": exc.message, "in_stream": True}
+                        "message": failure.message, "in_stream": True}
         return rec
     resp = assemble(events, protocol)
     for ev in events:
@@ -211,18 +181,18 @@ def expect_of(protocol: str, index: int, status: int, headers: dict[str, str],
     rec.update({
         "response_id": resp.id, "model": resp.model, "text": resp.text,
         "text_parts": resp.text_parts, "tool_calls": calls,
-        "builtin_tool_calls": [
-            {"type": p.item_type, "id": p.id} | ({"name": p.name} if protocol == "anthropic"
-                                                 else {})
-            for p in resp.parts if isinstance(p, BuiltinToolPart)],
+        "builtin_tool_calls": [builtin_view(p, protocol) for p in resp.parts
+                               if isinstance(p, BuiltinToolPart)],
         "finish_reason": resp.finish_reason, "usage": _usage_view(protocol, resp),
-        "usage_raw": resp.usage_raw, "reasoning": [_reasoning_view(p) for p in resp.reasoning],
+        "usage_raw": resp.usage_raw, "reasoning": [reasoning_view(p) for p in resp.reasoning],
         "refusal": resp.refusal,
     })
     if stream:
         rec["sse_event_count"] = count
         if protocol == "openai-chat":
-            rec["done_sentinel"] = done
+            sse = SSEDecoder()
+            rec["done_sentinel"] = any(sev.data == "[DONE]"
+                                       for sev in [*sse.feed(body), *sse.close()])
     elif protocol == "openai-chat":
         try:
             rec["n_choices"] = len(json.loads(body).get("choices") or [])

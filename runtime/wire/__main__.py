@@ -14,11 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProviderError
 from ..events import Assembler, ErrorEvent
 from ..model import Response
-from . import PROTOCOLS, codec_for
-from .sse import SSEDecoder
+from . import PROTOCOLS, decode_all
 
 __all__ = ["decode_capture", "main"]
 
@@ -30,27 +28,17 @@ def _looks_like_sse(body: bytes) -> bool:
 
 def decode_capture(protocol: str, body: bytes, *, stream: bool | None = None) -> dict[str, Any]:
     """The documented JSON view of a captured body (pure)."""
-    codec = codec_for(protocol)
     if stream is None:
         stream = _looks_like_sse(body)
+    events, _, failure = decode_all(protocol, body, stream=stream)
     asm = Assembler(protocol)
+    for ev in events:
+        asm.add(ev)
     error: dict[str, Any] | None = None
-    try:
-        if stream:
-            sse = SSEDecoder()
-            dec = codec.StreamDecoder()
-            for sev in [*sse.feed(body), *sse.close()]:
-                for ev in dec.feed(sev):
-                    asm.add(ev)
-            if asm.error is None:
-                for ev in dec.close():
-                    asm.add(ev)
-        else:
-            for ev in codec.decode_body(body):
-                asm.add(ev)
-    except ProviderError as exc:
-        error = {"kind": exc.kind.value, "status": exc.status, "message": exc.message}
-    if asm.error is not None and error is None:
+    if failure is not None:
+        error = {"kind": failure.kind.value, "status": failure.status,
+                 "message": failure.message}
+    elif asm.error is not None:
         failed: ErrorEvent = asm.error
         error = {"kind": failed.kind, "status": failed.status, "message": failed.message}
     return view(asm.response(), error)

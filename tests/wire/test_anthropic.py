@@ -8,61 +8,23 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from runtime.errors import ProviderError, error_from_event, error_from_response
-from runtime.events import ErrorEvent, Event, ToolCallDelta, assemble
-from runtime.model import Response
 from runtime.testing.wire import anthropic as server
 from runtime.wire import anthropic
-from runtime.wire.sse import SSEDecoder
-from tests.recordings import assert_matches, interactions
+from tests.recordings import assert_matches, decode_recorded, interactions
 
 INTERACTIONS = interactions("anthropic")
 IDS = [i[0] for i in INTERACTIONS]
-
-
-def _stream_events(body: bytes) -> tuple[list[Event], int]:
-    sse = SSEDecoder()
-    dec = anthropic.StreamDecoder()
-    events: list[Event] = []
-    for ev in sse.feed(body) + sse.close():
-        events += dec.feed(ev)
-    events += dec.close()
-    return events, dec.sse_events
-
-
-def _decode(response: dict[str, Any]
-            ) -> tuple[Response | None, ProviderError | None, dict[int, int] | None, int | None]:
-    body = response["body"].encode()
-    if response["status"] >= 400:
-        return None, error_from_response(response["status"], response["headers"], body), \
-            None, None
-    stream = "text/event-stream" in response["headers"].get("content-type", "")
-    count = None
-    deltas: dict[int, int] | None = None
-    if stream:
-        events, count = _stream_events(body)
-        deltas = {}
-        for ev in events:
-            if isinstance(ev, ToolCallDelta):
-                deltas[ev.index] = deltas.get(ev.index, 0) + 1
-    else:
-        events = anthropic.decode_body(body)
-    error = None
-    for ev in events:
-        if isinstance(ev, ErrorEvent):
-            error = error_from_event(ev.kind, ev.message, status=ev.status, type=ev.type,
-                                     code=ev.code)
-    return assemble(events, protocol=anthropic.PROTOCOL), error, deltas, count
 
 
 @pytest.mark.parametrize(("tid", "rec", "inter", "exp"), INTERACTIONS, ids=IDS)
 def test_recorded_response(tid: str, rec: dict[str, Any], inter: dict[str, Any],
                            exp: dict[str, Any]) -> None:
     """Each recorded response decodes to the text, calls, usage and reasoning it carries."""
-    resp, error, deltas, count = _decode(inter["response"])
-    assert_matches("anthropic", resp, error, exp, argument_deltas=deltas)
+    got = decode_recorded("anthropic", inter)
+    assert_matches("anthropic", got.response, got.error, exp,
+                   argument_deltas=got.argument_deltas)
     if exp["stream"]:
-        assert count == exp["sse_event_count"]
+        assert got.sse_events == exp["sse_event_count"]
 
 
 def _shape(body: dict[str, Any]) -> dict[str, Any]:

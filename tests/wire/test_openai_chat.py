@@ -4,20 +4,15 @@ responses decode to what ``expect`` records, recorded requests survive
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from runtime.errors import ProviderError, error_from_event, error_from_response
-from runtime.events import ErrorEvent, Event, ToolCallDelta, assemble
-from runtime.model import Response
 from runtime.testing.wire.openai_chat import decode_request
 from runtime.wire import openai_chat as oc
-from runtime.wire.sse import SSEDecoder
-from tests.recordings import assert_matches, interactions
+from tests.recordings import assert_matches, decode_recorded, interactions, is_stream
 
 CASES = interactions("openai-chat") + interactions("openrouter")
 IDS = [c[0] for c in CASES]
@@ -31,70 +26,15 @@ BASE_URLS = {
 }
 
 
-def _is_stream(inter: dict[str, Any]) -> bool:
-    return "event-stream" in inter["response"]["headers"].get("content-type", "")
-
-
-def decode_stream(body: bytes) -> tuple[list[Event], int]:
-    sse = SSEDecoder()
-    dec = oc.StreamDecoder()
-    events: list[Event] = []
-    for ev in sse.feed(body) + sse.close():
-        events.extend(dec.feed(ev))
-    events.extend(dec.close())
-    return events, dec.sse_events
-
-
-def decode_interaction(inter: dict[str, Any]) -> tuple[
-        Response | None, ProviderError | None, dict[int, int] | None, int | None]:
-    """(response, error, argument deltas per call index, SSE event count) as a client sees
-    them."""
-    status = inter["response"]["status"]
-    headers = inter["response"]["headers"]
-    body = inter["response"]["body"].encode()
-    if status >= 400:
-        return None, error_from_response(status, headers, body), None, None
-    count: int | None = None
-    deltas: dict[int, int] | None = None
-    if _is_stream(inter):
-        events, count = decode_stream(body)
-        deltas = {}
-        for ev in events:
-            if isinstance(ev, ToolCallDelta):
-                deltas[ev.index] = deltas.get(ev.index, 0) + 1
-    else:
-        events = oc.decode_body(body)
-    error = None
-    for ev in events:
-        if isinstance(ev, ErrorEvent):
-            error = error_from_event(ev.kind, ev.message, status=ev.status, type=ev.type,
-                                     code=ev.code)
-    return assemble(events, protocol=oc.PROTOCOL), error, deltas, count
-
-
-def _expect_for(exp: dict[str, Any], resp: Response | None) -> dict[str, Any]:
-    """Work around one recording whose streamed ``reasoning_details`` record has no ``id``
-    key and ``text: ""`` where ``reasoning_view`` gives an ``id`` and ``text: None`` (the
-    non-stream records have both): fill the missing id from the decoded part, map "" to
-    None. Every other field is compared as recorded."""
-    exp = copy.deepcopy(exp)
-    for i, r in enumerate(exp["reasoning"]):
-        if r["type"].startswith("reasoning_details:") and "id" not in r:
-            have = resp.reasoning[i] if resp is not None and i < len(resp.reasoning) else None
-            r["id"] = have.id if have is not None else None
-            r["text"] = r["text"] or None
-    return exp
-
-
 @pytest.mark.parametrize(("tid", "rec", "inter", "exp"), CASES, ids=IDS)
 def test_recorded_response_decodes_to_expect(tid: str, rec: dict[str, Any],
                                              inter: dict[str, Any], exp: dict[str, Any]) -> None:
     """Every recorded response (JSON, stream, error) decodes to what its expect records."""
-    resp, error, deltas, count = decode_interaction(inter)
     folder = tid.split("/", 1)[0]
-    assert_matches(folder, resp, error, _expect_for(exp, resp), argument_deltas=deltas)
-    if _is_stream(inter) and inter["response"]["status"] < 400:
-        assert count == exp["sse_event_count"]
+    got = decode_recorded(folder, inter)
+    assert_matches(folder, got.response, got.error, exp, argument_deltas=got.argument_deltas)
+    if got.sse_events is not None:
+        assert got.sse_events == exp["sse_event_count"]
 
 
 # --- request shape -------------------------------------------------------------------------
@@ -188,4 +128,4 @@ def test_recorded_request_round_trips(tid: str, rec: dict[str, Any], inter: dict
 def test_recordings_are_present() -> None:
     """The recordings folder is there, so the parametrized tests above are not vacuous."""
     assert len(CASES) >= 40
-    assert any(_is_stream(c[2]) for c in CASES)
+    assert any(is_stream(c[2]) for c in CASES)

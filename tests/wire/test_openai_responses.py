@@ -10,29 +10,15 @@ from urllib.parse import urlsplit
 import msgspec
 import pytest
 
-from runtime.errors import ErrorKind, ProviderError, error_from_event, error_from_response
-from runtime.events import ErrorEvent, Event, Finish, ToolCallDelta, assemble
+from runtime.errors import ErrorKind, ProviderError
+from runtime.events import ErrorEvent, Finish
 from runtime.testing.wire import openai_responses as fake
 from runtime.wire import openai_responses as codec
 from runtime.wire.sse import SSEDecoder, SSEEvent
-from tests.recordings import assert_matches, interactions
+from tests.recordings import assert_matches, decode_recorded, interactions, is_stream
 
 INTERACTIONS = interactions("openai-responses")
 IDS = [i[0] for i in INTERACTIONS]
-
-
-def _is_stream(inter: dict[str, Any]) -> bool:
-    return "event-stream" in inter["response"]["headers"].get("content-type", "")
-
-
-def decode_stream(body: bytes) -> tuple[list[Event], codec.StreamDecoder]:
-    sse = SSEDecoder()
-    dec = codec.StreamDecoder()
-    events: list[Event] = []
-    for ev in sse.feed(body) + sse.close():
-        events.extend(dec.feed(ev))
-    events.extend(dec.close())
-    return events, dec
 
 
 def sse(data: Any, event: str | None = None) -> SSEEvent:
@@ -46,30 +32,12 @@ def test_recorded_response_decodes_to_expected(tid: str, rec: dict[str, Any],
                                                inter: dict[str, Any],
                                                exp: dict[str, Any]) -> None:
     """Every recorded response decodes to what its ``expect`` record says."""
-    r = inter["response"]
-    body = r["body"].encode()
-    resp = error = None
-    deltas: dict[int, int] | None = None
-    if r["status"] >= 400:
-        error = error_from_response(r["status"], r["headers"], body)
-    else:
-        if _is_stream(inter):
-            events, dec = decode_stream(body)
-            assert dec.sse_events == exp["sse_event_count"]
-            deltas = {}
-            for ev in events:
-                if isinstance(ev, ToolCallDelta):
-                    deltas[ev.index] = deltas.get(ev.index, 0) + 1
-        else:
-            events = codec.decode_body(body)
-        errors = [e for e in events if isinstance(e, ErrorEvent)]
-        if errors:
-            e = errors[-1]
-            error = error_from_event(e.kind, e.message, status=e.status, type=e.type,
-                                     code=e.code)
-        else:
-            assert isinstance(events[-1], Finish)
-        resp = assemble(events, protocol=codec.PROTOCOL)
+    got = decode_recorded("openai-responses", inter)
+    resp, error, deltas = got.response, got.error, got.argument_deltas
+    if got.sse_events is not None:
+        assert got.sse_events == exp["sse_event_count"]
+    if got.events and error is None:
+        assert isinstance(got.events[-1], Finish)
     assert_matches("openai-responses", resp, error, exp, argument_deltas=deltas)
 
 
@@ -147,7 +115,7 @@ def test_recorded_reasoning_is_passed_back_verbatim() -> None:
 # -- malformed input -------------------------------------------------------------------
 
 _GOOD_BODY = next(i[2]["response"]["body"] for i in INTERACTIONS
-                  if not _is_stream(i[2]) and i[2]["response"]["status"] == 200
+                  if not is_stream(i[2]) and i[2]["response"]["status"] == 200
                   and i[3]["tool_calls"])
 
 
@@ -244,7 +212,7 @@ def test_bad_item_in_stream_is_malformed_response() -> None:
 
 def _recorded_stream() -> bytes:
     return next(i[2]["response"]["body"] for i in INTERACTIONS
-                if _is_stream(i[2]) and i[3]["tool_calls"]).encode()
+                if is_stream(i[2]) and i[3]["tool_calls"]).encode()
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.99])
@@ -315,7 +283,7 @@ def test_mutated_recordings_raise_only_provider_errors(seed: int) -> None:
             continue
         for _ in range(15):
             try:
-                if _is_stream(inter):
+                if is_stream(inter):
                     events = SSEDecoder().feed(r["body"].encode())
                     dec = codec.StreamDecoder()
                     j = rng.randrange(len(events))
