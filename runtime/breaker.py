@@ -17,7 +17,8 @@ sessions of the process.
 from __future__ import annotations
 
 import enum
-import threading
+
+from .shared import SharedRegistry
 
 __all__ = [
     "TRANSITIONS",
@@ -152,21 +153,15 @@ class CircuitBreaker:
             self._fire(BreakerEvent.FAILURE, now)
 
 
-_registry: dict[str, CircuitBreaker] = {}
-_lock = threading.Lock()
+_registry: SharedRegistry[CircuitBreaker] = SharedRegistry()
 
 
 def shared_breaker(key: str, threshold: int, cooldown: float) -> CircuitBreaker:
     """The process-wide breaker for ``key`` (see ``ratelimit.limiter_key``); first caller's
     settings win."""
-    with _lock:
-        breaker = _registry.get(key)
-        if breaker is None:
-            breaker = _registry[key] = CircuitBreaker(threshold, cooldown)
-        return breaker
+    return _registry.get(key, lambda: CircuitBreaker(threshold, cooldown))
 
 
 def clear_registry() -> None:
     """Forget every shared breaker (tests)."""
-    with _lock:
-        _registry.clear()
+    _registry.clear()

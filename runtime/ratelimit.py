@@ -21,9 +21,10 @@ import functools
 import hashlib
 import math
 import re
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
+
+from .shared import SharedRegistry
 
 __all__ = [
     "RateLimiter",
@@ -275,8 +276,7 @@ def _bucket(per_minute: float | None) -> TokenBucket:
     return TokenBucket(per_minute, per_minute / 60.0)
 
 
-_registry: dict[str, RateLimiter] = {}
-_lock = threading.Lock()
+_registry: SharedRegistry[RateLimiter] = SharedRegistry()
 
 
 def limiter_key(provider: str, base_url: str, api_key: str | None) -> str:
@@ -287,17 +287,12 @@ def limiter_key(provider: str, base_url: str, api_key: str | None) -> str:
 
 def shared_limiter(key: str, rpm: float | None, tpm: float | None) -> RateLimiter:
     """The process-wide limiter for ``key``; the first caller's limits win."""
-    with _lock:
-        limiter = _registry.get(key)
-        if limiter is None:
-            limiter = _registry[key] = RateLimiter(rpm, tpm)
-        return limiter
+    return _registry.get(key, lambda: RateLimiter(rpm, tpm))
 
 
 def clear_registry() -> None:
     """Forget every shared limiter (tests)."""
-    with _lock:
-        _registry.clear()
+    _registry.clear()
 
 
 async def acquire(limiter: RateLimiter, tokens: float, *,
