@@ -85,8 +85,8 @@ class Outcome:
 
 def foreign_reasoning_removed(messages: list[Message], target: str) -> tuple[list[Message], int]:
     """The conversation as provider entry ``target`` may see it: reasoning parts and
-    provider-executed tool items produced by another entry are dropped. Returns the
-    messages and how many parts were dropped."""
+    provider-executed tool items produced by another entry (their ``source``) are dropped.
+    Returns the messages and how many parts were dropped."""
     dropped = 0
     out: list[Message] = []
     for m in messages:
@@ -95,14 +95,9 @@ def foreign_reasoning_removed(messages: list[Message], target: str) -> tuple[lis
             continue
         keep = []
         for p in m.parts:
-            if isinstance(p, ReasoningPart) and p.source not in (None, target):
+            if isinstance(p, ReasoningPart | BuiltinToolPart) and p.source not in (None, target):
                 dropped += 1
                 continue
-            if isinstance(p, BuiltinToolPart):
-                src = (p.raw or {}).get("_source") if p.raw else None
-                if src not in (None, target):
-                    dropped += 1
-                    continue
             keep.append(p)
         out.append(Message(m.role, keep))
     return out, dropped

@@ -305,7 +305,8 @@ class Assembler:
                 ))
             else:
                 b: BuiltinTool = key
-                out.append(BuiltinToolPart(b.type, b.id, b.name, self.protocol, b.raw))
+                out.append(BuiltinToolPart(b.type, b.id, b.name, self.protocol, b.raw,
+                                           self.source))
         return out
 
     def response(self) -> Response:

@@ -116,13 +116,16 @@ class ReasoningPart(msgspec.Struct, tag="reasoning", omit_defaults=True):
 
 class BuiltinToolPart(msgspec.Struct, tag="builtin_tool", omit_defaults=True):
     """A provider-executed tool call or result (web search, code execution, ...): kept so
-    that it can be sent back verbatim to the same protocol, never executed by us."""
+    that it can be sent back verbatim to the same protocol, never executed by us. Like a
+    reasoning part it may hold payloads only its producer can read (Anthropic's encrypted
+    search results), so ``source`` names the provider entry that produced it."""
 
     item_type: str
     id: str | None = None
     name: str | None = None
     protocol: str | None = None
     raw: dict[str, Any] | None = None
+    source: str | None = None
 
 
 Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ReasoningPart | BuiltinToolPart

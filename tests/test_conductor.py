@@ -12,6 +12,7 @@ import trio
 from runtime.crypto import TraceDecryptError, key_from_text
 from runtime.errors import ErrorKind, ProviderError
 from runtime.model import (
+    BuiltinToolPart,
     Message,
     ReasoningPart,
     Request,
@@ -184,7 +185,9 @@ async def test_failover_drops_foreign_reasoning(write_config, run_agent) -> None
     receives the main provider's signed reasoning."""
     thinking = ReasoningPart(text="hmm", kind="thinking", signature="SIG", protocol="anthropic",
                              raw={"type": "thinking", "thinking": "hmm", "signature": "SIG"})
-    first = Response("r1", "m", [thinking, ToolCallPart("c1", "echo", '{"text": "a"}')],
+    search = BuiltinToolPart("web_search_tool_result", "srvtoolu_1", protocol="anthropic",
+                             raw={"type": "web_search_tool_result", "encrypted_content": "ENC"})
+    first = Response("r1", "m", [thinking, search, ToolCallPart("c1", "echo", '{"text": "a"}')],
                      "tool_use", "tool_calls", Usage(1, 1))
     main = ScriptedProvider("main", [first] + [ProviderError(ErrorKind.OVERLOADED, "busy")] * 3)
     seen: list[Request] = []
@@ -208,7 +211,7 @@ async def test_failover_drops_foreign_reasoning(write_config, run_agent) -> None
                           extra_tools=[make_tool(echo)])
     assert run.outcome.exit_code == 0 and run.out.strip() == "from backup"
     sent = [p for m in seen[0].messages for p in m.parts]
-    assert not any(isinstance(p, ReasoningPart) for p in sent)
+    assert not any(isinstance(p, ReasoningPart | BuiltinToolPart) for p in sent)
     assert any(isinstance(p, ToolCallPart) and p.id == "c1" for p in sent)
     assert len(run.errors(2)) == 3
     assert [e["attempt"] for e in run.errors(2)] == [1, 2, 3]
