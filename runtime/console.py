@@ -42,43 +42,56 @@ class Console:
 
 
 class Display:
-    """Text of one turn as the user saw it, across attempts (see module docstring)."""
+    """Text of one turn as the user saw it, across attempts (see module docstring).
+
+    Per delta this costs an append: an attempt's text is joined once, when it first goes
+    past what an earlier attempt already showed (to check that it agrees with it)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.shown = ""
-        self._attempt: list[str] = []
-        self._attempt_len = 0
-        self.diverged = False
-
-    def new_attempt(self) -> None:
-        self._attempt = []
-        self._attempt_len = 0
+        self._shown: list[str] = []  # what the user has seen of this turn
+        self.shown_len = 0
+        self._held: list[str] = []  # this attempt's text while within what was shown
+        self._held_len = 0
+        self._live = False  # this attempt has gone past what was shown
 
     @property
-    def attempt_text(self) -> str:
-        return "".join(self._attempt)
+    def shown(self) -> str:
+        return "".join(self._shown)
+
+    def new_attempt(self) -> None:
+        self._held = []
+        self._held_len = 0
+        self._live = False
 
     def text(self, delta: str) -> None:
-        self._attempt.append(delta)
-        self._attempt_len += len(delta)
-        if self._attempt_len <= len(self.shown):
+        if self._live:
+            self._show(delta)
             return
-        if not self.console.stream_answer:
-            self.shown = self.attempt_text
+        self._held.append(delta)
+        self._held_len += len(delta)
+        if self._held_len <= self.shown_len:
             return
-        full = self.attempt_text
-        if not full.startswith(self.shown):
-            # the retried answer differs from what was shown: say so once, then show it whole
-            self.diverged = True
+        full, shown = "".join(self._held), self.shown
+        self._held, self._live = [], True
+        if full.startswith(shown):
+            self._show(full[len(shown):])
+            return
+        # the retried answer differs from what was shown: say so once, then show it whole
+        if self.console.stream_answer:
             self.console.write_out("\n[response restarted]\n")
-            self.console.write_out(full)
-        else:
-            self.console.write_out(full[len(self.shown):])
-        self.shown = full
+        self._shown, self.shown_len = [], 0
+        self._show(full)
+
+    def _show(self, text: str) -> None:
+        if text:
+            self._shown.append(text)
+            self.shown_len += len(text)
+            if self.console.stream_answer:
+                self.console.write_out(text)
 
     def end_turn(self) -> None:
-        if self.console.stream_answer and self.shown and not self.shown.endswith("\n"):
+        if self.console.stream_answer and self._shown and not self._shown[-1].endswith("\n"):
             self.console.write_out("\n")
-        self.shown = ""
+        self._shown, self.shown_len = [], 0
         self.new_attempt()

@@ -108,10 +108,10 @@ class TurnReader:
         acc.streamed += msg.stream
         acc.retries += msg.attempt > 1
         c = self.conductor
-        if self.display.shown:
+        if self.display.shown_len:
             await c.note("warning", provider=self.handle.name, request_id=self.rid,
                          message=f"stream recovery: attempt {msg.attempt} resumes a response of "
-                         f"which {len(self.display.shown)} characters were already shown; they "
+                         f"which {self.display.shown_len} characters were already shown; they "
                          "are not shown again")
         self.display.new_attempt()
         await c.note("request", provider=self.handle.name, model=self.handle.model,
