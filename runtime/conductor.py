@@ -36,7 +36,6 @@ from .model import (
     ReasoningPart,
     Request,
     Response,
-    ToolSpec,
     Usage,
 )
 from .pricing import PriceTable
@@ -140,7 +139,7 @@ class Conductor:
                         tools=self.registry.names())
         while True:
             if self.turn >= self.max_turns:
-                return self._limit("max_turns", f"turn limit reached: {self.max_turns} turns "
+                return self._limit(f"turn limit reached: {self.max_turns} turns "
                                    "(limits.max_turns)")
             limit = self._budget_check()
             if limit is not None:
@@ -161,13 +160,13 @@ class Conductor:
             await self.note("turn_end", finish=resp.stop)
             await self._save("running")
 
-    def _limit(self, which: str, message: str) -> Outcome:
+    def _limit(self, message: str) -> Outcome:
         return Outcome("limit", EXIT_LIMIT, message=message)
 
     def _budget_check(self) -> Outcome | None:
         totals = self.accounts.usage
         if self.max_total_tokens is not None and totals.total_tokens >= self.max_total_tokens:
-            return self._limit("max_total_tokens", f"token budget reached: "
+            return self._limit(f"token budget reached: "
                                f"{totals.total_tokens} of {self.max_total_tokens} tokens "
                                "(limits.max_total_tokens)")
         if self.max_cost_usd is not None:
@@ -175,7 +174,7 @@ class Conductor:
             estimate = self._estimate_next_cost()
             if spent >= self.max_cost_usd or (estimate is not None
                                               and spent + estimate > self.max_cost_usd):
-                return self._limit("max_cost_usd", f"cost budget reached: ${spent:.4f} spent, "
+                return self._limit(f"cost budget reached: ${spent:.4f} spent, "
                                    f"next turn estimated at ${estimate or 0:.4f}, limit "
                                    f"${self.max_cost_usd:.4f} (limits.max_cost_usd)")
         return None
@@ -346,7 +345,3 @@ class Conductor:
         }
         await self.log.send(WriteFile("summary.json", summary))
         return summary
-
-    def tool_specs(self) -> list[ToolSpec]:
-        return self.registry.specs()
-

@@ -8,7 +8,6 @@
     │     kind: auth | permission | not_found | bad_request | context_length
     │           | rate_limited | overloaded | server | timeout | connection
     │           | stream_interrupted | malformed_response | streaming_unsupported
-    ├── LimitExceeded                  a budget or turn limit (exit 4)
     └── ActorFailed                    an actor died; its failure is the ``__cause__``
 
 ``error_from_response`` builds a ``ProviderError`` from status + headers + body: a pure
@@ -32,7 +31,6 @@ __all__ = [
     "ConductorError",
     "ConfigError",
     "ErrorKind",
-    "LimitExceeded",
     "ProviderError",
     "error_from_response",
     "parse_retry_after",
@@ -98,14 +96,6 @@ class ConfigError(ConductorError):
         if fix:
             text += f" (fix: {fix})"
         super().__init__(text)
-
-
-class LimitExceeded(ConductorError):
-    """A budget or turn limit stopped the session (exit 4)."""
-
-    def __init__(self, limit: str, message: str) -> None:
-        self.limit = limit
-        super().__init__(message)
 
 
 class ActorFailed(ConductorError):

@@ -26,7 +26,6 @@ from .logger import LogMsg, WriteFile
 from .model import Message, ReasoningPart, Response, Usage
 
 __all__ = [
-    "GetMeta",
     "ProviderMeta",
     "RecordResponse",
     "SaveConversation",
@@ -72,12 +71,7 @@ class SaveConversation:
     extra: dict[str, Any] = attrs.field(factory=dict)
 
 
-@attrs.frozen
-class GetMeta:
-    reply: trio.MemorySendChannel[dict[str, ProviderMeta]]
-
-
-SessionMsg = RecordResponse | SetStreamingDisabled | SaveConversation | GetMeta
+SessionMsg = RecordResponse | SetStreamingDisabled | SaveConversation
 
 
 def key_for_run(logging_dir: Path, key_env: str, environ: dict[str, str] | None = None
@@ -180,7 +174,4 @@ async def session_actor(
                     "messages": msgspec.to_builtins(strip_opaque(msg.messages)),
                     "providers": msgspec.to_builtins(state), **msg.extra,
                 }))
-            elif isinstance(msg, GetMeta):
-                async with msg.reply:
-                    await msg.reply.send({k: msgspec.structs.replace(v) for k, v in state.items()})
     return state

@@ -12,24 +12,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from ..config import DEFAULT_BASE_URLS
 from .actor import Provider
-from .http import KIND_PROTOCOL, HTTPProvider, ProviderSpec, Timeouts
+from .http import HTTPProvider, ProviderSpec, Timeouts
 
 if TYPE_CHECKING:
     from ..config import ProviderConfig
 
-__all__ = ["KINDS", "HTTPProvider", "Provider", "ProviderSpec", "Timeouts", "build_provider"]
-
-KINDS = (*KIND_PROTOCOL, "scripted")
-
-DEFAULT_BASE_URLS = {
-    "openai-chat": "https://api.openai.com/v1",
-    "openai-responses": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "local": "http://127.0.0.1:8080/v1",
-}
-
+__all__ = ["HTTPProvider", "Provider", "ProviderSpec", "Timeouts", "build_provider"]
 
 def build_provider(name: str, pc: ProviderConfig, client: httpx.AsyncClient, *,
                    redact: Callable[[str], str] | None = None) -> Provider:
@@ -40,7 +30,7 @@ def build_provider(name: str, pc: ProviderConfig, client: httpx.AsyncClient, *,
         return ScriptedProvider(name, [response_from_turn(t, i + 1)
                                        for i, t in enumerate(pc.script)], model=pc.model or "scripted")
     spec = ProviderSpec(
-        name=name, kind=pc.kind, base_url=pc.base_url or DEFAULT_BASE_URLS[pc.kind],
+        name=name, kind=pc.kind, base_url=pc.base_url or DEFAULT_BASE_URLS[pc.kind] or "",
         model=pc.model, api_key=pc.api_key or None, headers=dict(pc.headers),
         timeouts=Timeouts(pc.timeout.connect, pc.timeout.read, pc.timeout.total),
     )

@@ -26,7 +26,7 @@ import trio
 
 from ..breaker import CircuitBreaker
 from ..errors import RETRYABLE, ErrorKind, ProviderError
-from ..events import Event
+from ..events import Event, events_of
 from ..model import Request, Response
 from ..ratelimit import RateLimiter, acquire
 from ..retry import RetryPolicy
@@ -166,8 +166,6 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 await reply.send(TurnFailed(err, 1))
                 return
             if hit is not None:
-                from ..events import events_of
-
                 await reply.send(CacheOutcome("hit", key))
                 await reply.send(events_of(hit))
                 await reply.send(TurnDone(hit, 0, new_request_id(), hit.request_id, cached=True))
