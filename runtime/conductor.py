@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-import msgspec
 import structlog
 import trio
 
@@ -38,7 +37,7 @@ from .model import (
     Response,
     Usage,
 )
-from .pricing import PriceTable
+from .pricing import PriceTable, estimate_tokens
 from .providers.actor import TurnRequest
 from .session import RecordResponse, SaveConversation, SessionMsg
 from .tools import ToolRegistry, run_tool_calls
@@ -187,7 +186,7 @@ class Conductor:
         if price is None or not self.messages:
             return None
         last_input = self._last_input_tokens
-        added = sum(len(msgspec.json.encode(m)) for m in self.messages[self._last_len:]) // 4
+        added = estimate_tokens(self.messages[self._last_len:])
         return (last_input + added) * price.input / 1_000_000
 
     # ---- one turn, with failover ------------------------------------------------------

@@ -13,10 +13,11 @@ import re
 from collections.abc import Mapping
 
 import attrs
+import msgspec
 
-from .model import Usage
+from .model import Message, Usage
 
-__all__ = ["PRICES", "Price", "PriceTable", "cost_of"]
+__all__ = ["PRICES", "Price", "PriceTable", "cost_of", "estimate_tokens"]
 
 
 @attrs.frozen
@@ -99,6 +100,13 @@ class PriceTable:
         """USD for ``usage`` on ``model``; None when the model has no known price."""
         price = self.price(model)
         return None if price is None else price.cost(usage)
+
+
+def estimate_tokens(messages: list[Message]) -> int:
+    """A cheap guess of the tokens of some messages before a provider counts them: four
+    bytes of their canonical JSON a token (used where the real count is not known yet: the
+    rate limiter's reservation, the budget check before a request)."""
+    return len(msgspec.json.encode(messages)) // 4
 
 
 def cost_of(model: str, usage: Usage, table: PriceTable | None = None) -> float | None:

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
-import msgspec
 import trio
 
 from ..breaker import CircuitBreaker
 from ..errors import RETRYABLE, ErrorKind, ProviderError
 from ..events import Event, events_of
 from ..model import Request, Response
+from ..pricing import estimate_tokens
 from ..ratelimit import RateLimiter, acquire
 from ..retry import RetryPolicy
 
@@ -128,12 +128,6 @@ class ActorOptions:
     clock: Callable[[], float] = trio.current_time
 
 
-def _estimate_tokens(req: Request) -> int:
-    """A cheap upper-side guess of a request's tokens for the rate limiter (4 bytes a token
-    of the canonical JSON, plus the output budget); settled with the real usage after."""
-    return len(msgspec.json.encode(req.messages)) // 4 + (req.params.max_tokens or 0) + 16
-
-
 async def _gate(opts: ActorOptions, provider: Provider, estimate: int) -> ProviderError | None:
     """Wait for the rate limiter; refuse at once when the circuit is open."""
     if opts.breaker is not None and not opts.breaker.allow(opts.clock()):
@@ -172,7 +166,9 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 return
             if opts.cache.serves:
                 await reply.send(CacheOutcome("miss", key))
-        estimate = _estimate_tokens(msg.request)
+        # the reservation: the prompt as guessed plus the whole output budget, settled with
+        # the real usage afterwards
+        estimate = estimate_tokens(msg.request.messages) + (msg.request.params.max_tokens or 0)
         while True:
             attempt += 1
             rid = new_request_id()
