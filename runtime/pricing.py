@@ -30,13 +30,9 @@ class Price:
     def cost(self, u: Usage) -> float:
         cached = self.input if self.cached_input is None else self.cached_input
         write = self.input if self.cache_write is None else self.cache_write
-        written = min(u.cache_write_tokens, u.input_tokens)
-        # Some gateways (OpenRouter in front of Gemini) report a cache write's tokens as
-        # cached too; the parts can never exceed the whole, so reads take what is left.
-        read = min(u.cache_read_tokens, u.input_tokens - written)
-        fresh = u.input_tokens - read - written
-        return (fresh * self.input + read * cached + written * write
-                + u.output_tokens * self.output) / 1_000_000
+        fresh = max(0, u.input_tokens - u.cache_read_tokens - u.cache_write_tokens)
+        return (fresh * self.input + u.cache_read_tokens * cached
+                + u.cache_write_tokens * write + u.output_tokens * self.output) / 1_000_000
 
 
 def _p(i: float, o: float, c: float | None = None, w: float | None = None) -> Price:

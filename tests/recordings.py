@@ -103,8 +103,10 @@ def canonical_usage(protocol: str, u: dict[str, Any] | None) -> Usage | None:
     cached = u.get("cached_tokens") or 0
     written = u.get("cache_write_tokens") or 0
     inp = u.get("input_tokens") or 0
-    if protocol == "anthropic":
+    if protocol == "anthropic":  # Anthropic's input_tokens is the uncached part only
         inp += cached + written
+    else:  # the cached parts are within prompt_tokens; a gateway counting a cache write
+        cached = min(cached, inp - written)  # as cached too gets what is left
     return Usage(
         input_tokens=inp,
         output_tokens=u.get("output_tokens") or 0,

@@ -122,12 +122,17 @@ def usage_event(raw: dict[str, Any]) -> UsageEvent:
                         details=msgspec.json.encode(raw).decode()) from exc
     pd = u.prompt_tokens_details
     cd = u.completion_tokens_details
+    inp = u.prompt_tokens or 0
+    written = min((pd.cache_write_tokens or 0) if pd else 0, inp)
+    # OpenRouter in front of Gemini reports a cache write's tokens as cached too; the parts
+    # can never exceed the whole, so the reads are what is left (canonical usage)
+    read = min((pd.cached_tokens or 0) if pd else 0, inp - written)
     return UsageEvent(
         Usage(
-            input_tokens=u.prompt_tokens or 0,
+            input_tokens=inp,
             output_tokens=u.completion_tokens or 0,
-            cache_read_tokens=(pd.cached_tokens or 0) if pd else 0,
-            cache_write_tokens=(pd.cache_write_tokens or 0) if pd else 0,
+            cache_read_tokens=read,
+            cache_write_tokens=written,
             reasoning_tokens=(cd.reasoning_tokens or 0) if cd else 0,
         ),
         raw=raw,
