@@ -37,6 +37,7 @@ __all__ = [
     "Role",
     "TextPart",
     "ToolCallPart",
+    "ToolKind",
     "ToolResultPart",
     "ToolSpec",
     "Usage",
@@ -65,25 +66,43 @@ class ImagePart(msgspec.Struct, tag="image", omit_defaults=True):
     media_type: str | None = None
 
 
+ToolKind = Literal["function", "custom", "shell", "local_shell", "apply_patch"]
+"""How a client-run tool call is shaped on the wire. ``function``: JSON arguments (every
+protocol). The others are OpenAI Responses items that the client must run too:
+``custom`` (``custom_tool_call``: ``arguments`` is the freeform ``input`` text, not JSON),
+``shell`` (``shell_call``), ``local_shell`` (``local_shell_call``) and ``apply_patch``
+(``apply_patch_call``): for these ``arguments`` is the JSON of the item's ``action`` /
+``operation``. Protocols without such items carry them as function calls."""
+
+
 class ToolCallPart(msgspec.Struct, tag="tool_call", omit_defaults=True):
-    """A call of a client tool. ``arguments`` is the JSON text exactly as the model sent it
-    (it may be malformed: validation happens before execution, not here). ``id`` is the id a
-    tool result refers to (Responses: the ``call_id``); ``item_id`` is the Responses
-    ``fc_...`` output item id, kept for verbatim round trips."""
+    """A call of a client tool. ``arguments`` is the text exactly as the model sent it: JSON
+    for ``function`` calls (it may be malformed: validation happens before execution, not
+    here), the freeform input for ``custom`` ones (see ``ToolKind``). ``id`` is the id a
+    tool result refers to (Responses: the ``call_id``); ``item_id`` is the Responses output
+    item id (``fc_...``, ``ctc_...``), kept for verbatim round trips; ``raw`` is the
+    provider's whole item when the protocol wants it back as it was."""
 
     id: str
     name: str
     arguments: str = "{}"
     item_id: str | None = None
+    kind: ToolKind = "function"
+    raw: dict[str, Any] | None = None
 
 
 class ToolResultPart(msgspec.Struct, tag="tool_result", omit_defaults=True):
-    """The result of one tool call, paired with it by ``call_id``."""
+    """The result of one tool call, paired with it by ``call_id``. ``kind`` is the kind of
+    the call it answers (the Responses ``*_output`` item it becomes); ``meta`` holds what a
+    kind's output item carries beyond text (``shell``: ``{"outputs": [{"stdout", "stderr",
+    "exit_code" | "timed_out"}]}``; ``apply_patch``: ``{"status": "completed" | "failed"}``)."""
 
     call_id: str
     content: str | list[TextPart | ImagePart] = ""
     is_error: bool = False
     name: str | None = None
+    kind: ToolKind = "function"
+    meta: dict[str, Any] | None = None
 
 
 class ReasoningPart(msgspec.Struct, tag="reasoning", omit_defaults=True):
@@ -153,8 +172,10 @@ class Message(msgspec.Struct, omit_defaults=True):
 
 
 class ToolSpec(msgspec.Struct, omit_defaults=True):
-    """A tool offered to the model: ``parameters`` is a JSON Schema of an object."""
-
+    """A tool offered to the model: ``parameters`` is a JSON Schema of an object. ``kind``
+    other than ``function`` asks OpenAI Responses for its native item (``custom`` with an
+    optional grammar ``format``, ``shell``, ``apply_patch``); other protocols offer every
+    tool as a function."""
 
     name: str
     description: str = ""
@@ -162,6 +183,8 @@ class ToolSpec(msgspec.Struct, omit_defaults=True):
         default_factory=lambda: {"type": "object", "properties": {}}
     )
     strict: bool | None = None  # OpenAI strict schema adherence; None = the protocol default
+    kind: ToolKind = "function"
+    format: dict[str, Any] | None = None  # custom tools: {"type": "grammar", ...} or text
 
 
 class Params(msgspec.Struct, omit_defaults=True):
