@@ -1,9 +1,8 @@
 """conductor: a structured-concurrency runtime for long-running LLM agent sessions.
 
-The public face (documented in README.md, "Public API"); everything else is reachable
-through its module (``runtime.testing``, ``runtime.wire``, ...). Names are resolved on first
-use, so importing a pure module (``runtime.wire.sse``, ``runtime.ratelimit``) never drags in
-trio or httpx.
+The public face (documented in README.md, "Using it from Python"); everything else is
+reachable through its module (``runtime.testing``, ``runtime.wire``, ...). Names are resolved
+on first use, so importing a pure module (``runtime.wire.sse``) never drags in trio or httpx.
 """
 
 from __future__ import annotations
@@ -12,9 +11,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import run_session as run_session
     from .config import AgentConfig as AgentConfig
     from .config import load_config as load_config
+    from .engine import Engine as Engine
+    from .engine import run_session as run_session
     from .errors import ConductorError as ConductorError
     from .errors import ConfigError as ConfigError
     from .errors import ErrorKind as ErrorKind
@@ -25,12 +25,15 @@ if TYPE_CHECKING:
     from .model import Response as Response
     from .model import ToolSpec as ToolSpec
     from .model import Usage as Usage
+    from .session.handle import Session as Session
+    from .session.outcome import SessionResult as SessionResult
     from .tools import ToolRegistry as ToolRegistry
     from .tools import make_tool as make_tool
     from .tools import tool as tool
 
 _WHERE = {
-    "run_session": "app", "AgentConfig": "config", "load_config": "config",
+    "Engine": "engine", "run_session": "engine", "Session": "session.handle",
+    "SessionResult": "session.outcome", "AgentConfig": "config", "load_config": "config",
     "ConductorError": "errors", "ConfigError": "errors", "ErrorKind": "errors",
     "ProviderError": "errors", "Hooks": "hooks", "Message": "model", "Request": "model",
     "Response": "model", "ToolSpec": "model", "Usage": "model", "ToolRegistry": "tools",

@@ -1,4 +1,9 @@
-"""Totals of a session per provider, and the numbers of ``summary.json`` (pure)."""
+"""Totals of a session per provider, and the numbers of ``summary.json`` (pure).
+
+The accounts change in one way only: :meth:`Accounts.apply` folds one transcript record into
+them. The live session applies every record it emits, and a resumed session applies the
+records of its journal, so a summary after a resume counts everything, cumulatively.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,17 @@ from typing import Any
 import attrs
 
 from .model import Usage
+from .session.records import (
+    AssistantRecord,
+    CacheRecord,
+    ProviderErrorRecord,
+    RecordBase,
+    RequestRecord,
+    SessionStart,
+    ToolResultRecord,
+    UsageRecord,
+    WarningRecord,
+)
 
 __all__ = ["Accounts", "ProviderAccount", "percentile"]
 
@@ -39,6 +55,7 @@ class ProviderAccount:
     latencies: list[float] = attrs.field(factory=list)
     cache_hits: int = 0
     cache_misses: int = 0
+    last_stream: bool = attrs.field(default=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         u = self.usage
@@ -65,6 +82,9 @@ class Accounts:
     tool_calls: int = 0
     tool_rejected: int = 0
     tool_errors: int = 0
+    runs: int = 0
+    usage: Usage = attrs.field(factory=Usage)   # every provider's, kept as records arrive
+    cost_usd: float = 0.0
 
     def of(self, name: str) -> ProviderAccount:
         acc = self.providers.get(name)
@@ -72,16 +92,59 @@ class Accounts:
             acc = self.providers[name] = ProviderAccount()
         return acc
 
-    @property
-    def usage(self) -> Usage:
-        total = Usage()
-        for a in self.providers.values():
-            total = total + a.usage
-        return total
-
-    @property
-    def cost_usd(self) -> float:
-        return sum(a.cost_usd for a in self.providers.values())
+    def apply(self, rec: RecordBase) -> None:
+        """Fold one transcript record into the totals."""
+        t = type(rec)
+        if t is UsageRecord:
+            assert isinstance(rec, UsageRecord)
+            if rec.cached:
+                return
+            acc = self.of(rec.provider)
+            u = Usage(rec.input_tokens, rec.output_tokens, rec.cache_read_tokens,
+                      rec.cache_write_tokens, rec.reasoning_tokens)
+            acc.usage = acc.usage + u
+            self.usage = self.usage + u
+            if rec.cost_usd is None:
+                acc.unpriced_turns += 1
+            else:
+                acc.cost_usd += rec.cost_usd
+                self.cost_usd += rec.cost_usd
+        elif t is RequestRecord:
+            assert isinstance(rec, RequestRecord)
+            acc = self.of(rec.provider)
+            acc.attempts += 1
+            acc.requests += rec.attempt == 1
+            acc.retries += rec.attempt > 1
+            acc.streamed += rec.stream
+            acc.last_stream = rec.stream
+        elif t is AssistantRecord:
+            assert isinstance(rec, AssistantRecord)
+            if rec.cached or rec.status != "complete":
+                return
+            acc = self.of(rec.provider)
+            acc.streamed_ok += acc.last_stream
+            acc.latencies.append(rec.duration)
+            if rec.ttft is not None:
+                acc.ttfts.append(rec.ttft)
+        elif t is ProviderErrorRecord:
+            assert isinstance(rec, ProviderErrorRecord)
+            self.of(rec.provider).failures[rec.kind] += 1
+        elif t is ToolResultRecord:
+            assert isinstance(rec, ToolResultRecord)
+            self.tool_calls += 1
+            self.tool_rejected += rec.rejected
+            self.tool_errors += not rec.ok and not rec.rejected
+        elif t is CacheRecord:
+            assert isinstance(rec, CacheRecord)
+            acc = self.of(rec.provider)
+            acc.cache_hits += rec.outcome == "hit"
+            acc.cache_misses += rec.outcome == "miss"
+        elif t is WarningRecord:
+            assert isinstance(rec, WarningRecord)
+            if rec.code == "failover" and rec.provider:
+                self.of(rec.provider).fallbacks_taken += 1
+        elif t is SessionStart:
+            self.runs += 1
 
     def totals(self) -> dict[str, Any]:
         u = self.usage

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import crypto
-from .session import TRACE_FILE, read_traces
+from .session.traces import TRACE_FILE, read_traces
 
 __all__ = ["export_summary", "main"]
 

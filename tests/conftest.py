@@ -11,15 +11,18 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime.app import run_session
-from runtime.conductor import Outcome
+from runtime.cli.attach import attach
+from runtime.cli.console import Console
 from runtime.config import load_config
+from runtime.engine import Engine
+from runtime.redact import Redactor
+from runtime.session.outcome import SessionResult
 
 
 class Run:
     """The result of an in-process session: outcome, run folder, captured console."""
 
-    def __init__(self, outcome: Outcome, run_dir: Path, out: str, err: str) -> None:
+    def __init__(self, outcome: SessionResult, run_dir: Path, out: str, err: str) -> None:
         self.outcome = outcome
         self.run_dir = run_dir
         self.out = out
@@ -59,26 +62,27 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def run_agent() -> Callable[..., Any]:
-    """Run a session in process with captured stdout/stderr; returns a ``Run``."""
+    """Run a session in process on its own engine, rendered by the command line's console
+    into captured stdout/stderr; returns a ``Run``. Keywords: ``resume``, ``run_id``,
+    ``history``, ``ask`` (answers approvals) and the engine's seams (``providers``,
+    ``extra_tools``, ``transport``, ``hooks``)."""
 
     async def run(path: Path, *, task: str | None = None, environ: dict[str, str] | None = None,
-                  **kwargs: Any) -> Run:
+                  resume: str | None = None, run_id: str | None = None,
+                  history: list[Any] | None = None, ask: Any = None,
+                  extra_tools: list[Any] | None = None, **engine: Any) -> Run:
         env = {"TEST_TRACE_KEY": "unit-test-trace-key", **(environ or {})}
         cfg = load_config(path, environ=env)
         out, err = io.StringIO(), io.StringIO()
-        outcome, run_dir = await run_session(
-            cfg, task=task or (None if kwargs.get("resume") else cfg.task), stdout=out, stderr=err, stream_answer=False,
-            handle_signals=False, environ=env, **kwargs)
-        return Run(outcome, run_dir, out.getvalue(), err.getvalue())
+        console = Console(out, err, Redactor(cfg.secrets(), cfg.logging.redact),
+                          stream_answer=False)
+        async with Engine.open(cfg, environ=env, tools=extra_tools or (), **engine) as eng:
+            session = await eng.start(task or (None if resume else cfg.task), resume=resume,
+                                      run_id=run_id, history=history,
+                                      on_approval="wait" if ask is not None else "deny")
+            result = await attach(session, console, asker=ask)
+        return Run(result, session.run_dir, out.getvalue(), err.getvalue())
 
     return run
 
 
-@pytest.fixture(autouse=True)
-def _fresh_process_wide_state() -> None:
-    """Circuit breakers and rate limiters are shared by every session of a process: each
-    test starts with none."""
-    from runtime import breaker, ratelimit
-
-    breaker.clear_registry()
-    ratelimit.clear_registry()

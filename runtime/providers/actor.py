@@ -57,10 +57,14 @@ class Provider(Protocol):
 
 @attrs.frozen
 class TurnRequest:
+    """One turn for the actor. ``estimate``: the request's size in tokens as the session
+    keeps it (the rate limiter reserves it plus the output budget; -1: estimate here)."""
+
     request: Request
     reply: trio.MemorySendChannel[Reply]
     turn: int = 0
     stream: bool = True
+    estimate: int = -1
 
 
 @attrs.frozen
@@ -168,7 +172,8 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 await reply.send(CacheOutcome("miss", key))
         # the reservation: the prompt as guessed plus the whole output budget, settled with
         # the real usage afterwards
-        estimate = estimate_tokens(msg.request.messages) + (msg.request.params.max_tokens or 0)
+        prompt = msg.estimate if msg.estimate >= 0 else estimate_tokens(msg.request.messages)
+        estimate = prompt + (msg.request.params.max_tokens or 0)
         while True:
             attempt += 1
             rid = new_request_id()

@@ -19,6 +19,7 @@ from .workspace import Workspace
 __all__ = ["BUILTIN_NAMES", "builtin_tools"]
 
 BUILTIN_NAMES = ("read_file", "write_file", "list_dir", "search_files", "run_shell")
+READ_ONLY = frozenset({"read_file", "list_dir", "search_files"})
 
 
 def _obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -73,5 +74,6 @@ def builtin_tools(workspace: Path, names: list[str] | tuple[str, ...] = BUILTIN_
     for name in dict.fromkeys(names):
         description, schema = SCHEMAS[name]
         tools.append(Tool(name, description, schema, fns[name],
-                          approval=shell_approval if name == "run_shell" else "auto"))
+                          approval=shell_approval if name == "run_shell" else "auto",
+                          read_only=name in READ_ONLY))
     return tools

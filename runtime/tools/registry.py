@@ -80,7 +80,9 @@ def encode_result(value: Any) -> str:
 @attrs.frozen
 class Tool:
     """One tool. ``approval`` is its default policy; ``tools.approval`` overrides it.
-    ``args_type`` (set by ``@tool``) converts validated JSON into the hinted types."""
+    ``args_type`` (set by ``@tool``) converts validated JSON into the hinted types.
+    ``read_only``: running it again changes nothing (a resumed session may re-run a call of
+    it that was cut off; a call of any other tool is reported as interrupted instead)."""
 
     name: str = attrs.field(validator=_check_name)
     description: str
@@ -89,6 +91,7 @@ class Tool:
     approval: str = attrs.field(default="auto", validator=_check_approval)
     args_type: type[msgspec.Struct] | None = None
     var_keyword: bool = False
+    read_only: bool = False
     is_async: bool = attrs.field(default=attrs.Factory(lambda s: _is_async(s.fn),
                                                        takes_self=True))
 

@@ -1,0 +1,90 @@
+"""The command line as a client of the engine: one session, watched on the console.
+
+``attach`` reads a session's records and renders them (``Console``), answers its approval
+requests on the terminal, and returns its result. ``run`` opens the engine, starts (or
+resumes) the session, turns SIGINT / SIGTERM into a cancellation of the session
+(``interrupted``, exit 130 / ``terminated``, exit 143: the run folder is closed and stays
+resumable; a second Ctrl-C stops at once) and prints the closing line.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Any, TextIO
+
+import trio
+
+from ..config import AgentConfig
+from ..engine import Engine
+from ..session.client import Asker, follow
+from ..session.handle import Session
+from ..session.outcome import SessionResult
+from .console import Console
+
+__all__ = ["attach", "run", "terminal_asker"]
+
+
+def terminal_asker(stdin: TextIO | None = None, stderr: TextIO | None = None) -> Asker | None:
+    """Prompts on stderr and reads the answer from stdin; ``None`` without a terminal."""
+    inp = stdin if stdin is not None else sys.stdin
+    out = stderr if stderr is not None else sys.stderr
+    try:
+        tty = inp is not None and inp.isatty()
+    except (ValueError, OSError):
+        tty = False
+    if not tty:
+        return None
+
+    def ask(prompt: str) -> bool:
+        out.write(prompt)
+        out.flush()
+        return inp.readline().strip().lower() in ("y", "yes")
+
+    return ask
+
+
+async def attach(session: Session, console: Console, *, asker: Asker | None = None
+                 ) -> SessionResult:
+    """Render ``session`` on ``console`` until it ends, answering approvals with ``asker``."""
+    streamed = console.stream_answer
+    result = await follow(session, console.render, asker=asker, deltas=streamed)
+    console.finish(result, streamed=streamed)
+    return result
+
+
+async def _signals(session: Session, *, task_status: trio.TaskStatus[None]) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for sig in signals:
+            if sig == signal.SIGTERM:
+                session.cancel("terminated")
+            elif session.done or session.status == "interrupted" or _interrupted(session):
+                raise KeyboardInterrupt
+            else:
+                session.cancel("interrupted")
+
+
+def _interrupted(session: Session) -> bool:
+    return getattr(session, "_cancel_status", None) == "interrupted" and \
+        session._scope.cancel_called
+
+
+async def run(cfg: AgentConfig, console: Console, *, task: str | None, run_id: str | None,
+              resume: str | None, environ: dict[str, str] | None = None,
+              signals: bool = True, **engine_options: Any) -> SessionResult:
+    """One session from the command line (see the module docstring)."""
+    asker = terminal_asker()
+    async with Engine.open(cfg, environ=environ, mcp_errlog=console.err,
+                           **engine_options) as engine:
+        if engine.key_warning:
+            console.line(f"warning: {engine.key_warning}", code="trace_key")
+        session = await engine.start(task, resume=resume, run_id=run_id,
+                                     on_approval="wait" if asker else "deny")
+        async with trio.open_nursery() as nursery:
+            if signals and threading.current_thread() is threading.main_thread():
+                await nursery.start(_signals, session)
+            result = await attach(session, console, asker=asker)
+            nursery.cancel_scope.cancel()
+    return result

@@ -1,0 +1,410 @@
+"""The engine: one per process, shared by every session it runs.
+
+It owns what is per provider, not per session — the HTTP client and its connection pool
+(one SSL context for all), the provider runtime actor, the retry policy, the rate limiter,
+the circuit breaker, the response cache — plus the price table, the tool registry (MCP
+servers included), the hooks, the reasoning key and the process's budget of open files.
+Each provider's settings come from the config entry that declares it. Sessions are handles::
+
+    async with Engine.open(cfg) as engine:
+        s = await engine.start(task="...")            # or resume=RUN_ID
+        async for ev in s.events(): ...               # the transcript records, live, typed
+        result = await s.result()                     # status, exit code, answer, totals
+
+The engine writes nothing to stdout or stderr and installs no signal handler: the console
+and signals belong to its clients (the CLI, batch mode, the service). Leaving the ``async
+with`` cancels sessions still running (their folders are closed, resumable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import resource
+import secrets
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+import httpx
+import msgspec
+import trio
+
+from .config import AgentConfig, ProviderConfig
+from .errors import ConfigError
+from .hooks import Hooks
+from .model import Message
+from .pricing import Price, PriceTable
+from .providers import build_provider
+from .providers.actor import ActorOptions, Provider, TurnRequest, provider_actor
+from .redact import Redactor
+from .session.conductor import Conductor, Limits, ProviderHandle, SessionSpec
+from .session.handle import Session, read_journal
+from .session.journal import RunFolder
+from .session.restore import Restored, fold, restore_legacy
+from .session.traces import TRACE_FILE, key_for_run, read_traces
+from .tools import ToolRegistry, builtin_tools
+
+__all__ = ["Engine", "new_run_id", "run_session", "valid_run_id"]
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def valid_run_id(run_id: str) -> bool:
+    """Letters, digits, ``.``, ``_`` and ``-`` (not first), at most 128: a folder name that
+    cannot climb out of the logging folder."""
+    return bool(_RUN_ID.match(run_id)) and run_id not in (".", "..")
+
+
+def new_run_id() -> str:
+    """A fresh run id: the time, then 48 random bits (and the folder is created exclusively,
+    so even a collision cannot share a folder)."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(6)
+
+
+def _fd_budget(reserve: int = 48) -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 65536
+    return max(8, soft - reserve)
+
+
+@attrs.define
+class _Runtime:
+    """One provider entry: its runtime actor's mailbox and what requests to it carry."""
+
+    name: str
+    config: ProviderConfig
+    mailbox: trio.MemorySendChannel[TurnRequest]
+    client: httpx.AsyncClient | None
+
+    def handle(self, model: str | None = None) -> ProviderHandle:
+        pc = self.config
+        return ProviderHandle(name=self.name, kind=pc.kind, model=model or pc.model,
+                              mailbox=self.mailbox, stream=pc.stream,
+                              params=pc.request_params(), store=pc.store,
+                              cache_system=pc.cache_system)
+
+
+@attrs.define(eq=False)
+class Engine:
+    cfg: AgentConfig
+    runtimes: dict[str, _Runtime]
+    registry: ToolRegistry
+    redactor: Redactor
+    prices: PriceTable
+    hooks: Hooks
+    key: bytes | None
+    key_warning: str | None
+    file_slots: trio.CapacityLimiter
+    logging_dir: Path
+    sessions: dict[str, Session] = attrs.field(factory=dict)
+    _nursery: trio.Nursery | None = None
+
+    # ---- opening ------------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, cfg: AgentConfig, *,
+                   transport: httpx.AsyncBaseTransport | None = None,
+                   providers: Mapping[str, Provider] | None = None,
+                   tools: Iterable[Any] = (),
+                   hooks: Hooks | None = None,
+                   environ: Mapping[str, str] | None = None,
+                   mcp_errlog: TextIO | None = None) -> AsyncIterator[Engine]:
+        """Start the provider runtimes (every entry of ``providers:``) and the MCP servers;
+        yield the engine. Seams for tests (users' too): ``transport`` replaces the HTTP
+        transport, ``providers`` replaces the runtime of named entries (e.g. a
+        ``ScriptedProvider``), ``tools`` adds Python tools, ``hooks`` receives telemetry."""
+        redactor = Redactor(cfg.secrets(), cfg.logging.redact)
+        logging_dir = Path(cfg.logging.dir)
+        key: bytes | None = None
+        key_warning: str | None = None
+        if cfg.reasoning.encrypt:
+            key, key_warning = key_for_run(logging_dir, cfg.reasoning.key_env,
+                                           environ if environ is not None else cfg.environ)
+        budget = _fd_budget()
+        hooks = hooks or Hooks()
+        _otel(hooks)
+        ssl_context = ssl.create_default_context() if transport is None else None
+        async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as root:
+            await root.start(hooks.run)
+            registry = _registry(cfg, tools)
+            if cfg.tools.mcp:
+                from .tools.mcp import open_mcp_tools
+
+                errlog = mcp_errlog if mcp_errlog is not None else stack.enter_context(
+                    open("/dev/null", "w"))  # noqa: SIM115 - closed by the stack
+                for t in await stack.enter_async_context(
+                        open_mcp_tools(cfg.tools.mcp, errlog=errlog)):
+                    registry.register(t)
+            cache = _response_cache(cfg)
+            if cache is not None:
+                stack.push_async_callback(cache.backend.aclose)
+            runtimes: dict[str, _Runtime] = {}
+            failures: list[BaseException] = []
+            per_provider = max(4, budget // (2 * max(1, len(cfg.providers))))
+            for name, pc in cfg.providers.items():
+                client: httpx.AsyncClient | None = None
+                provider = (providers or {}).get(name)
+                if provider is None:
+                    if pc.kind != "scripted":
+                        client = await stack.enter_async_context(httpx.AsyncClient(
+                            transport=transport, follow_redirects=False,
+                            verify=ssl_context if ssl_context is not None else True,
+                            limits=httpx.Limits(max_connections=min(100, per_provider),
+                                                max_keepalive_connections=min(20, per_provider))))
+                    provider = build_provider(name, pc, client, redact=redactor.text)  # type: ignore[arg-type]
+                opts = _actor_options(pc, cache)
+                if opts.limiter is not None and hasattr(provider, "on_headers"):
+                    provider.on_headers = _header_observer(opts.limiter)
+                mailbox = await root.start(_supervised, name, provider, opts, failures)
+                runtimes[name] = _Runtime(name, pc, mailbox, client)
+            engine = cls(cfg, runtimes, registry, redactor, _prices(cfg), hooks, key,
+                         key_warning, trio.CapacityLimiter(max(4, min(64, budget // 4))),
+                         logging_dir)
+            closing = trio.Event()
+            engine._nursery = await root.start(_host, closing)
+            try:
+                yield engine
+            finally:
+                engine._nursery = None
+                with trio.CancelScope(shield=True):
+                    await engine._close_sessions(closing)
+                hooks.close()
+                root.cancel_scope.cancel()
+        if failures:
+            raise BaseExceptionGroup("a provider runtime actor failed", failures)
+
+    async def _close_sessions(self, closing: trio.Event, grace: float = 30.0) -> None:
+        """Cancel the sessions still running and wait (``grace`` s at most) for them to close
+        their run folders."""
+        for s in list(self.sessions.values()):
+            if not s.done:
+                s.cancel("cancelled")
+        with trio.move_on_after(grace):
+            for s in list(self.sessions.values()):
+                await s.result()
+        closing.set()
+
+    # ---- sessions -----------------------------------------------------------------------
+
+    async def start(self, task: str | None = None, *, resume: str | None = None,
+                    run_id: str | None = None, provider: str | None = None,
+                    model: str | None = None, max_turns: int | None = None,
+                    history: list[Message] | None = None, keep_open: bool = False,
+                    folder: Path | None = None, on_approval: str = "wait") -> Session:
+        """Start a session (``task``) or resume one (``resume``: a run id); returns its
+        handle once its run folder exists. ``provider``/``model``/``max_turns`` override the
+        config for this session; ``folder`` is where its run folder goes (default
+        ``logging.dir``); ``on_approval``: ``wait`` for ``Session.approve``, or ``deny``
+        when nobody can answer."""
+        if self._nursery is None:
+            raise RuntimeError("the engine is closed")
+        cfg = self.cfg
+        base = folder or self.logging_dir
+        order = self._order(provider)
+        restored: Restored | None = None
+        if resume is not None:
+            run_id = resume
+        if run_id is not None and not valid_run_id(run_id):
+            raise ConfigError(f"invalid run id {run_id!r}", path="--resume" if resume else
+                              "--run-id", fix="use letters, digits, '.', '_' and '-' only")
+        if task is not None and not task.strip():
+            raise ConfigError("the task is empty", path="task",
+                              fix="give a task with some text in it")
+        if resume is not None:
+            assert run_id is not None
+            run_dir = base / run_id
+            restored = await trio.to_thread.run_sync(self._restore, run_dir, run_id)
+            await trio.to_thread.run_sync(RunFolder(run_dir).repair)
+        else:
+            run_id, run_dir = await trio.to_thread.run_sync(self._new_folder, base, run_id)
+        spec = SessionSpec(
+            run_id=run_id, order=tuple(order), system=cfg.system,
+            limits=Limits(max_turns or cfg.limits.max_turns, cfg.limits.max_total_tokens,
+                          cfg.limits.max_cost_usd),
+            tool_timeout=cfg.tools.timeout, approval=dict(cfg.tools.approval),
+            keep_open=keep_open)
+        handles = {n: self.runtimes[n].handle(model if n == order[0] else None) for n in order}
+        session = Session(run_id, run_dir, on_approval=on_approval)
+        self.sessions[run_id] = session
+        first = list(history or []) if restored is None else restored.messages
+
+        def make(rec: Any, state: Any) -> Conductor:
+            from .session.conversation import Conversation
+
+            return Conductor(spec, handles, self.registry, rec, state, self.prices,
+                             self.hooks, Conversation(list(first)), approver=session.ask)
+
+        started_at = (restored.started_at if restored is not None and restored.started_at
+                      else time.time())
+        await self._nursery.start(self._run, session, make, task, restored, started_at)
+        return session
+
+    async def _run(self, session: Session, make: Callable[..., Conductor], task: str | None,
+                   restored: Restored | None, started_at: float, *,
+                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await session.run(make, task=task, redactor=self.redactor, key=self.key,
+                          restored=restored, slots=self.file_slots, started_at=started_at,
+                          task_status=task_status)
+
+    def _order(self, provider: str | None) -> list[str]:
+        cfg = self.cfg
+        if provider is None:
+            return [cfg.provider, *cfg.fallbacks]
+        if provider not in self.runtimes:
+            raise ConfigError(f"no provider named {provider!r} in providers", path="provider",
+                              fix=f"use one of {', '.join(self.runtimes)}")
+        return [provider, *(f for f in cfg.fallbacks if f != provider)]
+
+    def _new_folder(self, base: Path, run_id: str | None) -> tuple[str, Path]:
+        """Create the run folder exclusively (0700): a generated id is drawn again on a
+        collision; a given one that exists with content is an error."""
+        base.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            rid = run_id or new_run_id()
+            folder = RunFolder(base / rid)
+            try:
+                folder.create(exist_ok=run_id is not None)
+            except FileExistsError:
+                if run_id is not None:
+                    raise ConfigError(f"run folder {base / rid} already exists",
+                                      path="--run-id",
+                                      fix="choose another --run-id, or --resume it") from None
+                continue
+            return rid, folder.path
+        raise RuntimeError("could not find a free run id")  # pragma: no cover
+
+    def _restore(self, run_dir: Path, run_id: str) -> Restored:
+        if not (run_dir / "transcript.jsonl").exists():
+            raise ConfigError(f"run {run_id} has no transcript.jsonl to resume from",
+                              path="--resume", fix="give the id of a folder under "
+                              f"{run_dir.parent}")
+        traces: list[dict[str, Any]] = []
+        enc = run_dir / TRACE_FILE
+        if enc.exists() and self.key is not None:
+            traces = list(read_traces(enc, self.key, run_id))
+        restored = fold((rec for rec, _ in read_journal(run_dir)), traces)
+        if restored.legacy:
+            state_file = run_dir / "state.json"
+            if not state_file.exists():
+                raise ConfigError(f"run {run_id} has no state.json to resume from",
+                                  path="--resume", fix="this run was written by an older "
+                                  "version and cannot be resumed without its state.json")
+            state = msgspec.json.decode(state_file.read_bytes())
+            restored.messages = restore_legacy(state, traces)
+            restored.turn = int(state.get("turn", restored.turn))
+            restored.pending, restored.turn_closed = [], True
+        return restored
+
+
+async def _supervised(name: str, provider: Provider, opts: ActorOptions,
+                      failures: list[BaseException], *,
+                      task_status: trio.TaskStatus[trio.MemorySendChannel[TurnRequest]]
+                      = trio.TASK_STATUS_IGNORED) -> None:
+    """A provider runtime actor whose failure (a bug) is reported, not spread: its mailbox
+    closes, so sessions sending to it get ``ActorFailed`` (a turn in flight sees its reply
+    channel end), and the engine raises the failure when it closes."""
+    try:
+        await provider_actor(provider, opts, task_status=task_status)
+    except Exception as exc:
+        failures.append(exc)
+
+
+async def _host(closing: trio.Event, *,
+                task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED) -> None:
+    """The sessions' nursery, shielded: a cancellation of the engine reaches a session as
+    ``Session.cancel`` (it closes its run folder), never as a cut in the middle of a write."""
+    with trio.CancelScope(shield=True):
+        async with trio.open_nursery() as nursery:
+            task_status.started(nursery)
+            await closing.wait()
+            nursery.cancel_scope.cancel()  # what outlived its grace
+
+
+def _registry(cfg: AgentConfig, extra: Iterable[Any]) -> ToolRegistry:
+    workspace = Path(cfg.tools.workspace)
+    registry = ToolRegistry()
+    timeout = cfg.tools.timeout
+    for t in builtin_tools(workspace, list(cfg.tools.builtin),
+                           max_output_chars=cfg.tools.max_output_chars,
+                           shell_timeout=max(0.1, timeout - min(2.0, timeout / 10))):
+        registry.register(t)
+    for t in extra:
+        registry.register(t)
+    return registry
+
+
+def _prices(cfg: AgentConfig) -> PriceTable:
+    return PriceTable({m: Price(p.input, p.output, p.cached_input, p.cache_write)
+                       for m, p in cfg.pricing.items()})
+
+
+def _actor_options(pc: ProviderConfig, cache: Any) -> ActorOptions:
+    from .breaker import CircuitBreaker
+    from .ratelimit import RateLimiter
+    from .retry import RetryPolicy
+
+    rl = pc.rate_limit
+    limiter = None
+    if rl.requests_per_minute is not None or rl.tokens_per_minute is not None:
+        limiter = RateLimiter(rl.requests_per_minute, rl.tokens_per_minute)
+    return ActorOptions(
+        policy=RetryPolicy(pc.retry.max_attempts, pc.retry.base_delay, pc.retry.max_delay),
+        streaming_fallback_kinds=frozenset(pc.streaming_fallback_kinds),
+        cache=cache, cache_kind=pc.kind, limiter=limiter,
+        breaker=CircuitBreaker(pc.circuit.failure_threshold, pc.circuit.cooldown))
+
+
+def _header_observer(limiter: Any) -> Callable[[Any], None]:
+    def observe(headers: Any) -> None:
+        limiter.observe_headers(headers, trio.current_time())
+
+    return observe
+
+
+def _response_cache(cfg: AgentConfig) -> Any:
+    """The response cache of ``cache.mode`` (None for bypass); ``cache.path`` is relative to
+    the working directory, like ``logging.dir``."""
+    if cfg.cache.mode == "bypass":
+        return None
+    from .cache_store import AsyncCacheStore, CacheStore, ResponseCache
+
+    backend = AsyncCacheStore(CacheStore(cfg.cache.path, max_bytes=cfg.cache.max_bytes))
+    return ResponseCache(backend, cfg.cache.mode, hash_prompts=cfg.cache.hash_prompts)
+
+
+def _otel(hooks: Hooks) -> None:
+    """OpenTelemetry spans when the [otel] extra is installed; nothing imported otherwise."""
+    import importlib.metadata
+
+    try:  # looked up without importing anything
+        importlib.metadata.distribution("opentelemetry-sdk")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    from .otel import register
+
+    register(hooks)
+
+
+async def run_session(cfg: AgentConfig, *, task: str | None, run_id: str | None = None,
+                      resume: str | None = None, ask: Any = None,
+                      history: list[Message] | None = None,
+                      **engine_options: Any) -> tuple[Any, Path]:
+    """One session on its own engine, to its end: ``(result, run_folder)``. ``ask`` answers
+    ``approval: ask`` calls (``ask(prompt) -> bool``, plain or async; without it they are
+    denied); the other keywords go to :meth:`Engine.open` (``transport``, ``providers``,
+    ``tools``, ``hooks``, ``environ``)."""
+    from .session.client import follow
+
+    if "extra_tools" in engine_options:
+        engine_options["tools"] = engine_options.pop("extra_tools") or ()
+    async with Engine.open(cfg, **engine_options) as engine:
+        session = await engine.start(task, resume=resume, run_id=run_id, history=history,
+                                     on_approval="wait" if ask is not None else "deny")
+        result = await follow(session, asker=ask)
+    return result, session.run_dir

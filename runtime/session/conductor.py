@@ -1,0 +1,468 @@
+"""The conductor: owns the conversation and drives the multi-turn tool loop of one session.
+
+Per turn it sends a ``TurnRequest`` to the current provider's runtime actor (shared by every
+session of the engine), reads the replies (``TurnReader``), runs the tool calls through the
+supervisor, feeds the results back in call order, and decides whether to go on. It never
+parses a provider's bytes, never writes a file and never touches another actor's state: it
+emits records (``Recorder``) and sends messages.
+
+Failover: when a provider fails for good the same turn goes to the next entry of
+``fallbacks``; opaque reasoning only ever goes back to the entry that produced it
+(``Conversation.view``).
+
+Interruptions keep the conversation valid: a cancelled turn records what had arrived of the
+answer (``assistant`` with status ``interrupted``) and closes every call of the turn that has
+no result with an "interrupted" error result; a resumed session closes the calls a crash
+left open the same way before anything is sent (read-only tools and calls that never started
+run again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import msgspec
+import trio
+
+from ..errors import ActorFailed, ProviderError
+from ..hooks import Hooks, ResponseEnd
+from ..model import Message, Params, Part, Request, Response, ToolCallPart, Usage
+from ..pricing import PriceTable
+from ..providers.actor import TurnRequest
+from ..tools import ToolOutcome, ToolRegistry, run_tool_calls
+from ..tools.registry import Tool
+from ..tools.supervisor import Approver
+from ..tools.validate import parse_arguments
+from .conversation import Conversation
+from .outcome import Outcome, outcome
+from .recorder import Recorder
+from .records import (
+    AssistantRecord,
+    ReasoningRecord,
+    SessionStart,
+    ToolCallRecord,
+    ToolRejected,
+    ToolResultRecord,
+    ToolStart,
+    TurnEnd,
+    UsageRecord,
+    UserMessage,
+    WarningRecord,
+)
+from .restore import Restored
+from .state import RecordResponse, StateMsg
+from .turn import Answer, TurnReader
+
+__all__ = ["INTERRUPTED_RESULT", "Conductor", "Limits", "ProviderHandle", "SessionSpec"]
+
+INTERRUPTED_RESULT = ("interrupted: the session stopped while this call was running; it may "
+                      "or may not have taken effect. Check before calling it again.")
+CUT_OFF_NOTE = ("\nYour answer was cut off at the output token limit (max_tokens) inside this "
+                "call's arguments: they were not valid JSON and were replaced by {} in the "
+                "conversation. Call the tool again with shorter arguments, or ask for a larger "
+                "max_tokens.")
+
+
+@attrs.frozen
+class ProviderHandle:
+    """How a session reaches one provider runtime actor (owned by the engine)."""
+
+    name: str
+    kind: str
+    model: str
+    mailbox: trio.MemorySendChannel[TurnRequest]
+    stream: bool = True
+    params: Params = attrs.field(factory=Params)
+    store: bool | None = None
+    cache_system: bool = False
+
+
+@attrs.frozen
+class Limits:
+    max_turns: int = 30
+    max_total_tokens: int | None = None
+    max_cost_usd: float | None = None
+
+
+@attrs.frozen
+class SessionSpec:
+    """What one session runs with, fixed at its start."""
+
+    run_id: str
+    order: tuple[str, ...]                # the main provider, then the fallbacks
+    system: str | None = None
+    limits: Limits = Limits()
+    tool_timeout: float = 60.0
+    approval: Mapping[str, str] = attrs.field(factory=dict)
+    keep_open: bool = False
+
+
+@attrs.define
+class Conductor:
+    spec: SessionSpec
+    providers: dict[str, ProviderHandle]
+    registry: ToolRegistry
+    rec: Recorder
+    state: trio.MemorySendChannel[StateMsg]
+    prices: PriceTable = attrs.field(factory=PriceTable)
+    hooks: Hooks | None = None
+    chat: Conversation = attrs.field(factory=Conversation)
+    approver: Approver | None = None
+    on_status: Callable[[str], None] = lambda status: None
+    on_turn_scope: Callable[[trio.CancelScope | None], None] = lambda scope: None
+    turn: int = 0
+    _current: int = 0                 # index in spec.order of the provider of the last turn
+    _last_input: tuple[int, int] = (0, 0)   # input tokens of the last request, messages then
+    _unpriced_warned: set[str] = attrs.field(factory=set)
+
+    # ---- the session --------------------------------------------------------------------
+
+    async def run(self, task: str | None, inbox: trio.MemoryReceiveChannel[str] | None,
+                  restored: Restored | None = None) -> Outcome:
+        if task:
+            self.chat.append(Message.user(task))
+        await self.rec.emit(SessionStart(
+            task=task, providers=list(self.spec.order), resumed=restored is not None,
+            model=self.providers[self.spec.order[0]].model, tools=self.registry.names()))
+        if restored is not None:
+            self.turn = self.rec.turn = restored.turn
+            if restored.pending or not restored.turn_closed:
+                await self._close_open_turn(restored)
+            if not task and _answered(self.chat.messages):  # nothing new to ask
+                return outcome("finished", answer=restored.answer)
+        while True:
+            with trio.CancelScope() as scope:
+                self.on_turn_scope(scope)
+                result = await self.until_answer()
+            self.on_turn_scope(None)
+            if scope.cancelled_caught:
+                result = outcome("interrupted", message="the turn was cancelled")
+            if not self.spec.keep_open or inbox is None or result.status not in (
+                    "finished", "interrupted"):
+                return result
+            self.on_status("waiting_input")
+            try:
+                text = await inbox.receive()
+            except trio.EndOfChannel:
+                return result
+            await self.add_user(text)
+
+    async def add_user(self, text: str) -> None:
+        self.chat.append(Message.user(text))
+        await self.rec.emit(UserMessage(text=text))
+
+    async def until_answer(self) -> Outcome:
+        """Turns until the model answers without tool calls, a limit, or a failure."""
+        self.on_status("running")
+        while True:
+            limit = self._limit_reached()
+            if limit is not None:
+                return limit
+            self.turn += 1
+            self.rec.turn = self.turn
+            result = await self._one_turn()
+            if isinstance(result, Outcome):
+                return result
+            answer, handle = result
+            resp = answer.response
+            await self._record_response(answer, handle)
+            if resp.stop == "length":
+                await self.rec.emit(WarningRecord(
+                    code="length_cutoff", provider=handle.name, request_id=answer.request_id,
+                    message=f"the answer of {handle.name} ended at the output token limit "
+                            "(max_tokens): it may be incomplete"))
+            if not resp.tool_calls:
+                await self.rec.emit(TurnEnd(finish=resp.stop))
+                return outcome("finished", answer=resp.text)
+            await self._run_tools(resp.tool_calls, cut_off=resp.stop == "length")
+            await self.rec.emit(TurnEnd(finish=resp.stop))
+
+    # ---- limits -------------------------------------------------------------------------
+
+    def _limit_reached(self) -> Outcome | None:
+        lim, acc = self.spec.limits, self.rec.accounts
+        if self.turn >= lim.max_turns:
+            return outcome("limit", message=f"turn limit reached: {lim.max_turns} turns "
+                                            "(limits.max_turns)")
+        total = acc.usage.total_tokens
+        if lim.max_total_tokens is not None and total >= lim.max_total_tokens:
+            return outcome("limit", message=f"token budget reached: {total} of "
+                           f"{lim.max_total_tokens} tokens (limits.max_total_tokens)")
+        if lim.max_cost_usd is not None:
+            spent = acc.cost_usd
+            estimate = self._next_cost()
+            if spent >= lim.max_cost_usd or (estimate is not None
+                                             and spent + estimate > lim.max_cost_usd):
+                return outcome("limit", message=f"cost budget reached: ${spent:.4f} spent, "
+                               f"next turn estimated at ${estimate or 0:.4f}, limit "
+                               f"${lim.max_cost_usd:.4f} (limits.max_cost_usd)")
+        return None
+
+    def _next_cost(self) -> float | None:
+        """A lower bound of the next request's input cost: the last prompt plus what was
+        added since."""
+        handle = self.providers[self.spec.order[self._current]]
+        price = self.prices.price(handle.model)
+        if price is None or not len(self.chat):
+            return None
+        last_input, last_len = self._last_input
+        return (last_input + self.chat.tokens(last_len)) * price.input / 1_000_000
+
+    # ---- one turn, with failover ----------------------------------------------------------
+
+    async def _one_turn(self) -> tuple[Answer, ProviderHandle] | Outcome:
+        """Every turn starts with the main provider; while its circuit is open the turn
+        skips it at once when a fallback can take it."""
+        last_error: ProviderError | None = None
+        order = self.spec.order
+        for index, name in enumerate(order):
+            handle = self.providers[name]
+            if index > 0 and last_error is not None:
+                await self.rec.emit(WarningRecord(
+                    code="failover", provider=handle.name,
+                    message=f"failing over from {order[index - 1]} to {handle.name}"))
+            self._current = index
+            answer = await self._ask(handle, can_fail_over=index + 1 < len(order))
+            if isinstance(answer, Answer):
+                return answer, handle
+            last_error = answer
+        assert last_error is not None
+        return outcome("provider_failed",
+                       message=f"provider failure after retries and fallbacks: {last_error}")
+
+    async def _ask(self, handle: ProviderHandle, *, can_fail_over: bool) -> Answer | ProviderError:
+        messages, dropped = self.chat.view(handle.name)
+        if dropped:
+            await self.rec.emit(WarningRecord(
+                code="reasoning_dropped", provider=handle.name,
+                message=f"{dropped} reasoning item(s) from another provider were not sent to "
+                f"{handle.name} (signatures and encrypted reasoning only go back to the "
+                "provider that produced them)"))
+        req = Request(model=handle.model, messages=messages, system=self.spec.system,
+                      tools=self.registry.specs(), params=handle.params, stream=handle.stream,
+                      store=handle.store, cache_system=handle.cache_system,
+                      metadata={"run_id": self.spec.run_id, "turn": self.turn})
+        reply_send, reply_recv = trio.open_memory_channel[Any](16)
+        turn_req = TurnRequest(req, reply_send, self.turn, handle.stream,
+                               estimate=self.chat.estimate)
+        if hasattr(turn_req, "can_fail_over"):
+            turn_req = attrs.evolve(turn_req, can_fail_over=can_fail_over)  # type: ignore[misc]
+        try:
+            await handle.mailbox.send(turn_req)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ActorFailed(f"provider {handle.name}", "its mailbox is closed") from exc
+        reader = TurnReader(self.rec, handle.name, handle.model, self.hooks)
+        try:
+            return await reader.read(reply_recv)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                await self._record_partial(reader, handle)
+            raise
+
+    async def _record_partial(self, reader: TurnReader, handle: ProviderHandle) -> None:
+        """A cancelled turn: what had arrived of the answer, and its estimated tokens."""
+        text = reader.partial_text
+        if not reader.rid:
+            return
+        await self.rec.emit(AssistantRecord(
+            provider=handle.name, model=handle.model, request_id=reader.rid,
+            attempts=reader.attempt, text=text, status="interrupted",
+            duration=round(trio.current_time() - reader.t0, 6),
+            ttft=None if reader.ttft is None else round(reader.ttft, 6)))
+        out = max(1, len(text) // 4) if text else 0
+        cost = self.prices.cost(handle.model, Usage(self.chat.estimate, out))
+        await self.rec.emit(UsageRecord(
+            provider=handle.name, input_tokens=self.chat.estimate, output_tokens=out,
+            cost_usd=cost, estimated=True, request_id=reader.rid))
+
+    # ---- after the answer -----------------------------------------------------------------
+
+    async def _record_response(self, answer: Answer, handle: ProviderHandle) -> None:
+        resp, rid = answer.response, answer.request_id
+        for r in resp.reasoning:
+            if r.text:
+                await self.rec.emit(ReasoningRecord(provider=handle.name, kind=r.kind,
+                                                    text=r.text, request_id=rid))
+        for c in resp.tool_calls:
+            await self.rec.emit(ToolCallRecord(call_id=c.id, name=c.name, arguments=c.arguments,
+                                               kind=c.kind, request_id=rid))
+        cost = await self._record_usage(answer, handle)
+        self._hook_response_end(answer, handle, cost)
+        self.chat.append(resp.message())
+        await self.state.send(RecordResponse(handle.name, resp, self.turn, rid))
+
+    async def _record_usage(self, answer: Answer, handle: ProviderHandle) -> float | None:
+        resp = answer.response
+        if resp.usage is None:
+            return None
+        u = resp.usage
+        cost: float | None = 0.0
+        if not answer.cached:  # a cache hit costs nothing
+            cost = self.prices.cost(resp.model or handle.model, u)
+            if cost is None:
+                cost = self.prices.cost(handle.model, u)
+            if cost is None and handle.kind not in ("local", "scripted"):
+                await self._warn_unpriced(handle)
+            self._last_input = (u.input_tokens, len(self.chat) + 1)
+        await self.rec.emit(UsageRecord(
+            provider=handle.name, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+            cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
+            reasoning_tokens=u.reasoning_tokens, cost_usd=cost, cached=answer.cached,
+            request_id=answer.request_id))
+        return cost
+
+    async def _warn_unpriced(self, handle: ProviderHandle) -> None:
+        if handle.model in self._unpriced_warned:
+            return
+        self._unpriced_warned.add(handle.model)
+        await self.rec.emit(WarningRecord(
+            code="unpriced", provider=handle.name,
+            message=f"no price known for model {handle.model}: cost is not counted (add it "
+                    f"under pricing: in agent.yaml, e.g. pricing: {{{handle.model}: "
+                    "{input: 1.0, output: 4.0}})"))
+
+    def _hook_response_end(self, answer: Answer, handle: ProviderHandle,
+                           cost: float | None) -> None:
+        if self.hooks is None or not self.hooks.active:
+            return
+        resp = answer.response
+        u = resp.usage or Usage()
+        self.hooks.emit(ResponseEnd(
+            run_id=self.spec.run_id, turn=self.turn, request_id=answer.request_id,
+            provider=handle.name, model=resp.model or handle.model, duration=answer.duration,
+            ttft=answer.ttft, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+            cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
+            reasoning_tokens=u.reasoning_tokens, cost_usd=cost,
+            provider_request_id=answer.provider_request_id, cached=answer.cached))
+
+    # ---- tools ----------------------------------------------------------------------------
+
+    async def _run_tools(self, calls: list[ToolCallPart], *, cut_off: bool = False,
+                         ) -> None:
+        """Run a turn's calls; the tool message (results in call order) joins the
+        conversation even when the turn is cancelled part-way."""
+        results: dict[str, ToolOutcome] = {}
+
+        async def started(call: ToolCallPart, tool: Tool) -> None:
+            await self.rec.emit(ToolStart(call_id=call.id, name=call.name))
+            if not tool.read_only:  # on disk before it may take effect
+                await self.rec.flush()
+
+        async def done(call: ToolCallPart, out: ToolOutcome) -> None:
+            if out.rejected and cut_off and _broken_arguments(call):
+                out = ToolOutcome(out.call_id, out.name, False, out.content + CUT_OFF_NOTE,
+                                  rejected=True, errors=out.errors, duration=out.duration,
+                                  arguments=out.arguments)
+                await self.rec.emit(WarningRecord(
+                    code="arguments_replaced", message=f"the arguments of call {call.id} "
+                    f"({call.name}) were cut off at the token limit; they are sent back as {{}}"))
+            results[call.id] = out
+            await self._record_outcome(call, out)
+
+        try:
+            await run_tool_calls(calls, self.registry, timeout=self.spec.tool_timeout,
+                                 approval=self.spec.approval, approver=self.approver,
+                                 on_start=started, on_done=done)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._close_calls(calls, results)
+
+    async def _record_outcome(self, call: ToolCallPart, o: ToolOutcome) -> None:
+        if o.rejected:
+            await self.rec.emit(ToolRejected(call_id=o.call_id, name=o.name, errors=o.errors))
+        part = o.to_part()
+        await self.rec.emit(ToolResultRecord(
+            call_id=o.call_id, name=o.name, ok=o.ok, content=part.content,
+            duration=round(o.duration, 6), kind=part.kind, meta=part.meta, rejected=o.rejected))
+
+    async def _close_calls(self, calls: list[ToolCallPart], results: dict[str, ToolOutcome]
+                           ) -> None:
+        """The tool message of ``calls``; a call without a result gets the interrupted one."""
+        parts: list[Part] = []
+        for call in calls:
+            out = results.get(call.id)
+            if out is None:
+                out = results[call.id] = ToolOutcome(call.id, call.name, False,
+                                                     INTERRUPTED_RESULT)
+                await self.rec.emit(ToolResultRecord(
+                    call_id=call.id, name=call.name, ok=False, content=INTERRUPTED_RESULT,
+                    kind=call.kind, interrupted=True))
+            part = out.to_part()
+            if part.kind != call.kind:
+                part = msgspec.structs.replace(part, kind=call.kind)
+            parts.append(part)
+        self.chat.append(Message("tool", parts))
+
+    async def _close_open_turn(self, restored: Restored) -> None:
+        """Finish the turn a crash or an interruption left open, before anything is sent:
+        calls that never started and calls of read-only tools run (again); any other call
+        without a result is closed as interrupted."""
+        self.turn = self.rec.turn = restored.turn
+        calls = restored.pending
+        if calls:
+            again = [c for c in calls if c.id not in restored.started
+                     or _read_only(self.registry.get(c.name))]
+            closed = {c.id: ToolOutcome(c.id, c.name, False, INTERRUPTED_RESULT)
+                      for c in calls if c not in again}
+            for c in calls:
+                if c.id in closed:
+                    await self.rec.emit(ToolResultRecord(
+                        call_id=c.id, name=c.name, ok=False, content=INTERRUPTED_RESULT,
+                        kind=c.kind, interrupted=True))
+            if closed:
+                await self.rec.emit(WarningRecord(
+                    code="tool_interrupted",
+                    message=f"{len(closed)} tool call(s) of turn {restored.turn} were running "
+                    "when the session stopped; they are reported to the model as interrupted"))
+            if again:
+                results: dict[str, ToolOutcome] = dict(closed)
+
+                async def done(call: ToolCallPart, out: ToolOutcome) -> None:
+                    results[call.id] = out
+                    await self._record_outcome(call, out)
+
+                async def started(call: ToolCallPart, tool: Tool) -> None:
+                    await self.rec.emit(ToolStart(call_id=call.id, name=call.name))
+                    if not tool.read_only:
+                        await self.rec.flush()
+
+                try:
+                    await run_tool_calls(again, self.registry, timeout=self.spec.tool_timeout,
+                                         approval=self.spec.approval, approver=self.approver,
+                                         on_start=started, on_done=done)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        self._drop_partial_tool_message()
+                        await self._close_calls(calls, results)
+            else:
+                self._drop_partial_tool_message()
+                await self._close_calls(calls, closed)
+        await self.rec.emit(TurnEnd(finish="tool_calls" if calls else "other"))
+
+    def _drop_partial_tool_message(self) -> None:
+        """A resumed conversation may end with the results that did arrive; the full tool
+        message replaces it."""
+        if self.chat.messages and self.chat.messages[-1].role == "tool":
+            self.chat.replace(self.chat.messages[:-1])
+
+
+def _answered(messages: list[Message]) -> bool:
+    """The conversation ends with an answer (an assistant message without calls)."""
+    return bool(messages) and messages[-1].role == "assistant" and not messages[-1].tool_calls
+
+
+def _read_only(tool: Tool | None) -> bool:
+    return tool is not None and tool.read_only
+
+
+def _broken_arguments(call: ToolCallPart) -> bool:
+    if call.kind != "function":
+        return False
+    try:
+        parse_arguments(call.arguments)
+    except ValueError:
+        return True
+    return False
+

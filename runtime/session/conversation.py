@@ -1,0 +1,97 @@
+"""The conversation of a session and what each provider entry may see of it (pure).
+
+Opaque reasoning (signed thinking, encrypted reasoning items) and provider-executed tool
+items carry the provider entry that produced them (``source``); only that entry gets them
+back, so a failover never sends a foreign signature. Each provider's view is kept up to
+date as messages are appended — the work per turn is the new messages, not the history,
+so turn 1,000 costs what turn 10 does.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ..model import BuiltinToolPart, Message, ReasoningPart
+from ..pricing import estimate_tokens
+
+__all__ = ["Conversation", "foreign_reasoning_removed"]
+
+
+def _visible(m: Message, target: str) -> tuple[Message, int]:
+    if m.role != "assistant":
+        return m, 0
+    dropped = 0
+    keep = []
+    for p in m.parts:
+        if isinstance(p, ReasoningPart | BuiltinToolPart) and p.source not in (None, target):
+            dropped += 1
+            continue
+        keep.append(p)
+    return (m if not dropped else Message(m.role, keep)), dropped
+
+
+def foreign_reasoning_removed(messages: list[Message], target: str) -> tuple[list[Message], int]:
+    """The conversation as provider entry ``target`` may see it, and how many parts were
+    dropped."""
+    out, dropped = [], 0
+    for m in messages:
+        v, d = _visible(m, target)
+        out.append(v)
+        dropped += d
+    return out, dropped
+
+
+@attrs.define
+class _View:
+    messages: list[Message] = attrs.field(factory=list)
+    done: int = 0
+    dropped: int = 0
+    reported: int = 0
+
+
+@attrs.define
+class Conversation:
+    """Messages, per-provider views and a running size estimate."""
+
+    messages: list[Message] = attrs.field(factory=list)
+    _views: dict[str, _View] = attrs.field(factory=dict)
+    _tokens: list[int] = attrs.field(factory=list)   # estimate per message
+
+    def __attrs_post_init__(self) -> None:
+        self._tokens = [estimate_tokens([m]) for m in self.messages]
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def append(self, m: Message) -> None:
+        self.messages.append(m)
+        self._tokens.append(estimate_tokens([m]))
+
+    def replace(self, messages: list[Message]) -> None:
+        """A new shape (after a compaction or a repair): every view starts over."""
+        self.messages = list(messages)
+        self._tokens = [estimate_tokens([m]) for m in self.messages]
+        self._views.clear()
+
+    def view(self, target: str) -> tuple[list[Message], int]:
+        """A snapshot of what ``target`` may see, and how many parts were newly dropped for
+        it since the last call."""
+        v = self._views.get(target)
+        if v is None:
+            v = self._views[target] = _View()
+        for m in self.messages[v.done:]:
+            vm, d = _visible(m, target)
+            v.messages.append(vm)
+            v.dropped += d
+        v.done = len(self.messages)
+        new = v.dropped - v.reported
+        v.reported = v.dropped
+        return list(v.messages), new
+
+    def tokens(self, start: int = 0) -> int:
+        """The estimated tokens of the messages from ``start`` on."""
+        return sum(self._tokens[start:])
+
+    @property
+    def estimate(self) -> int:
+        return sum(self._tokens)

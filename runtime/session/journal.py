@@ -1,0 +1,260 @@
+"""The journal actor: the only writer of a run folder, an append-only journal.
+
+The run folder ``logging/<run_id>/`` (directory 0700, files 0600):
+
+* ``transcript.jsonl`` — one record a line, appended; never rewritten;
+* ``errors/turn_<n>.json`` — every provider failure of turn n, a JSON list;
+* ``reasoning.enc`` — encrypted reasoning frames, appended;
+* ``state.json`` and ``summary.json`` — replaced whole (atomically) at checkpoints.
+
+Messages arrive already redacted and encoded (the session does that once per record, on the
+way to every consumer). The actor takes whatever is queued as one batch and writes it in a
+worker thread, so the event loop never waits on the disk, and a file is open only while a
+batch is being written: a session holds no file descriptor between writes. A process-wide
+``CapacityLimiter`` (the engine's file slots) bounds how many batches are written at once,
+so thousands of sessions share a bounded number of descriptors. ``Flush`` is a barrier: its
+event is set once everything before it is on disk (a tool that may not run twice starts only
+after its ``tool_start`` record is written).
+
+A failure to write (disk full, permission) ends the actor with :class:`JournalError`; a
+transient shortage of descriptors (EMFILE, ENFILE) is waited out first.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import msgspec
+import trio
+
+__all__ = [
+    "Append",
+    "AppendBytes",
+    "AppendError",
+    "Flush",
+    "JournalError",
+    "JournalMsg",
+    "RunFolder",
+    "WriteFile",
+    "journal_actor",
+]
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+TRANSCRIPT = "transcript.jsonl"
+_BATCH = 512
+_SCARCE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN})
+
+
+@attrs.frozen
+class Append:
+    """One transcript line (encoded and redacted, without its newline)."""
+
+    line: bytes
+
+
+@attrs.frozen
+class AppendError:
+    """One provider failure for ``errors/turn_<turn>.json`` (already redacted)."""
+
+    turn: int
+    record: dict[str, Any]
+
+
+@attrs.frozen
+class WriteFile:
+    """A whole file, replaced atomically (``summary.json``, ``state.json``)."""
+
+    name: str
+    data: bytes
+
+
+@attrs.frozen
+class AppendBytes:
+    """Raw bytes appended to a file (``reasoning.enc`` frames, encrypted: never redacted)."""
+
+    name: str
+    data: bytes
+
+
+@attrs.frozen
+class Flush:
+    """Set ``done`` once everything queued before this message is on disk."""
+
+    done: trio.Event
+
+
+JournalMsg = Append | AppendError | WriteFile | AppendBytes | Flush
+
+
+class JournalError(Exception):
+    """The run folder could not be written; the cause is attached."""
+
+
+class RunFolder:
+    """Synchronous writes into one run folder (called in a worker thread by the actor)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._errors: dict[int, list[Any]] = {}
+        self.lines = 0
+
+    def create(self, *, exist_ok: bool) -> None:
+        """Make the folder private (0700), refusing an existing non-empty one unless
+        ``exist_ok``."""
+        if self.path.exists() and not exist_ok and any(self.path.iterdir()):
+            raise FileExistsError(str(self.path))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(mode=DIR_MODE, exist_ok=True)
+        os.chmod(self.path, DIR_MODE)
+
+    def repair(self) -> int:
+        """Cut a torn last line (a crash mid-write) off the transcript before appending to
+        it again; returns the number of bytes cut."""
+        target = self.path / TRANSCRIPT
+        try:
+            size = target.stat().st_size
+        except FileNotFoundError:
+            return 0
+        if size == 0:
+            return 0
+        with open(target, "rb+") as f:
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return 0
+            keep, pos = 0, size
+            while pos > 0:
+                step = min(65536, pos)
+                pos -= step
+                f.seek(pos)
+                cut = f.read(step).rfind(b"\n")
+                if cut >= 0:
+                    keep = pos + cut + 1
+                    break
+            f.truncate(keep)
+            return size - keep
+
+    def write_batch(self, batch: list[JournalMsg]) -> None:
+        """Write one batch: transcript lines in one append, then the other files."""
+        lines = [m.line for m in batch if type(m) is Append]
+        if lines:
+            self._append(TRANSCRIPT, b"\n".join(lines) + b"\n")
+            self.lines += len(lines)
+        for m in batch:
+            if type(m) is Append or type(m) is Flush:
+                continue
+            if isinstance(m, AppendBytes):
+                self._append(m.name, m.data)
+            elif isinstance(m, WriteFile):
+                self._replace(m.name, m.data)
+            elif isinstance(m, AppendError):
+                records = self._errors.get(m.turn)
+                if records is None:
+                    records = self._errors[m.turn] = self._load_errors(m.turn)
+                records.append(m.record)
+                self._replace(f"errors/turn_{m.turn}.json", msgspec.json.encode(records) + b"\n")
+
+    def _append(self, name: str, data: bytes) -> None:
+        fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+    def _replace(self, name: str, data: bytes) -> None:
+        target = self.path / name
+        if target.parent != self.path:
+            target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+
+    def _load_errors(self, turn: int) -> list[Any]:
+        p = self.path / "errors" / f"turn_{turn}.json"
+        try:
+            data = msgspec.json.decode(p.read_bytes())
+        except (FileNotFoundError, msgspec.DecodeError):
+            return []
+        return data if isinstance(data, list) else []
+
+
+def _scarce(exc: OSError) -> bool:
+    return exc.errno in _SCARCE
+
+
+async def _write(folder: RunFolder, batch: list[JournalMsg], slots: trio.CapacityLimiter | None,
+                 patience: float, sleep: Callable[[float], Any]) -> None:
+    """Write a batch, waiting out a shortage of descriptors for up to ``patience`` s."""
+    waited, delay = 0.0, 0.05
+    while True:
+        try:
+            await trio.to_thread.run_sync(folder.write_batch, batch, limiter=slots)
+            return
+        except OSError as exc:
+            if not _scarce(exc) or waited >= patience:
+                raise JournalError(f"cannot write the run folder {folder.path}: {exc}") from exc
+            await sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 1.0)
+
+
+async def journal_actor(
+    folder: RunFolder,
+    *,
+    slots: trio.CapacityLimiter | None = None,
+    bound: int = 256,
+    patience: float = 60.0,
+    sleep: Callable[[float], Any] = trio.sleep,
+    exited: trio.Event | None = None,
+    task_status: trio.TaskStatus[trio.MemorySendChannel[JournalMsg]] = trio.TASK_STATUS_IGNORED,
+) -> int:
+    """Write what arrives until every clone of the mailbox is closed; return lines written.
+
+    Raises :class:`JournalError` when the folder cannot be written; what was queued after the
+    failure is lost, and the session reports it. ``exited`` is set when the actor ends, however
+    it ends (a writer waiting for a ``Flush`` must not wait for a dead actor)."""
+    send, recv = trio.open_memory_channel[JournalMsg](bound)
+    try:
+        async with recv:
+            task_status.started(send)
+            await _serve(folder, recv, slots, patience, sleep)
+    finally:
+        if exited is not None:
+            exited.set()
+    return folder.lines
+
+
+async def _serve(folder: RunFolder, recv: trio.MemoryReceiveChannel[JournalMsg],
+                 slots: trio.CapacityLimiter | None, patience: float,
+                 sleep: Callable[[float], Any]) -> None:
+    while True:
+        try:
+            batch = [await recv.receive()]
+        except trio.EndOfChannel:
+            return
+        while len(batch) < _BATCH:
+            try:
+                batch.append(recv.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        await _write(folder, batch, slots, patience, sleep)
+        for m in batch:
+            if type(m) is Flush:
+                m.done.set()
+
+
+def now() -> float:
+    """The timestamp of a record (epoch seconds, microseconds)."""
+    return round(time.time(), 6)

@@ -1,0 +1,202 @@
+"""The session's one way out: every record is stamped, redacted and encoded once here, then
+handed to the journal (disk), the accounts, the hooks and the live watchers.
+
+``emit`` is the only place a record gets its ``seq``, so the journal's order, the live
+order and the order a reader of the file sees are the same. Redaction happens before
+anything leaves (files, watchers, the HTTP API): a record is walked once by the compiled
+redactor, and rebuilt only when a secret was found. Text that cannot be encoded as UTF-8
+(lone surrogates from a filename, stdin or a provider) is made valid here, once, with
+U+FFFD: the record path is total.
+
+Watchers (``Session.events``) get ``(record, line)`` pairs through bounded channels with
+``send_nowait``: a watcher that falls behind is cut off (``overflowed``) and never slows
+the session; the session's reader then catches up from the journal on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import msgspec
+import trio
+
+from ..accounting import Accounts
+from ..redact import Redactor
+from .journal import (
+    Append,
+    AppendBytes,
+    AppendError,
+    Flush,
+    JournalError,
+    JournalMsg,
+    WriteFile,
+    now,
+)
+from .records import RecordBase, TextDelta
+
+__all__ = ["Recorder", "Watcher", "sanitize"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def _clean(text: str) -> str:
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:  # pair what can be paired, replace lone surrogates
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def sanitize(value: Any) -> Any:
+    """``value`` (JSON-like) with every string valid UTF-8."""
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, dict):
+        return {(_clean(k) if isinstance(k, str) else k): sanitize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [sanitize(v) for v in value]
+    return value
+
+
+@attrs.define(eq=False)
+class Watcher:
+    """One live reader of a session's records."""
+
+    send: trio.MemorySendChannel[tuple[RecordBase, bytes | None]]
+    recv: trio.MemoryReceiveChannel[tuple[RecordBase, bytes | None]]
+    deltas: bool = False
+    overflowed: bool = False
+
+
+class Recorder:
+    """Stamps, redacts and encodes records; writes, counts and broadcasts them."""
+
+    def __init__(self, run_id: str, journal: trio.MemorySendChannel[JournalMsg],
+                 redactor: Redactor, accounts: Accounts, *, seq: int = 0,
+                 on_record: Callable[[RecordBase], None] | None = None,
+                 journal_exited: trio.Event | None = None) -> None:
+        self.run_id = run_id
+        self.journal = journal
+        self.journal_exited = journal_exited if journal_exited is not None else trio.Event()
+        self.redactor = redactor
+        self.accounts = accounts
+        self.seq = seq
+        self.turn = 0
+        self.on_record = on_record
+        self.watchers: list[Watcher] = []
+        self.delta_watchers = 0
+        self.closed = False
+
+    # ---- records ----------------------------------------------------------------------
+
+    def _encode(self, rec: RecordBase) -> tuple[RecordBase, bytes]:
+        red = self.redactor
+        if not red.changes(msgspec.structs.asdict(rec)) and not _has_secret_parts(red, rec):
+            try:
+                return rec, _encoder.encode(rec)
+            except UnicodeEncodeError:
+                pass
+        data = sanitize(red.value(msgspec.to_builtins(rec)))
+        rec = msgspec.convert(data, type(rec))
+        return rec, _encoder.encode(rec)
+
+    async def emit(self, rec: RecordBase) -> RecordBase:
+        """Write one record of the current turn; returns it as written (redacted)."""
+        self.seq += 1
+        rec.ts, rec.run_id, rec.turn, rec.seq = now(), self.run_id, self.turn, self.seq
+        rec, line = self._encode(rec)
+        self.accounts.apply(rec)
+        if self.on_record is not None:
+            self.on_record(rec)
+        if self.watchers:
+            self._publish(rec, line)
+        await self.journal.send(Append(line))
+        return rec
+
+    def delta(self, text: str, request_id: str) -> None:
+        """A live piece of the answer, for watchers that asked for deltas (never written)."""
+        if not self.delta_watchers or not text:
+            return
+        ev = TextDelta(ts=now(), run_id=self.run_id, turn=self.turn, seq=self.seq,
+                       text=self.redactor.text(_clean(text)), request_id=request_id)
+        self._publish(ev, None)
+
+    # ---- other files ------------------------------------------------------------------
+
+    async def error(self, turn: int, record: dict[str, Any]) -> None:
+        await self.journal.send(AppendError(turn, sanitize(self.redactor.value(record))))
+
+    async def write_json(self, name: str, data: Any) -> None:
+        body = _encoder.encode(sanitize(self.redactor.value(msgspec.to_builtins(data))))
+        await self.journal.send(WriteFile(name, body + b"\n"))
+
+    async def append_bytes(self, name: str, data: bytes) -> None:
+        await self.journal.send(AppendBytes(name, data))
+
+    async def flush(self) -> None:
+        """Return once everything emitted so far is on disk; :class:`JournalError` when the
+        journal actor is gone (its own failure is reported where it ended)."""
+        done = trio.Event()
+        try:
+            await self.journal.send(Flush(done))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise JournalError("the journal is closed") from exc
+        async with trio.open_nursery() as nursery:
+
+            async def exited() -> None:
+                await self.journal_exited.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(exited)
+            await done.wait()
+            nursery.cancel_scope.cancel()
+        if not done.is_set():
+            raise JournalError("the journal ended before writing everything")
+
+    # ---- watchers ---------------------------------------------------------------------
+
+    def watch(self, *, deltas: bool, bound: int = 1024) -> Watcher:
+        send, recv = trio.open_memory_channel[tuple[RecordBase, bytes | None]](bound)
+        w = Watcher(send, recv, deltas)
+        if self.closed:
+            send.close()
+            return w
+        self.watchers.append(w)
+        self.delta_watchers += deltas
+        return w
+
+    def unwatch(self, w: Watcher) -> None:
+        if w in self.watchers:
+            self.watchers.remove(w)
+            self.delta_watchers -= w.deltas
+        w.send.close()
+
+    def _publish(self, ev: RecordBase, line: bytes | None) -> None:
+        is_delta = line is None
+        for w in list(self.watchers):
+            if is_delta and not w.deltas:
+                continue
+            try:
+                w.send.send_nowait((ev, line))
+            except trio.WouldBlock:
+                w.overflowed = True
+                self.unwatch(w)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.unwatch(w)
+
+    def close(self) -> None:
+        """The session ended: every watcher's stream ends."""
+        self.closed = True
+        for w in list(self.watchers):
+            self.unwatch(w)
+
+
+def _has_secret_parts(red: Redactor, rec: RecordBase) -> bool:
+    """Structs nested in a record (assistant ``parts``) are walked too."""
+    parts = getattr(rec, "parts", None)
+    if not parts:
+        return False
+    return any(red.changes(msgspec.structs.asdict(p)) for p in parts
+               if isinstance(p, msgspec.Struct))

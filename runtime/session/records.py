@@ -1,0 +1,304 @@
+"""Every transcript record as a msgspec tagged struct (the ``type`` field is the tag).
+
+A run folder's ``transcript.jsonl`` holds one record a line, in the order the session made
+them; the same records are what ``Session.events()`` yields live and what the service
+streams. Every record carries ``ts`` (epoch seconds), ``run_id``, ``turn`` and ``seq`` (its
+1-based position in the journal), stamped by the session when it is emitted.
+
+The conversation can be rebuilt from the records alone (``restore.fold``): ``session_start``
+(its ``task``) and ``user`` add user messages, a complete ``assistant`` adds the assistant's
+parts (opaque reasoning payloads live encrypted in ``reasoning.enc``), ``tool_result`` adds
+the results, ``context_compacted`` says what was elided or summarized. The other records
+are observability: requests, usage, errors, warnings.
+
+``TextDelta`` is live only (never written): a piece of the answer as it streams.
+
+Pure: no I/O, no trio.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from ..model import Part
+
+__all__ = [
+    "RECORD_TYPES",
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "AssistantRecord",
+    "CacheRecord",
+    "ContextCompacted",
+    "Event",
+    "ProviderErrorRecord",
+    "ReasoningRecord",
+    "Record",
+    "RecordBase",
+    "RequestRecord",
+    "SessionEnd",
+    "SessionStart",
+    "TextDelta",
+    "ToolCallRecord",
+    "ToolRejected",
+    "ToolResultRecord",
+    "ToolStart",
+    "TurnEnd",
+    "UsageRecord",
+    "UserMessage",
+    "WarningCode",
+    "WarningRecord",
+    "decode_line",
+    "encode_record",
+]
+
+
+class RecordBase(msgspec.Struct, kw_only=True, tag_field="type"):
+    """What every record has; the session stamps these when it emits the record."""
+
+    ts: float = 0.0
+    run_id: str = ""
+    turn: int = 0
+    seq: int = 0
+
+
+class SessionStart(RecordBase, tag="session_start"):
+    """A run (or a resumed run) began. ``task`` is the user message it adds, if any."""
+
+    task: str | None = None
+    providers: list[str] = msgspec.field(default_factory=list)
+    model: str = ""
+    tools: list[str] = msgspec.field(default_factory=list)
+    resumed: bool = False
+    metadata: dict[str, Any] | None = None
+
+
+class UserMessage(RecordBase, tag="user"):
+    """A further user message (``Session.send``, ``--resume --task``)."""
+
+    text: str = ""
+
+
+class RequestRecord(RecordBase, tag="request"):
+    """One HTTP attempt started (or a cache hit was served)."""
+
+    provider: str = ""
+    model: str = ""
+    attempt: int = 1
+    stream: bool = True
+    request_id: str = ""
+
+
+class AssistantRecord(RecordBase, tag="assistant"):
+    """A response: ``complete`` (it joins the conversation) or ``interrupted`` (the turn was
+    cancelled mid-stream: what had arrived, for the record only). ``parts`` are the
+    response's parts without opaque reasoning payloads."""
+
+    provider: str = ""
+    model: str | None = None
+    request_id: str = ""
+    provider_request_id: str | None = None
+    attempts: int = 1
+    cached: bool = False
+    text: str = ""
+    finish_reason: str | None = None
+    stop: str = "other"
+    duration: float = 0.0
+    ttft: float | None = None
+    status: Literal["complete", "interrupted"] = "complete"
+    parts: list[Part] | None = None
+
+
+class ReasoningRecord(RecordBase, tag="reasoning"):
+    """The readable text of a reasoning trace (never a signature or encrypted payload)."""
+
+    provider: str = ""
+    kind: str = "reasoning"
+    text: str = ""
+    request_id: str = ""
+
+
+class ToolCallRecord(RecordBase, tag="tool_call"):
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+    kind: str = "function"
+    request_id: str = ""
+
+
+class ToolStart(RecordBase, tag="tool_start"):
+    """A tool call is about to run (on disk before it starts: a resumed session knows which
+    calls may have taken effect)."""
+
+    call_id: str = ""
+    name: str = ""
+
+
+class ToolResultRecord(RecordBase, tag="tool_result"):
+    call_id: str = ""
+    name: str = ""
+    ok: bool = True
+    content: Any = ""
+    duration: float = 0.0
+    kind: str = "function"
+    meta: dict[str, Any] | None = None
+    rejected: bool = False
+    interrupted: bool = False
+
+
+class ToolRejected(RecordBase, tag="tool_rejected"):
+    """A call that did not run (validation or approval); ``errors`` says why."""
+
+    call_id: str = ""
+    name: str = ""
+    errors: list[str] = msgspec.field(default_factory=list)
+
+
+class ApprovalRequest(RecordBase, tag="approval_request"):
+    """An ``approval: ask`` call waits for ``Session.approve``."""
+
+    call_id: str = ""
+    name: str = ""
+    arguments: Any = None
+
+
+class ApprovalDecision(RecordBase, tag="approval"):
+    call_id: str = ""
+    allow: bool = False
+    reason: str | None = None
+    by: str | None = None
+
+
+class UsageRecord(RecordBase, tag="usage"):
+    provider: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    cached: bool = False
+    estimated: bool = False
+    request_id: str = ""
+
+
+class CacheRecord(RecordBase, tag="cache"):
+    provider: str = ""
+    outcome: Literal["hit", "miss", "store"] = "miss"
+    key: str = ""
+
+
+WarningCode = Literal[
+    "failover",            # a turn moved to a fallback provider
+    "reasoning_dropped",   # foreign opaque reasoning not sent to another provider
+    "stream_recovery",     # a retried stream resumes text already shown
+    "circuit_open",        # a provider was skipped: its circuit is open
+    "circuit_wait",        # waiting for an open circuit's probe (no fallback)
+    "streaming_disabled",  # the provider refused streaming; asked without it
+    "unpriced",            # no price known for a model
+    "hook_disabled",       # a telemetry hook raised and was disabled
+    "trace_key",           # reasoning traces use a generated key
+    "length_cutoff",       # the answer ended at the output token limit
+    "arguments_replaced",  # invalid tool-call arguments sent back as {}
+    "tool_interrupted",    # a tool call without result was closed on resume
+    "mcp",                 # an MCP server crashed, restarted or is down
+    "resumed",             # a resumed run repaired its journal
+    "other",
+]
+
+
+class WarningRecord(RecordBase, tag="warning"):
+    message: str = ""
+    code: WarningCode = "other"
+    provider: str | None = None
+    request_id: str | None = None
+
+
+class ProviderErrorRecord(RecordBase, tag="provider_error"):
+    """One failed attempt (also in ``errors/turn_<n>.json``)."""
+
+    provider: str = ""
+    model: str = ""
+    kind: str = ""
+    status: int | None = None
+    message: str = ""
+    details: str | None = None
+    hint: str = ""
+    attempt: int = 1
+    attempts: int = 1
+    request_id: str = ""
+    provider_request_id: str | None = None
+    retryable: bool = False
+    delay: float | None = None
+    will_retry: bool = False
+    output_started: bool = False
+
+
+class ContextCompacted(RecordBase, tag="context_compacted"):
+    """The conversation was shrunk to fit the context window before a request.
+
+    ``elided`` call ids had their result replaced by a marker; messages ``[start, end)``
+    (conversation indices before this compaction) were replaced by ``summary``."""
+
+    strategy: str = ""
+    tokens_before: int = 0
+    tokens_after: int = 0
+    elided: list[str] = msgspec.field(default_factory=list)
+    summarized: list[int] | None = None
+    summary: str | None = None
+    reason: str | None = None
+
+
+class TurnEnd(RecordBase, tag="turn_end"):
+    finish: str = "other"
+
+
+class SessionEnd(RecordBase, tag="session_end"):
+    status: str = ""
+    exit_code: int = 0
+    turns: int = 0
+    totals: dict[str, Any] = msgspec.field(default_factory=dict)
+    message: str | None = None
+
+
+class TextDelta(RecordBase, tag="text_delta"):
+    """Live only: a piece of the answer as it streams (never in the journal)."""
+
+    text: str = ""
+    request_id: str = ""
+
+
+Record = (SessionStart | UserMessage | RequestRecord | AssistantRecord | ReasoningRecord
+          | ToolCallRecord | ToolStart | ToolResultRecord | ToolRejected | ApprovalRequest
+          | ApprovalDecision | UsageRecord | CacheRecord | WarningRecord | ProviderErrorRecord
+          | ContextCompacted | TurnEnd | SessionEnd)
+"""A journal record."""
+
+Event = Record | TextDelta
+"""What ``Session.events()`` yields."""
+
+RECORD_TYPES: dict[str, type[RecordBase]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (SessionStart, UserMessage, RequestRecord, AssistantRecord, ReasoningRecord,
+                ToolCallRecord, ToolStart, ToolResultRecord, ToolRejected, ApprovalRequest,
+                ApprovalDecision, UsageRecord, CacheRecord, WarningRecord, ProviderErrorRecord,
+                ContextCompacted, TurnEnd, SessionEnd, TextDelta)
+}
+
+_decoder = msgspec.json.Decoder(Event)
+_encoder = msgspec.json.Encoder()
+
+
+def encode_record(rec: RecordBase) -> bytes:
+    """One JSON line (without the newline)."""
+    return _encoder.encode(rec)
+
+
+def decode_line(line: bytes | str) -> Event | None:
+    """A journal line as its typed record; ``None`` for a line of an unknown type (a newer
+    or foreign writer) or a broken one (a torn last line after a crash)."""
+    try:
+        return _decoder.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
