@@ -39,6 +39,7 @@ from .model import (
 )
 from .pricing import PriceTable, estimate_tokens
 from .providers.actor import TurnRequest
+from .providers.kinds import KINDS
 from .session import RecordResponse, SaveConversation, SessionMsg
 from .tools import ToolRegistry, run_tool_calls
 from .turn import Answer, TurnReader
@@ -261,12 +262,15 @@ class Conductor:
         elif resp.usage is not None:
             u = resp.usage
             acc.usage = acc.usage + u
-            cost = self.prices.cost(resp.model or handle.model, u)
+            free = KINDS[handle.kind].free  # priced by pricing: alone, else zero
+            cost = self.prices.cost(resp.model or handle.model, u, builtin=not free)
             if cost is None:
-                cost = self.prices.cost(handle.model, u)
+                cost = self.prices.cost(handle.model, u, builtin=not free)
+            if cost is None and free:
+                cost = 0.0
             if cost is None:
                 acc.unpriced_turns += 1
-                if handle.model not in self._warned_unpriced and handle.kind not in ("local",):
+                if handle.model not in self._warned_unpriced:
                     self._warned_unpriced.add(handle.model)
                     await self.note("warning", provider=handle.name,
                                     message=f"no price known for model {handle.model}: cost is "

@@ -26,17 +26,9 @@ from ..events import Assembler, Event
 from ..model import Request, Response
 from ..wire import codec_for
 from ..wire.sse import SSEDecoder
+from .kinds import KINDS
 
-__all__ = ["KIND_PROTOCOL", "HTTPProvider", "ProviderSpec", "Timeouts"]
-
-# provider kind -> (wire protocol, dialect)
-KIND_PROTOCOL: dict[str, tuple[str, str | None]] = {
-    "openai-chat": ("openai-chat", None),
-    "openrouter": ("openai-chat", "openrouter"),
-    "local": ("openai-chat", "local"),
-    "openai-responses": ("openai-responses", None),
-    "anthropic": ("anthropic", None),
-}
+__all__ = ["HTTPProvider", "ProviderSpec", "Timeouts"]
 
 _MAX_ERROR_BODY = 64 * 1024
 _encoder = msgspec.json.Encoder()
@@ -69,11 +61,13 @@ class HTTPProvider:
 
     def __init__(self, spec: ProviderSpec, client: httpx.AsyncClient, *,
                  redact: Callable[[str], str] | None = None) -> None:
-        if spec.kind not in KIND_PROTOCOL:
+        kind = KINDS.get(spec.kind)
+        if kind is None or kind.protocol is None:
             raise ValueError(f"{spec.kind!r} is not an HTTP provider kind")
         self.spec = spec
         self.name = spec.name
-        self.protocol, self.dialect = KIND_PROTOCOL[spec.kind]
+        self.protocol: str = kind.protocol
+        self.dialect = kind.dialect
         self.codec: ModuleType = codec_for(self.protocol)
         self.client = client
         self.url = self.codec.url(spec.base_url)

@@ -34,6 +34,7 @@ import msgspec
 import trio
 
 from ..model import Response
+from ..providers.kinds import KINDS
 from ._http import serve_connection
 from .faults import Fault, error_body
 from .script import (
@@ -49,7 +50,6 @@ from .script import (
 
 __all__ = ["FakeProviderServer", "open_fake_server", "serve_fake_provider"]
 
-_OPENAI_KINDS = frozenset({"openai-chat", "openai-responses", "openrouter", "local"})
 _MAX_NESTING = 8
 
 
@@ -82,13 +82,13 @@ class FakeProviderServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def base_url(self, protocol: str) -> str:
-        """The base URL a client of ``protocol`` configures (ARCHITECTURE.md "Base URLs")."""
-        if protocol in _OPENAI_KINDS:
-            return f"{self.url}/v1"
-        if protocol == "anthropic":
-            return self.url
-        raise ValueError(f"unknown protocol {protocol!r}")
+    def base_url(self, kind: str) -> str:
+        """The base URL a client of a provider kind (or of a wire protocol, each of which
+        is also a kind) configures (ARCHITECTURE.md "Base URLs")."""
+        entry = KINDS.get(kind)
+        if entry is None or entry.in_process:
+            raise ValueError(f"{kind!r} is not a provider kind that speaks HTTP")
+        return f"{self.url}/v1" if entry.openai_base else self.url
 
     @property
     def request_count(self) -> int:
