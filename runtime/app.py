@@ -52,7 +52,7 @@ def new_run_id() -> str:
 def _handle(name: str, pc: ProviderConfig, mailbox: trio.MemorySendChannel[Any]) -> ProviderHandle:
     return ProviderHandle(
         name=name, kind=pc.kind, model=pc.model, mailbox=mailbox, stream=pc.stream,
-        params=pc.request_params(), store=pc.store, cache_system=pc.cache_system,
+        params=pc.params, store=pc.store, cache_system=pc.cache_system,
     )
 
 

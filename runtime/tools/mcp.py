@@ -47,7 +47,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from .._config_schema import McpServer as McpServerConfig
+from ..config.schema import McpServer as McpServerConfig
 from ..errors import ConfigError
 from .mcp_content import exposed_name, result_text
 from .mcp_streams import EofWatch, describe
