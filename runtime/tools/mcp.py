@@ -192,7 +192,12 @@ class McpServer:
         if self.config.url is not None:
             return streamable_http_client(self.config.url)
         assert self.config.command is not None
-        params = StdioServerParameters(command=self.config.command, args=list(self.config.args),
+        # `python` is the interpreter running the conductor (its venv, its packages), not
+        # whichever python comes first on PATH
+        command = self.config.command
+        if command in ("python", "python3") and sys.executable:
+            command = sys.executable
+        params = StdioServerParameters(command=command, args=list(self.config.args),
                                        env=dict(self.config.env) or None, cwd=self.cwd)
         return stdio_client(params, errlog=self.errlog or _errlog())
 
