@@ -316,3 +316,11 @@ def test_bad_config_exits_2_before_anything_starts(case: str, tmp_path: Path,
     assert out == "" and "Traceback" not in err
     assert "agent.yaml" in err and key in err and "fix:" in err
     assert not (tmp_path / "logging").exists() and not (tmp_path / "no").exists()
+
+
+def test_the_config_knows_every_builtin_tool() -> None:
+    """tools.builtin accepts exactly the built-in tools the tools package provides."""
+    from runtime.config import BUILTIN_TOOLS
+    from runtime.tools.builtin import BUILTIN_NAMES
+
+    assert BUILTIN_TOOLS == BUILTIN_NAMES
