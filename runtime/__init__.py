@@ -2,7 +2,7 @@
 
 The public face (documented in README.md, "Public API"); everything else is reachable
 through its module (``runtime.testing``, ``runtime.wire``, ...). Names are resolved on first
-use, so importing a pure module (``runtime.wire.sse``, ``runtime.ratelimit``) never drags in
+use, so importing a pure module (``runtime.wire.sse``, ``runtime.resilience.ratelimit``) never drags in
 trio or httpx.
 """
 

@@ -20,7 +20,8 @@ def test_exported_names_are_the_documented_ones() -> None:
 
 
 PURE = ["runtime.model", "runtime.events", "runtime.errors", "runtime.redact", "runtime.crypto",
-        "runtime.retry", "runtime.ratelimit", "runtime.breaker", "runtime.pricing",
+        "runtime.resilience", "runtime.resilience.retry", "runtime.resilience.ratelimit",
+        "runtime.resilience.breaker", "runtime.resilience.shared", "runtime.pricing",
         "runtime.cache", "runtime.accounting", "runtime.wire.sse", "runtime.wire.openai_chat",
         "runtime.wire.openai_responses", "runtime.wire.anthropic"]
 

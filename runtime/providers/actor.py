@@ -11,6 +11,15 @@ where each ``Events`` is a ``list[Event]`` (one batch per network read).
 ``StreamingDisabled`` may appear once before an attempt. The reply channel is closed at
 the end, so the consumer sees ``EndOfChannel``. Events of a failed attempt have already
 been delivered: the consumer starts a new assembly at each ``AttemptStarted``.
+
+An attempt the open circuit refuses sends nothing and is answered with an
+``AttemptFailed`` whose error has the code ``CIRCUIT_OPEN``. When the turn can fail over
+(``TurnRequest.can_fail_over``) the turn ends there, so the next provider takes it at
+once; otherwise the refusal uses up one attempt of the retry budget and the turn waits
+for the circuit's next probe (its ``delay``), as long as the budget and ``timeout.total``
+allow. Each outcome of a call is recorded by the breaker as its verdict says
+(``resilience.breaker.VERDICTS``); a 429 also holds the shared rate limiter back for its
+``retry-after``.
 """
 
 from __future__ import annotations
@@ -23,13 +32,13 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from ..breaker import CircuitBreaker
-from ..errors import RETRYABLE, ErrorKind, ProviderError
+from ..errors import ErrorKind, ProviderError
 from ..events import Event, events_of
 from ..model import Request, Response
 from ..pricing import estimate_tokens
-from ..ratelimit import RateLimiter, acquire
-from ..retry import RetryPolicy
+from ..resilience.breaker import CircuitBreaker, Verdict, verdict_of
+from ..resilience.ratelimit import RateLimiter, acquire
+from ..resilience.retry import RetryPolicy
 
 __all__ = [
     "CIRCUIT_OPEN",
@@ -61,6 +70,9 @@ class TurnRequest:
     reply: trio.MemorySendChannel[Reply]
     turn: int = 0
     stream: bool = True
+    # another provider would take the turn if this one failed: an open circuit then ends
+    # the turn at once instead of waiting for its probe
+    can_fail_over: bool = False
 
 
 @attrs.frozen
@@ -126,22 +138,54 @@ class ActorOptions:
     limiter: RateLimiter | None = None   # shared by every session of the process
     breaker: CircuitBreaker | None = None
     clock: Callable[[], float] = trio.current_time
+    # the most a turn waits in all for an open circuit (the provider's timeout.total)
+    circuit_wait: float = 600.0
 
 
-async def _gate(opts: ActorOptions, provider: Provider, estimate: int) -> ProviderError | None:
-    """Wait for the rate limiter; refuse at once when the circuit is open."""
-    if opts.breaker is not None and not opts.breaker.allow(opts.clock()):
-        wait = opts.breaker.retry_in(opts.clock())
-        err = ProviderError(ErrorKind.SERVER, f"circuit open after repeated failures: "
-                            f"no request sent (next probe in {wait:.1f} s)",
-                            provider=provider.name,
-                            hint="the provider keeps failing; a fallback takes the turn if "
-                                 "one is configured", code=CIRCUIT_OPEN)
-        err.retry_safe = False
-        return err
-    if opts.limiter is not None:
-        await acquire(opts.limiter, estimate, clock=opts.clock, sleep=opts.sleep)
-    return None
+def _refusal(opts: ActorOptions, provider: Provider, wait: float, attempt: int, *,
+             waiting: bool, why: str = "") -> ProviderError:
+    """The error of an attempt the open circuit refused (nothing was sent)."""
+    breaker = opts.breaker
+    assert breaker is not None
+    head = (f"circuit open after {breaker.failure_threshold} failure(s) in a row: no request "
+            "sent")
+    if waiting:
+        text = (f"{head}; waiting {wait:.1f} s for its next probe (attempt {attempt} of "
+                f"{opts.policy.max_attempts})")
+    else:
+        text = f"{head} (next probe in {wait:.1f} s{why})"
+    err = ProviderError(ErrorKind.SERVER, text, provider=provider.name,
+                        hint="the provider keeps failing: the turn waits for the circuit's "
+                             "probe, or a fallback takes it if one is configured",
+                        code=CIRCUIT_OPEN)
+    err.retry_safe = False
+    return err
+
+
+async def _circuit(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: int,
+                   waited: float) -> tuple[ProviderError, float | None] | None:
+    """None when the breaker lets this attempt through; else the refusal and how long to
+    wait before the next attempt (None: the turn ends here)."""
+    breaker = opts.breaker
+    if breaker is None or breaker.allow(opts.clock()):
+        return None
+    wait = breaker.retry_in(opts.clock())
+    if msg.can_fail_over:
+        return _refusal(opts, provider, wait, attempt, waiting=False), None
+    if attempt >= opts.policy.max_attempts:
+        return _refusal(opts, provider, wait, attempt, waiting=False,
+                        why=f"; no attempt left of retry.max_attempts "
+                            f"{opts.policy.max_attempts}"), None
+    if waited + wait > opts.circuit_wait:
+        return _refusal(opts, provider, wait, attempt, waiting=False,
+                        why=f", beyond timeout.total {opts.circuit_wait:g} s of waiting "
+                            "for it in this turn"), None
+    return _refusal(opts, provider, wait, attempt, waiting=True), wait
+
+
+def _record(opts: ActorOptions, verdict: Verdict, probe_at: float | None) -> None:
+    if opts.breaker is not None:
+        opts.breaker.record(verdict, opts.clock(), probe_at=probe_at)
 
 
 async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
@@ -149,12 +193,13 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
     """All attempts of one turn; every outcome is a reply message, never an exception."""
     stream = msg.stream and not state.get("streaming_disabled")
     attempt = 0
+    waited = 0.0  # seconds spent waiting for an open circuit
     async with msg.reply as reply:
         key: str | None = None
         if opts.cache is not None:
             try:
                 key, hit = await opts.cache.lookup(opts.cache_kind, msg.request)
-            except ProviderError as err:  # a replay miss: names the key and what differs
+            except ProviderError as err:  # a replay miss: nothing sent, the breaker untold
                 rid = new_request_id()
                 await reply.send(AttemptFailed(err, 1, rid, None))
                 await reply.send(TurnFailed(err, 1))
@@ -172,22 +217,30 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
         while True:
             attempt += 1
             rid = new_request_id()
-            refused = await _gate(opts, provider, estimate)
+            refused = await _circuit(opts, provider, msg, attempt, waited)
             if refused is not None:
-                await reply.send(AttemptFailed(refused, attempt, rid, None))
-                await reply.send(TurnFailed(refused, attempt))
-                return
+                refusal, wait = refused
+                await reply.send(AttemptFailed(refusal, attempt, rid, wait))
+                if wait is None:
+                    await reply.send(TurnFailed(refusal, attempt))
+                    return
+                waited += wait
+                await opts.sleep(wait)
+                continue
+            probe_at = None if opts.breaker is None else opts.breaker.probe_started_at(
+                opts.clock())
+            if opts.limiter is not None:
+                await acquire(opts.limiter, estimate, clock=opts.clock, sleep=opts.sleep)
             await reply.send(AttemptStarted(attempt, rid, stream))
             try:
                 resp = await provider.attempt(msg.request, reply, stream=stream)
             except ProviderError as err:
-                if opts.breaker is not None:
-                    if err.kind in RETRYABLE:
-                        opts.breaker.record_failure(opts.clock())
-                    else:  # the provider answered; the request itself was at fault
-                        opts.breaker.record_success(opts.clock())
-                if opts.limiter is not None and not err.output_started:
-                    opts.limiter.settle(0, opts.clock(), estimate=estimate)  # nothing was used
+                _record(opts, verdict_of(err), probe_at)
+                if opts.limiter is not None:
+                    if not err.output_started:
+                        opts.limiter.settle(0, opts.clock(), estimate=estimate)  # unused
+                    if err.kind is ErrorKind.RATE_LIMITED and err.retry_after is not None:
+                        opts.limiter.hold(err.retry_after, opts.clock())
                 if stream and err.kind.value in opts.streaming_fallback_kinds:
                     stream = False
                     reason = err.message
@@ -205,8 +258,10 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 await reply.send(AttemptFailed(err, attempt, rid, None))
                 await reply.send(TurnFailed(err, attempt))
                 return
-            if opts.breaker is not None:
-                opts.breaker.record_success(opts.clock())
+            except BaseException:  # cancelled (Ctrl-C, a session stopped): no verdict
+                _record(opts, Verdict.NEUTRAL, probe_at)
+                raise
+            _record(opts, Verdict.SUCCESS, probe_at)
             if opts.limiter is not None and resp.usage is not None:
                 opts.limiter.settle(resp.usage.total_tokens, opts.clock(), estimate=estimate)
             if opts.cache is not None and opts.cache.records:

@@ -5,7 +5,8 @@ A :class:`TokenBucket` holds up to ``capacity`` tokens and refills ``refill_per_
 it could. A :class:`RateLimiter` combines a request bucket and a token bucket for one
 provider, corrects its token estimate after each response (``settle``) and adapts to the
 provider's own view of what remains (``observe_headers``): until the provider's reset time
-the buckets never hold more than the provider said remains.
+the buckets never hold more than the provider said remains; a 429's ``retry-after``
+(``hold``) stops every request until then.
 
 Nothing here reads a clock or sleeps: every call takes ``now`` (any monotonic clock, in
 seconds), so the arithmetic is deterministic and tested without I/O. :func:`acquire` is the
@@ -234,6 +235,16 @@ class RateLimiter:
             self.tokens.credit(-delta, now)
         elif delta > 0:
             self.tokens.debit(delta, now)
+
+    def hold(self, seconds: float, now: float) -> None:
+        """The provider answered 429 with ``retry-after``: no request goes out before
+        ``now + seconds`` (every session sharing this limiter waits)."""
+        if not (seconds > 0 and math.isfinite(seconds)):
+            return
+        bucket, until = self.requests, now + seconds
+        if bucket.level(now) == 0.0 and bucket._cap_until >= until:
+            return  # already held at least as long (a header or an earlier 429)
+        bucket.cap(0.0, until, now)
 
     def observe_headers(self, headers: Mapping[str, str], now: float,
                         wall: float | None = None) -> None:
