@@ -12,6 +12,7 @@ from .faults import custom as custom
 from .faults import cut_mid_stream as cut_mid_stream
 from .faults import dropped_connection as dropped_connection
 from .faults import echo_auth as echo_auth
+from .faults import error_in_stream as error_in_stream
 from .faults import html_error as html_error
 from .faults import malformed_chunk as malformed_chunk
 from .faults import overloaded as overloaded
@@ -41,6 +42,7 @@ __all__ = [
     "cut_mid_stream",
     "dropped_connection",
     "echo_auth",
+    "error_in_stream",
     "faults",
     "html_error",
     "local_model_server",
