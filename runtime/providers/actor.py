@@ -145,10 +145,7 @@ class ActorOptions:
 def _refusal(opts: ActorOptions, provider: Provider, wait: float, attempt: int, *,
              waiting: bool, why: str = "") -> ProviderError:
     """The error of an attempt the open circuit refused (nothing was sent)."""
-    breaker = opts.breaker
-    assert breaker is not None
-    head = (f"circuit open after {breaker.failure_threshold} failure(s) in a row: no request "
-            "sent")
+    head = "circuit open after repeated failures: no request sent"
     if waiting:
         text = (f"{head}; waiting {wait:.1f} s for its next probe (attempt {attempt} of "
                 f"{opts.policy.max_attempts})")
@@ -162,7 +159,7 @@ def _refusal(opts: ActorOptions, provider: Provider, wait: float, attempt: int, 
     return err
 
 
-async def _circuit(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: int,
+def _circuit(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: int,
                    waited: float) -> tuple[ProviderError, float | None] | None:
     """None when the breaker lets this attempt through; else the refusal and how long to
     wait before the next attempt (None: the turn ends here)."""
@@ -217,7 +214,7 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
         while True:
             attempt += 1
             rid = new_request_id()
-            refused = await _circuit(opts, provider, msg, attempt, waited)
+            refused = _circuit(opts, provider, msg, attempt, waited)
             if refused is not None:
                 refusal, wait = refused
                 await reply.send(AttemptFailed(refusal, attempt, rid, wait))
