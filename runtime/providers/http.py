@@ -174,16 +174,19 @@ class HTTPProvider:
             if stale_ok and not in_body and "without sending" in str(exc):
                 raise _StaleConnection from exc
             kind = ErrorKind.STREAM_INTERRUPTED if in_body else ErrorKind.CONNECTION
-            raise self._local(exc, "talking to the provider", request_id) or self._error(
+            raise self._local(exc, "talking to the provider", request_id,
+                              started=asm.has_output) or self._error(
                 kind, f"connection broken: {exc or type(exc).__name__}",
                 request_id, started=asm.has_output) from exc
         except (httpx.ReadError, httpx.WriteError, httpx.DecodingError) as exc:
             kind = ErrorKind.STREAM_INTERRUPTED if in_body else ErrorKind.CONNECTION
-            raise self._local(exc, "talking to the provider", request_id) or self._error(
+            raise self._local(exc, "talking to the provider", request_id,
+                              started=asm.has_output) or self._error(
                 kind, f"connection broken: {exc or type(exc).__name__}",
                 request_id, started=asm.has_output) from exc
         except (httpx.TransportError, OSError) as exc:  # OSError: one httpx did not wrap
-            raise self._local(exc, "talking to the provider", request_id) or self._error(
+            raise self._local(exc, "talking to the provider", request_id,
+                              started=asm.has_output) or self._error(
                 ErrorKind.CONNECTION, f"transport error: {exc!r}", request_id) from exc
         if asm.error is not None:
             ev = asm.error
@@ -198,7 +201,7 @@ class HTTPProvider:
         return resp
 
     def _local(self, exc: BaseException, doing: str, request_id: str | None, *,
-               connect: bool = False) -> ProviderError | None:
+               connect: bool = False, started: bool = False) -> ProviderError | None:
         """The ``local_resource`` error when ``exc`` comes from this machine's own shortage
         (an errno behind it, or a failed connect while we sit at the open-file limit)."""
         code = local_cause(exc)
@@ -207,7 +210,9 @@ class HTTPProvider:
             doing = "connecting with (almost) every allowed file descriptor in use"
         if code is None:
             return None
-        return local_resource_error(code, doing, provider=self.name, request_id=request_id)
+        err = local_resource_error(code, doing, provider=self.name, request_id=request_id)
+        err.output_started = started
+        return err
 
     def _total_timeout(self, deadline: float, held: float, request_id: str | None,
                        started: bool) -> ProviderError:
