@@ -19,7 +19,8 @@ def test_exported_names_are_the_documented_ones() -> None:
         assert getattr(runtime, name) is not None
 
 
-PURE = ["runtime.model", "runtime.events", "runtime.errors", "runtime.redact", "runtime.crypto",
+PURE = ["runtime.model", "runtime.events", "runtime.errors", "runtime.error_kinds",
+        "runtime.redact", "runtime.crypto",
         "runtime.resilience", "runtime.resilience.retry", "runtime.resilience.ratelimit",
         "runtime.resilience.breaker", "runtime.resilience.shared", "runtime.pricing",
         "runtime.cache", "runtime.accounting", "runtime.wire.sse", "runtime.wire.openai_chat",
