@@ -236,12 +236,14 @@ def _shared_key(name: str, pc: ProviderConfig) -> str:
 
 
 def _limiter(name: str, pc: ProviderConfig) -> Any:
-    """The process-wide rate limiter of this provider: the configured rate_limit, or none
-    of its own (unlimited), still adapting to the provider's rate-limit headers and 429s."""
+    """The process-wide rate limiter of this provider: the configured rate_limit, or, with
+    none, one that only paces requests by the provider's 429s and request-count headers."""
     rl = pc.rate_limit
     from .resilience.ratelimit import shared_limiter
 
-    return shared_limiter(_shared_key(name, pc), rl.requests_per_minute, rl.tokens_per_minute)
+    configured = rl.requests_per_minute is not None or rl.tokens_per_minute is not None
+    return shared_limiter(_shared_key(name, pc), rl.requests_per_minute, rl.tokens_per_minute,
+                          token_headers=configured)
 
 
 def _breaker(name: str, pc: ProviderConfig) -> Any:

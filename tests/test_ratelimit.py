@@ -384,3 +384,20 @@ def test_a_429_hold_stops_every_request_until_its_retry_after() -> None:
         limiter.hold(float("inf"), 121.0)  # nonsense is ignored
         limiter.hold(-1.0, 121.0)
         assert limiter.reserve(10, 121.0) == 0.0
+
+
+def test_a_limiter_without_token_headers_paces_requests_only() -> None:
+    """``token_headers=False`` (a provider with no configured limit): the provider's request
+    count still holds requests back, its token counts do not."""
+    headers = {"anthropic-ratelimit-output-tokens-remaining": "0",
+               "anthropic-ratelimit-output-tokens-reset": "2026-11-23T19:00:50Z"}
+    wall = 1_795_460_400.0  # 2026-11-23T19:00:00Z
+    paced = RateLimiter(None, None, token_headers=False)
+    paced.observe_headers(headers, 0.0, wall=wall)
+    assert paced.reserve(5000, 0.0) == 0.0
+    strict = RateLimiter(None, None)
+    strict.observe_headers(headers, 0.0, wall=wall)
+    assert strict.reserve(5000, 0.0) == pytest.approx(50.0)
+    paced.observe_headers({"x-ratelimit-remaining-requests": "0",
+                           "x-ratelimit-reset-requests": "20s"}, 1.0)
+    assert paced.reserve(10, 1.0) == pytest.approx(20.0)

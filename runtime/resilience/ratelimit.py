@@ -207,14 +207,21 @@ class RateLimiter:
     limit/60 per second, so any 60 s window grants at most twice the limit and any long run
     averages the limit. A single request estimated above the token capacity is clamped to
     it (it waits for a full bucket and empties it) rather than waiting forever.
+
+    ``token_headers=False`` ignores the providers' token counts (a provider with no
+    configured limit is paced by its 429s and request counts only: the token headers are
+    read against an estimate that reserves the whole ``max_tokens``, which would make
+    requests wait that nobody asked to be limited).
     """
 
-    __slots__ = ("requests", "tokens")
+    __slots__ = ("requests", "token_headers", "tokens")
 
     def __init__(self, requests_per_minute: float | None = None,
-                 tokens_per_minute: float | None = None) -> None:
+                 tokens_per_minute: float | None = None, *,
+                 token_headers: bool = True) -> None:
         self.requests = _bucket(requests_per_minute)
         self.tokens = _bucket(tokens_per_minute)
+        self.token_headers = token_headers
 
     def _clamp(self, tokens: float) -> float:
         return min(max(0.0, float(tokens)), self.tokens.capacity)
@@ -275,6 +282,8 @@ class RateLimiter:
             if old is None or remaining < old[0] or (remaining == old[0] and until > old[1]):
                 best[bucket] = (remaining, until)
         for bucket, (remaining, until) in best.items():
+            if bucket == "tokens" and not self.token_headers:
+                continue
             target = self.requests if bucket == "requests" else self.tokens
             target.cap(remaining, until, now)
 
@@ -296,9 +305,10 @@ def limiter_key(provider: str, base_url: str, api_key: str | None) -> str:
     return f"{provider}|{base_url.rstrip('/')}|{digest}"
 
 
-def shared_limiter(key: str, rpm: float | None, tpm: float | None) -> RateLimiter:
+def shared_limiter(key: str, rpm: float | None, tpm: float | None, *,
+                   token_headers: bool = True) -> RateLimiter:
     """The process-wide limiter for ``key``; the first caller's limits win."""
-    return _registry.get(key, lambda: RateLimiter(rpm, tpm))
+    return _registry.get(key, lambda: RateLimiter(rpm, tpm, token_headers=token_headers))
 
 
 def clear_registry() -> None:
