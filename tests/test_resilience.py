@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import yaml
@@ -18,11 +19,14 @@ from trio.testing import MockClock
 from runtime.app import run_session
 from runtime.config import load_config
 from runtime.errors import RETRYABLE, ErrorKind, ProviderError
-from runtime.model import Response, TextPart, ToolCallPart, Usage
+from runtime.model import Message, Request, Response, TextPart, ToolCallPart, Usage
+from runtime.providers import HTTPProvider, ProviderSpec, Timeouts
+from runtime.providers.actor import ActorOptions, TurnDone, TurnRequest, run_turn
 from runtime.resilience import breaker as breaker_registry
 from runtime.resilience import ratelimit as ratelimit_registry
 from runtime.resilience.breaker import BreakerState, CircuitBreaker, shared_breaker
 from runtime.resilience.ratelimit import limiter_key
+from runtime.resilience.retry import RetryPolicy
 from runtime.testing import ScriptedProvider, faults, open_fake_server
 from runtime.testing.script import RecordedRequest
 from runtime.tools import make_tool
@@ -334,3 +338,41 @@ def test_transient_failures_within_the_budget_never_fail_a_single_provider_sessi
         outcome = trio.run(session, Path(folder), clock=MockClock(autojump_threshold=0))
     assert outcome.exit_code == 0, outcome.message
     assert len(provider.requests) == len(kinds) + 1
+
+
+async def test_turns_waiting_on_one_circuit_all_go_once_the_probe_succeeds(
+        autojump_clock: Any) -> None:
+    """Two turns without a fallback wait on the same open circuit; one takes the probe (a
+    5 s answer), the other looks again while it is out and goes as soon as the circuit
+    closes, not a cool-down later, having used one refusal and one real attempt."""
+    breaker = CircuitBreaker(1, 30.0)
+    breaker.record_failure(trio.current_time())  # open from t=0 for 30 s
+    slow = faults.stall(5, then=FINAL, after_events=None)
+    done: dict[str, tuple[float, int]] = {}
+    async with open_fake_server([slow, slow]) as server, httpx.AsyncClient() as client:
+        spec = ProviderSpec(name="main", kind="openai-chat", model="m", api_key="k-1",
+                            base_url=server.base_url("openai-chat"),
+                            timeouts=Timeouts(5, 60, 120))
+        provider = HTTPProvider(spec, client)
+        opts = ActorOptions(breaker=breaker, policy=RetryPolicy(max_attempts=3))
+
+        async def turn(name: str) -> None:
+            send, recv = trio.open_memory_channel[Any](16)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run_turn, provider,
+                                   TurnRequest(Request(model="m", messages=[
+                                       Message.user(name)]), send), opts, {})
+                async with recv:
+                    async for msg in recv:
+                        if isinstance(msg, TurnDone):
+                            done[name] = (trio.current_time(), msg.attempts)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(turn, "a")
+            await trio.sleep(1)
+            nursery.start_soon(turn, "b")
+    assert server.request_count == 2
+    times = sorted(t for t, _ in done.values())
+    assert 35 <= times[0] <= 36  # the probe: sent at 30, answered 5 s later
+    assert times[1] <= times[0] + 5 + 1 + 1e-6  # looked again within a poll; 5 s answer
+    assert {n for _, n in done.values()} == {2}

@@ -17,7 +17,10 @@ An attempt the open circuit refuses sends nothing and is answered with an
 (``TurnRequest.can_fail_over``) the turn ends there, so the next provider takes it at
 once; otherwise the refusal uses up one attempt of the retry budget and the turn waits
 for the circuit's next probe (its ``delay``), as long as the budget and ``timeout.total``
-allow. Each outcome of a call is recorded by the breaker as its verdict says
+allow. While another turn's probe is in flight the wait looks again every
+``CIRCUIT_POLL`` seconds, so a successful probe lets every waiting turn through at once
+rather than a cool-down later; a probe that fails opens the circuit again, and the next
+attempt is another refusal. Each outcome of a call is recorded by the breaker as its verdict says
 (``resilience.breaker.VERDICTS``); a 429 also holds the shared rate limiter back for its
 ``retry-after``.
 """
@@ -36,7 +39,7 @@ from ..errors import ErrorKind, ProviderError
 from ..events import Event, events_of
 from ..model import Request, Response
 from ..pricing import estimate_tokens
-from ..resilience.breaker import CircuitBreaker, Verdict, verdict_of
+from ..resilience.breaker import BreakerState, CircuitBreaker, Verdict, verdict_of
 from ..resilience.ratelimit import RateLimiter, acquire
 from ..resilience.retry import RetryPolicy
 
@@ -121,6 +124,7 @@ Reply = (list[Event] | AttemptStarted | AttemptFailed | StreamingDisabled | Turn
 
 
 CIRCUIT_OPEN = "circuit_open"  # the code of the error for a turn the breaker refused
+CIRCUIT_POLL = 1.0  # seconds between two looks at a half-open circuit whose probe is out
 
 
 def new_request_id() -> str:
@@ -147,8 +151,8 @@ def _refusal(opts: ActorOptions, provider: Provider, wait: float, attempt: int, 
     """The error of an attempt the open circuit refused (nothing was sent)."""
     head = "circuit open after repeated failures: no request sent"
     if waiting:
-        text = (f"{head}; waiting {wait:.1f} s for its next probe (attempt {attempt} of "
-                f"{opts.policy.max_attempts})")
+        text = (f"{head}; waiting up to {wait:.1f} s for its next probe (attempt {attempt} "
+                f"of {opts.policy.max_attempts})")
     else:
         text = f"{head} (next probe in {wait:.1f} s{why})"
     err = ProviderError(ErrorKind.SERVER, text, provider=provider.name,
@@ -178,6 +182,25 @@ def _circuit(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: 
                         why=f", beyond timeout.total {opts.circuit_wait:g} s of waiting "
                             "for it in this turn"), None
     return _refusal(opts, provider, wait, attempt, waiting=True), wait
+
+
+async def _await_circuit(opts: ActorOptions, until: float, budget_end: float) -> bool:
+    """Wait for the breaker to let a call through: True when it did (a half-open probe slot
+    is then this turn's). An open circuit cannot close before its cool-down, so that is
+    slept in one go; False when it is still (or again) open at ``until``. While another
+    turn's probe is out the circuit is looked at every ``CIRCUIT_POLL`` seconds, up to
+    ``budget_end`` (the turn's timeout.total for circuit waits)."""
+    breaker = opts.breaker
+    assert breaker is not None
+    while True:
+        now = opts.clock()
+        if breaker.allow(now):
+            return True
+        is_open = breaker.state(now) is BreakerState.OPEN
+        if now >= budget_end or (is_open and now >= until):
+            return False
+        step = min(breaker.retry_in(now), until - now) if is_open else CIRCUIT_POLL
+        await opts.sleep(max(1e-3, min(step, budget_end - now)))
 
 
 def _record(opts: ActorOptions, verdict: Verdict, probe_at: float | None) -> None:
@@ -211,19 +234,23 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
         # the reservation: the prompt as guessed plus the whole output budget, settled with
         # the real usage afterwards
         estimate = estimate_tokens(msg.request.messages) + (msg.request.params.max_tokens or 0)
+        admitted = False  # the breaker already let the next attempt through
         while True:
             attempt += 1
             rid = new_request_id()
-            refused = _circuit(opts, provider, msg, attempt, waited)
+            refused = None if admitted else _circuit(opts, provider, msg, attempt, waited)
             if refused is not None:
                 refusal, wait = refused
                 await reply.send(AttemptFailed(refusal, attempt, rid, wait))
                 if wait is None:
                     await reply.send(TurnFailed(refusal, attempt))
                     return
-                waited += wait
-                await opts.sleep(wait)
+                t0 = opts.clock()
+                admitted = await _await_circuit(opts, t0 + wait,
+                                                t0 + opts.circuit_wait - waited)
+                waited += opts.clock() - t0
                 continue
+            admitted = False
             probe_at = None if opts.breaker is None else opts.breaker.probe_started_at(
                 opts.clock())
             if opts.limiter is not None:
