@@ -36,7 +36,7 @@ from .pricing import Price, PriceTable
 from .providers import build_provider
 from .providers.actor import ActorOptions, provider_actor
 from .redact import Redactor
-from .retry import RetryPolicy
+from .resilience.retry import RetryPolicy
 from .session import key_for_run, read_traces, restore_conversation, session_actor
 from .tools import ToolRegistry, builtin_tools
 
@@ -154,8 +154,9 @@ async def run_session(
                         streaming_fallback_kinds=frozenset(pc.streaming_fallback_kinds),
                         cache=cache, cache_kind=pc.kind,
                         limiter=_limiter(name, pc), breaker=_breaker(name, pc),
+                        circuit_wait=pc.timeout.total,
                     )
-                    if opts.limiter is not None and hasattr(provider, "on_headers"):
+                    if hasattr(provider, "on_headers"):
                         provider.on_headers = _header_observer(opts.limiter)
                     mailbox = await providers_nursery.start(provider_actor, provider, opts)
                     handles[name] = _handle(name, pc, mailbox)
@@ -229,24 +230,25 @@ async def _no_tools() -> Any:
 
 
 def _shared_key(name: str, pc: ProviderConfig) -> str:
-    from .ratelimit import limiter_key
+    from .resilience.ratelimit import limiter_key
 
     return limiter_key(name, pc.base_url or pc.kind, pc.api_key)
 
 
 def _limiter(name: str, pc: ProviderConfig) -> Any:
-    """The process-wide rate limiter of this provider (None without rate_limit)."""
+    """The process-wide rate limiter of this provider: the configured rate_limit, or, with
+    none, one that only paces requests by the provider's 429s and request-count headers."""
     rl = pc.rate_limit
-    if rl.requests_per_minute is None and rl.tokens_per_minute is None:
-        return None
-    from .ratelimit import shared_limiter
+    from .resilience.ratelimit import shared_limiter
 
-    return shared_limiter(_shared_key(name, pc), rl.requests_per_minute, rl.tokens_per_minute)
+    configured = rl.requests_per_minute is not None or rl.tokens_per_minute is not None
+    return shared_limiter(_shared_key(name, pc), rl.requests_per_minute, rl.tokens_per_minute,
+                          token_headers=configured)
 
 
 def _breaker(name: str, pc: ProviderConfig) -> Any:
     """The process-wide circuit breaker of this provider."""
-    from .breaker import shared_breaker
+    from .resilience.breaker import shared_breaker
 
     return shared_breaker(_shared_key(name, pc), pc.circuit.failure_threshold,
                           pc.circuit.cooldown)

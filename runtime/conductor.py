@@ -234,7 +234,8 @@ class Conductor:
         self.accounts.of(handle.name).requests += 1
         reply_send, reply_recv = trio.open_memory_channel[Any](16)
         try:
-            await handle.mailbox.send(TurnRequest(req, reply_send, self.turn, handle.stream))
+            await handle.mailbox.send(TurnRequest(req, reply_send, self.turn, handle.stream,
+                                                  can_fail_over=self._current + 1 < len(self.order)))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ActorFailed(f"provider {handle.name}", "its mailbox is closed") from exc
         return await TurnReader(self, handle, Display(self.console)).read(reply_recv)

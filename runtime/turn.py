@@ -123,8 +123,9 @@ class TurnReader:
     async def failed(self, msg: AttemptFailed) -> None:
         err, c, name = msg.error, self.conductor, self.handle.name
         if err.code == CIRCUIT_OPEN:  # no request was sent: not a provider failure
-            await c.note("warning", provider=name, circuit_open=True,
-                         message=f"{name} skipped: {err.message}")
+            verb = "skipped" if msg.delay is None else "waits"
+            await c.note("warning", provider=name, circuit_open=True, attempt=msg.attempt,
+                         delay=msg.delay, message=f"{name} {verb}: {err.message}")
             return
         self.acc.failures[err.kind.value] += 1
         record = {

@@ -78,7 +78,7 @@ def run_agent() -> Callable[..., Any]:
 def _fresh_process_wide_state() -> None:
     """Circuit breakers and rate limiters are shared by every session of a process: each
     test starts with none."""
-    from runtime import breaker, ratelimit
+    from runtime.resilience import breaker, ratelimit
 
     breaker.clear_registry()
     ratelimit.clear_registry()

@@ -23,8 +23,10 @@ def test_exported_names_are_the_documented_ones() -> None:
         assert getattr(runtime, name) is not None
 
 
-PURE = ["runtime.model", "runtime.events", "runtime.errors", "runtime.redact", "runtime.crypto",
-        "runtime.retry", "runtime.ratelimit", "runtime.breaker", "runtime.pricing",
+PURE = ["runtime.model", "runtime.events", "runtime.errors", "runtime.error_kinds",
+        "runtime.redact", "runtime.crypto",
+        "runtime.resilience", "runtime.resilience.retry", "runtime.resilience.ratelimit",
+        "runtime.resilience.breaker", "runtime.resilience.shared", "runtime.pricing",
         "runtime.cache", "runtime.accounting", "runtime.wire.sse", "runtime.wire.openai_chat",
         "runtime.wire.openai_responses", "runtime.wire.anthropic"]
 # pure modules inside packages whose other parts do I/O: each must load alone, without its

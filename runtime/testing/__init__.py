@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .faults import cut_mid_stream as cut_mid_stream
     from .faults import dropped_connection as dropped_connection
     from .faults import echo_auth as echo_auth
+    from .faults import error_in_stream as error_in_stream
     from .faults import html_error as html_error
     from .faults import malformed_chunk as malformed_chunk
     from .faults import overloaded as overloaded
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
     from .server import open_fake_server as open_fake_server
     from .server import serve_fake_provider as serve_fake_provider
 
-_FAULTS = ("Fault", "custom", "cut_mid_stream", "dropped_connection", "echo_auth", "html_error",
+_FAULTS = ("Fault", "custom", "cut_mid_stream", "dropped_connection", "echo_auth",
+           "error_in_stream", "html_error",
            "malformed_chunk", "overloaded", "rate_limited", "server_error", "stall",
            "streaming_refused")
 _WHERE: dict[str, str] = {
