@@ -28,6 +28,7 @@ from .fit import ContextManager as ContextManager
 from .fit import ContextPolicy as ContextPolicy
 from .fit import Fit as Fit
 from .fit import Strategy as Strategy
+from .fit import tokens_from_error as tokens_from_error
 from .ledger import ELIDED_PREFIX as ELIDED_PREFIX
 from .ledger import Ledger as Ledger
 from .props import fetch_props_window as fetch_props_window
@@ -61,6 +62,7 @@ __all__ = [
     "props_url",
     "request_tokens",
     "tokenizer_for",
+    "tokens_from_error",
     "vendor_options",
     "window_from_props",
 ]

@@ -27,6 +27,7 @@ calibrates the estimate.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -38,12 +39,32 @@ from .estimate import Calibration, Counter, prompt_tokens
 from .ledger import Ledger, summarized_turns
 from .summary import SUMMARY_SYSTEM, SummaryPlan, render, summary_message
 
-__all__ = ["NATIVE_PROTOCOLS", "ContextManager", "ContextPolicy", "Fit", "Strategy"]
+__all__ = ["NATIVE_PROTOCOLS", "ContextManager", "ContextPolicy", "Fit", "Strategy",
+           "tokens_from_error"]
 
 Strategy = Literal["elide", "summarize", "provider", "off"]
 Status = Literal["unchanged", "compacted", "summary_needed", "over"]
 NATIVE_PROTOCOLS = frozenset({"openai-responses", "anthropic"})
 HARDER_RATIO = 0.75
+
+# (prompt tokens, window) as each vendor words a context-length error
+_REFUSALS = (
+    (re.compile(r"maximum context length is (\d+) tokens.*?resulted in (\d+) tokens", re.S),
+     2, 1),                                                       # OpenAI
+    (re.compile(r"prompt is too long: (\d+) tokens > (\d+) maximum"), 1, 2),   # Anthropic
+    (re.compile(r"request \((\d+) tokens\) exceeds the available context size "
+                r"\((\d+) tokens\)"), 1, 2),                     # llama.cpp
+    (re.compile(r'"n_prompt_tokens":\s*(\d+).*?"n_ctx":\s*(\d+)', re.S), 1, 2),
+)
+
+
+def tokens_from_error(message: str) -> tuple[int | None, int | None]:
+    """The prompt size and the window a context-length error states, where it does."""
+    for pattern, prompt, window in _REFUSALS:
+        found = pattern.search(message)
+        if found:
+            return int(found.group(prompt)), int(found.group(window))
+    return None, None
 
 
 @attrs.frozen
@@ -165,6 +186,17 @@ class ContextManager:
         self._prompt_tokens(system, tools)
         return self._scaled()
 
+    def observe_refusal(self, message: str) -> tuple[int | None, int | None]:
+        """Learn from a provider's context-length error: the prompt size it counted
+        calibrates the estimate, the window it stated narrows ours. Returns both (None
+        where the message does not say)."""
+        prompt, window = tokens_from_error(message)
+        if prompt is not None:
+            self.calibration.observe(self.provider, self.last_estimate, prompt)
+        if window is not None and self.policy.reserve_output < window < self.window:
+            self.window = window
+        return prompt, window
+
     def observe(self, input_tokens: int | None) -> float:
         """Calibrate with the ``input_tokens`` the provider reported for the last request
         fitted; returns the ratio now in force."""
@@ -185,7 +217,7 @@ class ContextManager:
             return self._result("unchanged", "off", before)
         budget = self.budget
         target = math.floor(budget * HARDER_RATIO) if harder else budget
-        if before <= target:
+        if before <= target and not harder:
             self.last_estimate = self._raw()
             return self._result("unchanged", strategy, before, harder=harder)
         led = self.ledger
