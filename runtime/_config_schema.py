@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from .context.fit import ContextPolicy
 from .model import Params
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "CacheConfig",
     "CacheMode",
     "CircuitConfig",
+    "ContextConfig",
+    "ContextStrategy",
     "LimitsConfig",
     "LoggingConfig",
     "McpServer",
@@ -45,6 +48,7 @@ ProviderKind = Literal["openai-chat", "openai-responses", "anthropic", "openrout
                        "scripted"]
 ApprovalMode = Literal["auto", "ask", "deny"]
 CacheMode = Literal["bypass", "read-through", "record-only", "replay"]
+ContextStrategy = Literal["elide", "summarize", "provider", "off"]
 
 KINDS: tuple[str, ...] = ("openai-chat", "openai-responses", "anthropic", "openrouter", "local",
                           "scripted")
@@ -156,6 +160,8 @@ class ProviderConfig(_Section):
     streaming_fallback_kinds: list[str] = msgspec.field(
         default_factory=lambda: ["streaming_unsupported"])
     script: list[ScriptTurn] = msgspec.field(default_factory=list)
+    # tokens; else the known-model table, or a llama.cpp server's /props
+    context_window: PositiveInt | None = None
 
     def request_params(self) -> Params:
         """The canonical ``Params`` for requests to this provider."""
@@ -200,6 +206,19 @@ class LimitsConfig(_Section):
     max_cost_usd: Positive | None = None
 
 
+class ContextConfig(_Section):
+    """``context``: how a conversation is kept within the model's window
+    (``runtime.context``)."""
+
+    strategy: ContextStrategy = "elide"
+    reserve_output: PositiveInt = 4096
+    keep_recent_turns: PositiveInt = 4
+
+    def policy(self) -> ContextPolicy:
+        """The ``runtime.context.ContextPolicy`` of this section."""
+        return ContextPolicy(self.strategy, self.reserve_output, self.keep_recent_turns)
+
+
 class CacheConfig(_Section):
     mode: CacheMode = "bypass"
     path: str = ".conductor/cache"
@@ -238,6 +257,7 @@ class AgentConfig(_Section, dict=True):
     task: str | None = None
     tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    context: ContextConfig = msgspec.field(default_factory=ContextConfig)
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     reasoning: ReasoningConfig = msgspec.field(default_factory=ReasoningConfig)
