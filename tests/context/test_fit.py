@@ -9,7 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.context import ELIDED_PREFIX, SUMMARY_PREFIX, ContextManager, ContextPolicy
+from runtime.context import (
+    ELIDED_PREFIX,
+    SUMMARY_PREFIX,
+    ContextManager,
+    ContextPolicy,
+    request_tokens,
+)
 from runtime.model import Message, ReasoningPart, ToolCallPart, ToolResultPart
 from runtime.wire import codec_for
 
@@ -213,7 +219,7 @@ def test_summarize_replaces_a_prefix_and_keeps_pairing(conv: tuple[str, list[Mes
     assert plan is not None and plan.start == 1 and plan.turns[0] == 1
     request = plan.request("m")
     assert request.system and not request.tools and request.messages[0].role == "user"
-    assert m.estimate(request.messages, system=request.system) <= m.budget
+    assert request_tokens(request.messages, request.system) <= m.budget
     done = m.apply_summary(messages, plan, "The agent read files and ran commands.")
     assert done.summarized == plan.turns and done.changed
     assert messages[0] is original[0]
@@ -222,3 +228,19 @@ def test_summarize_replaces_a_prefix_and_keeps_pairing(conv: tuple[str, list[Mes
     check_pairing(protocol, wire(protocol, messages))
     again = m.fit(messages, system=SYSTEM, tools=TOOLS)
     assert again.status != "summary_needed" or again.summary is not None
+
+
+def test_a_refusal_calibrates_and_narrows_the_window() -> None:
+    """A vendor's context-length error teaches the manager the real prompt size and
+    window, so the harder fit that follows aims at the truth."""
+    messages = [Message.user("task")]
+    for n in range(8):
+        messages += turn("anthropic", n, 1, [4000], False, "")
+    m = manager("anthropic", 200_000)
+    fit = m.fit(messages, system=SYSTEM, tools=TOOLS)
+    assert fit.status == "unchanged"
+    real = m.last_estimate * 2
+    assert m.observe_refusal(f"prompt is too long: {real} tokens > 9000 maximum") == (real, 9000)
+    assert m.window == 9_000 and m.calibration.ratio("p") == 2.0
+    again = m.fit(messages, system=SYSTEM, tools=TOOLS, harder=True)
+    assert again.ok and again.tokens_after <= m.budget and len(again.elided) == 6
