@@ -115,6 +115,12 @@ class Checker:
         if prov.retry.max_delay < prov.retry.base_delay:
             raise self.fail(f"{path}.retry.max_delay", "max_delay is below base_delay",
                             "make max_delay >= base_delay")
+        reserve = self.cfg.context.reserve_output
+        if prov.context_window is not None and prov.context_window <= reserve:
+            raise self.fail(f"{path}.context_window", f"context_window {prov.context_window} "
+                            f"leaves no room for context.reserve_output ({reserve})",
+                            "raise context_window to the model's real window or lower "
+                            "context.reserve_output")
         kinds = [k.value for k in ErrorKind]
         for i, name in enumerate(prov.streaming_fallback_kinds):
             if name not in kinds:

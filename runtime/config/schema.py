@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from ..context.fit import ContextPolicy
 from ..model import Params
 from ..pricing import Price, PriceTable
 from ..providers.kinds import KindName
@@ -27,6 +28,8 @@ __all__ = [
     "CacheConfig",
     "CacheMode",
     "CircuitConfig",
+    "ContextConfig",
+    "ContextStrategy",
     "LimitsConfig",
     "LoggingConfig",
     "McpServer",
@@ -46,6 +49,7 @@ __all__ = [
 ProviderKind = KindName
 ApprovalMode = Literal["auto", "ask", "deny"]
 CacheMode = Literal["bypass", "read-through", "record-only", "replay"]
+ContextStrategy = Literal["elide", "summarize", "provider", "off"]
 
 BUILTIN_TOOLS: tuple[str, ...] = ("read_file", "write_file", "list_dir", "search_files",
                                   "run_shell")
@@ -123,6 +127,8 @@ class ProviderConfig(_Section):
     streaming_fallback_kinds: list[str] = msgspec.field(
         default_factory=lambda: ["streaming_unsupported"])
     script: list[ScriptTurn] = msgspec.field(default_factory=list)
+    # tokens; else the known-model table, or a llama.cpp server's /props
+    context_window: PositiveInt | None = None
 
 
 class McpServer(_Section):
@@ -160,6 +166,19 @@ class LimitsConfig(_Section):
     max_cost_usd: Positive | None = None
 
 
+class ContextConfig(_Section):
+    """``context``: how a conversation is kept within the model's window
+    (``runtime.context``)."""
+
+    strategy: ContextStrategy = "elide"
+    reserve_output: PositiveInt = 4096
+    keep_recent_turns: PositiveInt = 4
+
+    def policy(self) -> ContextPolicy:
+        """The ``runtime.context.ContextPolicy`` of this section."""
+        return ContextPolicy(self.strategy, self.reserve_output, self.keep_recent_turns)
+
+
 class CacheConfig(_Section):
     mode: CacheMode = "bypass"
     path: str = ".conductor/cache"
@@ -189,6 +208,7 @@ class AgentConfig(_Section, dict=True):
     task: str | None = None
     tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    context: ContextConfig = msgspec.field(default_factory=ContextConfig)
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     reasoning: ReasoningConfig = msgspec.field(default_factory=ReasoningConfig)
