@@ -2,7 +2,8 @@
 
 The public face (documented in README.md, "Using it from Python"); everything else is
 reachable through its module (``runtime.testing``, ``runtime.wire``, ...). Names are resolved
-on first use, so importing a pure module (``runtime.wire.sse``) never drags in trio or httpx.
+on first use, so importing a pure module (``runtime.wire.sse``, ``runtime.resilience.ratelimit``)
+never drags in trio or httpx.
 """
 
 from __future__ import annotations

@@ -37,10 +37,13 @@ from .config import AgentConfig, ProviderConfig
 from .errors import ConfigError
 from .hooks import Hooks
 from .model import Message
-from .pricing import Price, PriceTable
+from .pricing import PriceTable
 from .providers import build_provider
 from .providers.actor import ActorOptions, Provider, TurnRequest, provider_actor
 from .redact import Redactor
+from .resilience.breaker import CircuitBreaker
+from .resilience.ratelimit import RateLimiter
+from .resilience.retry import RetryPolicy
 from .session.conductor import Conductor, Limits, ProviderHandle, SessionSpec
 from .session.handle import Session, read_journal
 from .session.journal import RunFolder
@@ -85,7 +88,7 @@ class _Runtime:
         pc = self.config
         return ProviderHandle(name=self.name, kind=pc.kind, model=model or pc.model,
                               mailbox=self.mailbox, stream=pc.stream,
-                              params=pc.request_params(), store=pc.store,
+                              params=pc.params, store=pc.store,
                               cache_system=pc.cache_system)
 
 
@@ -340,24 +343,23 @@ def _registry(cfg: AgentConfig, extra: Iterable[Any]) -> ToolRegistry:
 
 
 def _prices(cfg: AgentConfig) -> PriceTable:
-    return PriceTable({m: Price(p.input, p.output, p.cached_input, p.cache_write)
-                       for m, p in cfg.pricing.items()})
+    return PriceTable(dict(cfg.pricing))
 
 
 def _actor_options(pc: ProviderConfig, cache: Any) -> ActorOptions:
-    from .breaker import CircuitBreaker
-    from .ratelimit import RateLimiter
-    from .retry import RetryPolicy
-
+    """The retry policy, rate limiter and breaker of one provider entry, from its own
+    settings. Without a configured ``rate_limit`` the limiter only paces requests by the
+    provider's 429s and request-count headers."""
     rl = pc.rate_limit
-    limiter = None
-    if rl.requests_per_minute is not None or rl.tokens_per_minute is not None:
-        limiter = RateLimiter(rl.requests_per_minute, rl.tokens_per_minute)
+    configured = rl.requests_per_minute is not None or rl.tokens_per_minute is not None
     return ActorOptions(
         policy=RetryPolicy(pc.retry.max_attempts, pc.retry.base_delay, pc.retry.max_delay),
         streaming_fallback_kinds=frozenset(pc.streaming_fallback_kinds),
-        cache=cache, cache_kind=pc.kind, limiter=limiter,
-        breaker=CircuitBreaker(pc.circuit.failure_threshold, pc.circuit.cooldown))
+        cache=cache, cache_kind=pc.kind,
+        limiter=RateLimiter(rl.requests_per_minute, rl.tokens_per_minute,
+                            token_headers=configured),
+        breaker=CircuitBreaker(pc.circuit.failure_threshold, pc.circuit.cooldown),
+        circuit_wait=pc.timeout.total)
 
 
 def _header_observer(limiter: Any) -> Callable[[Any], None]:

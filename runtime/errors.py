@@ -5,77 +5,58 @@
     ConductorError                     anything this project raises on purpose
     ├── ConfigError                    agent.yaml / CLI usage (exit 2)
     ├── ProviderError                  a provider call failed; ``kind`` says how
-    │     kind: auth | permission | not_found | bad_request | context_length
-    │           | rate_limited | overloaded | server | timeout | connection
-    │           | stream_interrupted | malformed_response | streaming_unsupported
+    │     kind, never retried: auth | permission | not_found | bad_request
+    │           | context_length | quota (billing: no credit, spending cap reached)
+    │           | malformed_response | streaming_unsupported (asked again unstreamed)
+    │     kind, retried: rate_limited | overloaded | server | timeout | connection
+    │           | stream_interrupted | local_resource (this machine, not the provider:
+    │           open files, memory, ports; never counted by the circuit breaker)
     └── ActorFailed                    an actor died; its failure is the ``__cause__``
 
-``error_from_response`` builds a ``ProviderError`` from status + headers + body: a pure
-function, so every provider and the fake server agree on it. Foreign exceptions (httpx's)
-are mapped once, at the HTTP edge, with ``raise ... from exc``.
+``runtime.error_kinds.classify`` decides the kind of every error report (an HTTP error,
+an error object in a 200 body or stream) from one table of rules; ``error_from_response``
+and ``error_from_payload`` build on it. All pure, so every provider and the fake server
+agree. Foreign exceptions (httpx's) are mapped once, at the HTTP edge, with ``raise ...
+from exc``; ``local_cause`` finds a local resource shortage (EMFILE, ENOMEM, ...) behind
+one and ``local_resource_error`` reports it.
 """
 
 from __future__ import annotations
 
 import email.utils
-import enum
+import errno
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
+from .error_kinds import (
+    HINTS,
+    LOCAL_ERRNOS,
+    RETRYABLE,
+    ErrorKind,
+    Facts,
+    classify,
+    local_cause,
+)
+
 __all__ = [
+    "HINTS",
     "RETRYABLE",
     "ActorFailed",
     "ConductorError",
     "ConfigError",
     "ErrorKind",
+    "Facts",
     "ProviderError",
+    "classify",
+    "error_from_payload",
     "error_from_response",
+    "local_cause",
+    "local_resource_error",
     "parse_retry_after",
 ]
-
-
-class ErrorKind(enum.StrEnum):
-    AUTH = "auth"
-    PERMISSION = "permission"
-    NOT_FOUND = "not_found"
-    BAD_REQUEST = "bad_request"
-    CONTEXT_LENGTH = "context_length"
-    RATE_LIMITED = "rate_limited"
-    OVERLOADED = "overloaded"
-    SERVER = "server"
-    TIMEOUT = "timeout"
-    CONNECTION = "connection"
-    STREAM_INTERRUPTED = "stream_interrupted"
-    MALFORMED_RESPONSE = "malformed_response"
-    STREAMING_UNSUPPORTED = "streaming_unsupported"
-
-
-RETRYABLE = frozenset({
-    ErrorKind.RATE_LIMITED, ErrorKind.OVERLOADED, ErrorKind.SERVER, ErrorKind.TIMEOUT,
-    ErrorKind.CONNECTION, ErrorKind.STREAM_INTERRUPTED,
-})
-
-HINTS: dict[ErrorKind, str] = {
-    ErrorKind.AUTH: "check the API key of this provider (api_key in agent.yaml or its env var)",
-    ErrorKind.PERMISSION: "the key is valid but may not use this model or feature; check the "
-                          "account's access or pick another model",
-    ErrorKind.NOT_FOUND: "check the model name and base_url (OpenAI kinds end in /v1)",
-    ErrorKind.BAD_REQUEST: "the provider rejected the request; see details for the field it names",
-    ErrorKind.CONTEXT_LENGTH: "the conversation is longer than the model's context window: "
-                              "shorten it, lower max_tokens or use a larger-context model",
-    ErrorKind.RATE_LIMITED: "rate limited: wait and retry, or lower rate_limit in agent.yaml",
-    ErrorKind.OVERLOADED: "the provider is overloaded: retry later or configure a fallback",
-    ErrorKind.SERVER: "provider-side failure: retry later or configure a fallback",
-    ErrorKind.TIMEOUT: "no answer in time: raise timeout.read/total or retry",
-    ErrorKind.CONNECTION: "could not reach the provider: check base_url and the network",
-    ErrorKind.STREAM_INTERRUPTED: "the stream broke mid-response: the turn can be retried",
-    ErrorKind.MALFORMED_RESPONSE: "the provider sent something that is not its protocol "
-                                  "(a proxy page?): check base_url and kind",
-    ErrorKind.STREAMING_UNSUPPORTED: "this provider or model refuses streaming: set stream: false",
-}
 
 
 class ConductorError(Exception):
@@ -188,48 +169,17 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return max(0.0, dt.timestamp() - (time.time() if now is None else now))
 
 
-_CONTEXT_MARKERS = ("context_length", "context length", "context window", "maximum context",
-                    "too many tokens", "prompt is too long", "input is too long",
-                    "max_tokens_exceeded", "reduce the length", "context size",
-                    "exceeds the available context", "context_length_exceeded")
-_STREAM_MARKERS = ("stream not supported", "streaming is not supported",
-                   "does not support streaming", "streaming not supported",
-                   "stream is not supported", "unsupported_value\", \"param\": \"stream",
-                   "'stream' is not supported", "\"stream\" is not supported",
-                   "streaming is unavailable", "stream: true is not supported")
-
-
-def _kind_from(status: int, etype: str, code: str, message: str, html: bool) -> ErrorKind:
-    low = f"{etype} {code} {message}".lower()
-    if any(m in low for m in _STREAM_MARKERS) or code in ("stream_unsupported",):
-        return ErrorKind.STREAMING_UNSUPPORTED
-    if status == 529 or etype == "overloaded_error" or "overloaded" in etype:
-        return ErrorKind.OVERLOADED
-    if status == 429 or etype in ("rate_limit_error", "rate_limit_exceeded", "slow_down") \
-            or code in ("rate_limit_exceeded", "slow_down", "429"):
-        if "insufficient_quota" in low:
-            return ErrorKind.PERMISSION
-        return ErrorKind.RATE_LIMITED
-    if status == 401 or etype in ("authentication_error", "invalid_api_key") \
-            or code == "invalid_api_key":
-        return ErrorKind.AUTH
-    if status == 403 or etype == "permission_error":
-        return ErrorKind.PERMISSION
-    if status == 404 or etype == "not_found_error" or code == "model_not_found":
-        return ErrorKind.NOT_FOUND
-    if status == 408 or status == 504 or "timeout" in etype:
-        return ErrorKind.TIMEOUT
-    if status in (400, 413, 422) or etype in ("invalid_request_error", "request_too_large"):
-        if any(m in low for m in _CONTEXT_MARKERS) or status == 413:
-            return ErrorKind.CONTEXT_LENGTH
-        return ErrorKind.BAD_REQUEST
-    if status >= 500 or etype in ("api_error", "server_error"):
-        return ErrorKind.SERVER
-    if html:
-        return ErrorKind.MALFORMED_RESPONSE
-    if 400 <= status < 500:
-        return ErrorKind.BAD_REQUEST
-    return ErrorKind.MALFORMED_RESPONSE
+def local_resource_error(code: int, doing: str, *, provider: str | None = None,
+                         request_id: str | None = None) -> ProviderError:
+    """The ``local_resource`` error for errno ``code`` met while ``doing`` something."""
+    what, fix = LOCAL_ERRNOS.get(code, ("a resource of this machine ran out",
+                                        "lower concurrency"))
+    name = errno.errorcode.get(code, str(code))
+    return ProviderError(ErrorKind.LOCAL_RESOURCE,
+                         f"{what} ({name}) while {doing}: not the provider's fault",
+                         provider=provider, request_id=request_id,
+                         hint=f"{fix}; the request is retried and never counted against "
+                              "the provider")
 
 
 def _text_of_html(body: str) -> str:
@@ -290,7 +240,9 @@ def error_from_response(
             message = _text_of_html(text) or "HTML error page"
         else:
             message = " ".join(text.split())[:200] or _status_phrase(status)
-    kind = _kind_from(status, etype, code, message, html)
+    retry_after = parse_retry_after(lower)
+    kind = classify(Facts.of(status, etype, code, message, html=html,
+                             retry_after=retry_after is not None))
     red = redact or (lambda s: s)
     return ProviderError(
         kind,
@@ -299,7 +251,7 @@ def error_from_response(
         status=status,
         details=red(text[:400]),
         request_id=lower.get("request-id") or lower.get("x-request-id"),
-        retry_after=parse_retry_after(lower),
+        retry_after=retry_after,
         type=etype or None,
         code=raw_code,
     )
@@ -307,12 +259,13 @@ def error_from_response(
 
 def error_from_payload(payload: Any, *, status: int | None = None, in_stream: bool = True
                        ) -> tuple[ErrorKind, str, str | None, str | int | None]:
-    """Kind, message, type and code of an error object that arrived inside a response."""
+    """Kind, message, type and code of an error object that arrived inside a response (a
+    200 stream or body): its HTTP-like ``code`` stands for the status when it has none."""
     etype, code, message, raw_code = error_fields(payload)
     st = status
     if st is None and isinstance(raw_code, int) and 400 <= raw_code < 600:
         st = raw_code
-    kind = _kind_from(st or 500, etype, code, message or "error", False)
+    kind = classify(Facts.of(st, etype, code, message))
     return kind, message or "provider reported an error", etype or None, raw_code
 
 

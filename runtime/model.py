@@ -21,7 +21,7 @@ Canonical usage (one convention for every provider, so cost is never counted twi
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -190,14 +190,16 @@ class ToolSpec(msgspec.Struct, omit_defaults=True):
 class Params(msgspec.Struct, omit_defaults=True):
     """Sampling and protocol parameters. ``None`` means "the provider's default".
 
-    ``reasoning_effort`` (low/medium/high) drives OpenAI reasoning and OpenRouter;
+    The one definition: agent.yaml's ``providers.<name>.params`` decodes into this Struct
+    (its ranges are checked then, with the key path in the error), and the conductor sends
+    it as is. ``reasoning_effort`` (low/medium/high) drives OpenAI reasoning and OpenRouter;
     ``thinking_budget`` drives Anthropic extended thinking; ``extra`` is merged into the
     wire body last, for provider options this model does not name.
     """
 
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     stop: list[str] | None = None
     seed: int | None = None
     tool_choice: str | None = None
@@ -205,7 +207,7 @@ class Params(msgspec.Struct, omit_defaults=True):
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
     reasoning_summary: str | None = None
-    thinking_budget: int | None = None
+    thinking_budget: Annotated[int, msgspec.Meta(ge=1)] | None = None
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
 

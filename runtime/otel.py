@@ -17,10 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .hooks import ErrorHookEvent, Hooks, ResponseEnd, ToolCallEvent
 
-__all__ = ["SYSTEMS", "register"]
-
-SYSTEMS = {"openai-chat": "openai", "openai-responses": "openai", "anthropic": "anthropic",
-           "openrouter": "openrouter", "local": "openai", "scripted": "scripted"}
+__all__ = ["register"]
 
 _tracer = trace.get_tracer("conductor")
 

@@ -4,28 +4,34 @@
 writes and output. Cost is computed from canonical usage, each token priced once:
 ``input_tokens - cache_read - cache_write`` at the input price, cache reads at the cached
 price, cache writes at the cache-write price, and ``output_tokens`` (reasoning included) at
-the output price. Users add or override models with ``pricing:`` in agent.yaml.
+the output price. Users add or override models with ``pricing:`` in agent.yaml, which
+decodes straight into ``Price``. Provider kinds that cost nothing (``local``, ``scripted``:
+``runtime.providers.kinds``) are priced by ``pricing:`` alone, and at zero without an entry.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Annotated
 
-import attrs
 import msgspec
 
 from .model import Message, Usage
 
 __all__ = ["PRICES", "Price", "PriceTable", "cost_of", "estimate_tokens"]
 
+_USD = Annotated[float, msgspec.Meta(ge=0)]
 
-@attrs.frozen
-class Price:
-    input: float
-    output: float
-    cached_input: float | None = None
-    cache_write: float | None = None
+
+class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """USD per million tokens (``pricing.<model>`` in agent.yaml); the cache prices default
+    to the input price."""
+
+    input: _USD
+    output: _USD
+    cached_input: _USD | None = None
+    cache_write: _USD | None = None
 
     def cost(self, u: Usage) -> float:
         cached = self.input if self.cached_input is None else self.cached_input
@@ -54,7 +60,6 @@ PRICES: dict[str, Price] = {
     "claude-haiku-4-5": _p(1.0, 5.0, 0.10, 1.25), "claude-3-5-haiku": _p(0.80, 4.0, 0.08, 1.0),
     "deepseek-chat": _p(0.28, 0.42, 0.028), "deepseek-reasoner": _p(0.28, 0.42, 0.028),
     "mistral-large": _p(2.0, 6.0), "mistral-small": _p(0.10, 0.30),
-    "scripted": _p(0.0, 0.0),
 }
 
 _DATE = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
@@ -73,29 +78,42 @@ def _candidates(model: str) -> list[str]:
 
 class PriceTable:
     """Looks a model up: exact name, then without a provider prefix or date suffix, then
-    the longest known prefix (``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``)."""
+    the longest known prefix (``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``). ``extra``
+    (the user's ``pricing:``) comes before the built-in table."""
 
     def __init__(self, extra: Mapping[str, Price] | None = None) -> None:
-        self._prices = dict(PRICES)
-        if extra:
-            self._prices.update({k.lower(): v for k, v in extra.items()})
-        self._keys = sorted(self._prices, key=len, reverse=True)
+        user = {k.lower(): v for k, v in (extra or {}).items()}
+        self._all = _Index({**PRICES, **user})
+        self._user = _Index(user)
 
-    def price(self, model: str) -> Price | None:
-        if model in self._prices:
-            return self._prices[model]
-        for cand in _candidates(model):
-            if cand in self._prices:
-                return self._prices[cand]
-            for key in self._keys:
-                if cand.startswith(key + "-"):
-                    return self._prices[key]
-        return None
+    def price(self, model: str, *, builtin: bool = True) -> Price | None:
+        """The price of ``model``; with ``builtin=False`` only the user's entries count
+        (a free kind's model is priced by ``pricing:`` or not at all)."""
+        return (self._all if builtin else self._user).find(model)
 
-    def cost(self, model: str, usage: Usage) -> float | None:
+    def cost(self, model: str, usage: Usage, *, builtin: bool = True) -> float | None:
         """USD for ``usage`` on ``model``; None when the model has no known price."""
-        price = self.price(model)
+        price = self.price(model, builtin=builtin)
         return None if price is None else price.cost(usage)
+
+
+class _Index:
+    """Prices by model name, with the keys longest first for the prefix match."""
+
+    def __init__(self, prices: dict[str, Price]) -> None:
+        self.prices = prices
+        self.keys = sorted(prices, key=len, reverse=True)
+
+    def find(self, model: str) -> Price | None:
+        if model in self.prices:
+            return self.prices[model]
+        for cand in _candidates(model):
+            if cand in self.prices:
+                return self.prices[cand]
+            for key in self.keys:
+                if cand.startswith(key + "-"):
+                    return self.prices[key]
+        return None
 
 
 def estimate_tokens(messages: list[Message]) -> int:

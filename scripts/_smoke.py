@@ -1,7 +1,8 @@
 """Smoke runs against real providers: checks, a result table, and recorded exchanges.
 
-``scripts/smoke_<kind>.py`` each build a ``SmokeSpec`` (kind, key variable, default model,
-checks) and call ``main``. A run sends real requests through ``HTTPProvider`` over an
+``scripts/smoke_<kind>.py`` each build a ``SmokeSpec`` (kind, default model, checks) and
+call ``main``; the key variable and the default base URL are the kind's
+(``runtime.providers.kinds``). A run sends real requests through ``HTTPProvider`` over an
 ``httpx.AsyncClient`` whose transport is a ``RecordingTransport``: it keeps every exchange's
 request and raw response bytes, which gives the provider's request id and, with
 ``--record DIR``, files in the format of ``../shared/recordings/README.md`` (kept headers
@@ -43,10 +44,10 @@ from runtime.model import (
     Usage,
 )
 from runtime.pricing import PriceTable
-from runtime.providers import DEFAULT_BASE_URLS, HTTPProvider, ProviderSpec, Timeouts
-from runtime.providers.http import KIND_PROTOCOL
+from runtime.providers import HTTPProvider, ProviderSpec, Timeouts
+from runtime.providers.kinds import KINDS
 from runtime.redact import Redactor
-from runtime.testing.smoke import Exchange, RecordingTransport, recording_of
+from scripts._capture import Exchange, RecordingTransport, recording_of
 
 __all__ = [
     "GET_TIME",
@@ -94,14 +95,19 @@ Check = Callable[["SmokeRun"], Awaitable[str]]
 
 @attrs.frozen
 class SmokeSpec:
-    """What one smoke script runs: provider kind, key variable, defaults and checks."""
+    """What one smoke script runs: provider kind, defaults and checks."""
 
     kind: str
-    key_env: str | None
     model: str
     checks: Sequence[tuple[str, Check]]
     params: Params = attrs.field(factory=Params)
     provider: str = "openai"
+
+    @property
+    def key_env(self) -> str | None:
+        """The variable holding the key, for a kind that needs one (else no key is sent)."""
+        kind = KINDS[self.kind]
+        return kind.key_env if kind.key_required else None
 
 
 class SmokeRun:
@@ -269,7 +275,8 @@ def write_records(dirpath: Path, spec: SmokeSpec, base_url: str, results: Sequen
                   redactor: Redactor) -> list[Path]:
     """One recording file per check that sent requests; returns the paths written."""
     out: list[Path] = []
-    protocol, _ = KIND_PROTOCOL[spec.kind]
+    protocol = KINDS[spec.kind].protocol
+    assert protocol is not None, "smoke scripts run against HTTP kinds"
     folder = "openrouter" if spec.kind == "openrouter" else protocol
     script = f"smoke_{spec.kind.replace('-', '_')}"
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -311,7 +318,7 @@ def main(spec: SmokeSpec, argv: Sequence[str] | None = None) -> int:
     checks, print the table; 0 when every check passed, 1 otherwise."""
     script = f"smoke_{spec.kind.replace('-', '_')}"
     ap = argparse.ArgumentParser(prog=script, description=f"Smoke checks against {spec.kind}.")
-    ap.add_argument("--base-url", default=DEFAULT_BASE_URLS[spec.kind])
+    ap.add_argument("--base-url", default=KINDS[spec.kind].base_url)
     ap.add_argument("--model", default=spec.model)
     ap.add_argument("--record", metavar="DIR", type=Path,
                     help="write each exchange as a recording file under DIR")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from runtime.ratelimit import RateLimiter
+from runtime.resilience.ratelimit import RateLimiter
 
 TARGET_US = 50.0
 OPENAI_HEADERS = httpx.Headers({

@@ -37,6 +37,7 @@ import trio
 from runtime.events import Event
 from runtime.model import Request
 from runtime.providers import HTTPProvider, ProviderSpec
+from runtime.providers.kinds import KINDS
 
 PROTOCOLS = ["openai-chat", "openai-responses", "anthropic"]
 
@@ -109,7 +110,7 @@ async def bench(port: int, reps: int) -> list[tuple[str, float, float, int, int]
     rows = []
     async with httpx.AsyncClient(timeout=60) as client:
         for proto in PROTOCOLS:
-            base = f"http://127.0.0.1:{port}" + ("" if proto == "anthropic" else "/v1")
+            base = f"http://127.0.0.1:{port}" + ("/v1" if KINDS[proto].openai_base else "")
             provider = HTTPProvider(ProviderSpec("bench", proto, base, "m", api_key="k"), client)
             req = Request("m", [])
             body = provider.encode(req, stream=True)

@@ -20,7 +20,7 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.testing.local_model import (
+from scripts.local_model import (
     MODEL_ALIAS,
     LocalModelError,
     LocalModelUnavailable,

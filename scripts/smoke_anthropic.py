@@ -48,7 +48,7 @@ async def check_thinking(run: SmokeRun) -> str:
 
 
 SPEC = SmokeSpec(
-    kind="anthropic", key_env="ANTHROPIC_API_KEY", model="claude-haiku-4-5",
+    kind="anthropic", model="claude-haiku-4-5",
     checks=[("stream", check_stream), ("tool", check_tool), ("thinking", check_thinking)],
     params=Params(max_tokens=1024), provider="anthropic",
 )

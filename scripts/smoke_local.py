@@ -39,7 +39,7 @@ async def check_tool(run: SmokeRun) -> str:
 
 
 SPEC = SmokeSpec(
-    kind="local", key_env=None, model="local",
+    kind="local", model="local",
     checks=[("stream", check_stream), ("tool", check_tool)],
     params=Params(temperature=0, seed=1, max_tokens=60), provider="local",
 )

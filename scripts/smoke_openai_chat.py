@@ -19,7 +19,7 @@ from _smoke import SmokeSpec, check_stream, check_tool, main
 from runtime.model import Params
 
 SPEC = SmokeSpec(
-    kind="openai-chat", key_env="OPENAI_API_KEY", model="gpt-4.1-mini",
+    kind="openai-chat", model="gpt-4.1-mini",
     checks=[("stream", check_stream), ("tool", check_tool)],
     params=Params(temperature=0, max_tokens=300), provider="openai",
 )

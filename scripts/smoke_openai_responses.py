@@ -41,7 +41,7 @@ async def check_reasoning(run: SmokeRun) -> str:
 
 
 SPEC = SmokeSpec(
-    kind="openai-responses", key_env="OPENAI_API_KEY", model="gpt-5-mini",
+    kind="openai-responses", model="gpt-5-mini",
     checks=[("stream", check_stream), ("tool", check_tool), ("reasoning", check_reasoning)],
     params=Params(reasoning_effort="low"), provider="openai",
 )

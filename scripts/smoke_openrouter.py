@@ -19,7 +19,7 @@ from _smoke import SmokeSpec, check_stream, check_tool, main
 from runtime.model import Params
 
 SPEC = SmokeSpec(
-    kind="openrouter", key_env="OPENROUTER_API_KEY", model="openai/gpt-4.1-mini",
+    kind="openrouter", model="openai/gpt-4.1-mini",
     checks=[("stream", check_stream), ("tool", check_tool)],
     params=Params(temperature=0, max_tokens=300), provider="openrouter",
 )

@@ -84,5 +84,3 @@ def run_agent() -> Callable[..., Any]:
         return Run(result, session.run_dir, out.getvalue(), err.getvalue())
 
     return run
-
-

@@ -16,19 +16,15 @@ import attrs
 from runtime.errors import ProviderError, error_from_event, error_from_response
 from runtime.events import ErrorEvent, Event, ToolCallDelta, assemble
 from runtime.model import BuiltinToolPart, Response, Usage
+from runtime.providers.kinds import KINDS
 from runtime.testing.expect import builtin_view, reasoning_view
 from runtime.wire import decode_all
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = Path(os.environ.get("CONDUCTOR_RECORDINGS", ROOT.parent / "shared" / "recordings"))
 
-# the codec that decodes each folder's files
-CODEC_OF = {
-    "openai-chat": "openai-chat",
-    "openrouter": "openai-chat",
-    "openai-responses": "openai-responses",
-    "anthropic": "anthropic",
-}
+# the codec that decodes each folder's files: folders are named after provider kinds
+CODEC_OF = {name: kind.protocol for name, kind in KINDS.items() if kind.protocol}
 
 
 def recording_files(protocol: str | None = None) -> list[Path]:

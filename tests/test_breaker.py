@@ -7,14 +7,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.breaker import (
+from runtime.errors import RETRYABLE, ErrorKind, ProviderError
+from runtime.resilience.breaker import (
     TRANSITIONS,
+    VERDICTS,
     BreakerEvent,
     BreakerState,
     CircuitBreaker,
     IllegalTransition,
+    Verdict,
     clear_registry,
     shared_breaker,
+    verdict_of,
 )
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
@@ -145,8 +149,8 @@ def test_rejects_nonsense_settings(threshold: int, cooldown: float) -> None:
         CircuitBreaker(threshold, cooldown)
 
 
-ops = st.lists(st.tuples(st.sampled_from(["allow", "ok", "fail"]), st.floats(0.0, 6.0)),
-               max_size=80)
+ops = st.lists(st.tuples(st.sampled_from(["allow", "ok", "fail", "release"]),
+                         st.floats(0.0, 6.0)), max_size=80)
 
 
 @settings(max_examples=120, deadline=None)
@@ -154,7 +158,8 @@ ops = st.lists(st.tuples(st.sampled_from(["allow", "ok", "fail"]), st.floats(0.0
 def test_random_histories_keep_the_invariants(threshold: int,
                                               steps: list[tuple[str, float]]) -> None:
     """Under any history: closed allows everything, open nothing, half_open exactly one
-    probe until it reports back (or a cool-down passes); a model of the probe slot agrees."""
+    probe until it reports back, is released (or a cool-down passes); a model of the probe
+    slot agrees."""
     cooldown = 5.0
     breaker = CircuitBreaker(threshold, cooldown)
     now = 0.0
@@ -173,6 +178,12 @@ def test_random_histories_keep_the_invariants(threshold: int,
                 assert allowed == slot_free
                 if allowed:
                     probe_out = now
+        elif op == "release":  # the outstanding probe ends saying nothing
+            if probe_out is not None:
+                breaker.release(now, probe_out)
+                if before is HALF_OPEN:
+                    probe_out = None
+            assert breaker.state(now) is before
         elif op == "ok":
             breaker.record_success(now)
             probe_out = None
@@ -204,3 +215,91 @@ def test_shared_breaker_is_one_per_key() -> None:
         shared_breaker("main|https://x/v1|abc", 3, 10.0).record_failure(0.0)
     assert first.state(0.0) is OPEN
     clear_registry()
+
+
+def test_a_released_probe_frees_its_slot_at_once() -> None:
+    """A probe that ends saying nothing (cancelled, a local error) gives its slot back at
+    once: the next caller probes without waiting another cool-down; the state stays."""
+    breaker = _opened(cooldown=10.0)
+    assert breaker.allow(10.0)
+    assert breaker.probe_started_at(10.5) == 10.0
+    assert not breaker.allow(10.5)
+    breaker.release(11.0, 10.0)
+    assert breaker.state(11.0) is HALF_OPEN and breaker.probe_started_at(11.0) is None
+    assert breaker.allow(11.0)
+
+
+def test_releasing_a_slot_that_passed_to_another_probe_changes_nothing() -> None:
+    """A probe lost for a cool-down loses its slot to a new probe; its late release must not
+    free the new probe's slot."""
+    breaker = _opened(cooldown=10.0)
+    assert breaker.allow(10.0)
+    assert breaker.allow(20.0)  # the first probe's slot expired and went to a second one
+    breaker.release(21.0, 10.0)
+    assert not breaker.allow(21.0)
+    breaker.release(21.0, 20.0)
+    assert breaker.allow(21.0)
+
+
+def test_record_follows_the_verdict() -> None:
+    """``record`` counts failures, resets on successes, and ignores neutral outcomes except
+    to release the probe that had one."""
+    breaker = CircuitBreaker(2, 10.0)
+    breaker.record(Verdict.FAILURE, 0.0)
+    breaker.record(Verdict.NEUTRAL, 0.0)
+    assert breaker.consecutive_failures == 1
+    breaker.record(Verdict.SUCCESS, 0.0)
+    assert breaker.consecutive_failures == 0
+    for _ in range(2):
+        breaker.record(Verdict.FAILURE, 1.0)
+    assert breaker.state(1.0) is OPEN
+    assert breaker.allow(11.0)
+    breaker.record(Verdict.NEUTRAL, 12.0, probe_at=11.0)
+    assert breaker.state(12.0) is HALF_OPEN and breaker.allow(12.0)
+    breaker.record(Verdict.SUCCESS, 13.0, probe_at=12.0)
+    assert breaker.state(13.0) is CLOSED
+
+
+def test_every_kind_has_a_verdict_and_only_provider_failures_count() -> None:
+    """The verdict table is total; what counts against a provider is exactly its own
+    transient failures: never a 429, a quota error, a refusal or a local shortage."""
+    assert set(VERDICTS) == set(ErrorKind)
+    failures = {k for k, v in VERDICTS.items() if v is Verdict.FAILURE}
+    assert failures == {ErrorKind.SERVER, ErrorKind.OVERLOADED, ErrorKind.TIMEOUT,
+                        ErrorKind.CONNECTION, ErrorKind.STREAM_INTERRUPTED}
+    assert failures < RETRYABLE
+    assert VERDICTS[ErrorKind.RATE_LIMITED] is Verdict.SUCCESS
+    assert VERDICTS[ErrorKind.QUOTA] is Verdict.SUCCESS
+    assert VERDICTS[ErrorKind.STREAMING_UNSUPPORTED] is Verdict.SUCCESS
+    assert VERDICTS[ErrorKind.LOCAL_RESOURCE] is Verdict.NEUTRAL
+
+
+def test_a_garbled_stream_counts_but_a_page_that_is_not_the_protocol_does_not() -> None:
+    """``malformed_response`` inside a 200 stream (marked worth another try) is a broken
+    transfer and counts; a non-protocol answer (a proxy's page) is a configuration to fix."""
+    garbled = ProviderError(ErrorKind.MALFORMED_RESPONSE, "bad chunk")
+    garbled.retry_safe = True
+    assert verdict_of(garbled) is Verdict.FAILURE
+    assert verdict_of(ProviderError(ErrorKind.MALFORMED_RESPONSE, "<html>")) is Verdict.SUCCESS
+    assert verdict_of(ProviderError(ErrorKind.LOCAL_RESOURCE, "EMFILE")) is Verdict.NEUTRAL
+
+
+def test_the_resilience_package_is_the_only_home() -> None:
+    """breaker, retry, ratelimit and shared live in runtime/resilience/; no shim remains and
+    no code imports the old paths (an editable install could otherwise serve a stale copy)."""
+    import re
+    from pathlib import Path
+
+    import runtime
+
+    pkg = Path(runtime.__file__).parent
+    root = pkg.parent
+    for old in ("breaker", "retry", "ratelimit", "shared"):
+        assert not (pkg / f"{old}.py").exists()
+        assert (pkg / "resilience" / f"{old}.py").is_file()
+    stale = re.compile(r"\bruntime\.(breaker|retry|ratelimit|shared)\b"
+                       r"|from \.{1,2}(breaker|retry|ratelimit|shared) import")
+    found = [f"{path.relative_to(root)}:{n}" for folder in ("runtime", "tests", "scripts")
+             for path in (root / folder).rglob("*.py") if "resilience" not in path.parts
+             for n, line in enumerate(path.read_text().splitlines(), 1) if stale.search(line)]
+    assert found == []

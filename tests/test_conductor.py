@@ -23,7 +23,7 @@ from runtime.model import (
     Usage,
 )
 from runtime.session.traces import read_traces
-from runtime.testing.scripted import ScriptedProvider
+from runtime.testing import ScriptedProvider
 from runtime.tools import make_tool
 
 BASE = {

@@ -16,8 +16,6 @@ from hypothesis import strategies as st
 
 from runtime.config import (
     BUILTIN_TOOLS,
-    DEFAULT_BASE_URLS,
-    KINDS,
     AgentConfig,
     Overrides,
     interpolate,
@@ -26,6 +24,7 @@ from runtime.config import (
 )
 from runtime.errors import ConfigError
 from runtime.model import Params
+from runtime.providers.kinds import KINDS
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {"ANTHROPIC_API_KEY": "sk-ant-test-1234", "OPENAI_API_KEY": "sk-openai-test-5678",
@@ -59,6 +58,7 @@ BASE: dict[str, Any] = {
     "cache": {"mode": "bypass", "path": ".conductor/cache", "hash_prompts": False},
     "logging": {"dir": "logging", "redact": ["(?i)password=\\S+"]},
     "reasoning": {"encrypt": True, "key_env": "CONDUCTOR_TRACE_KEY"},
+    "pricing": {"claude-opus": {"input": 15, "output": 75}},  # for max_cost_usd
 }
 
 
@@ -129,16 +129,17 @@ def test_workspace_is_resolved_against_the_config_folder(tmp_path: Path) -> None
     assert cfg.tools.workspace_path.is_absolute()
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_base_url_defaults_per_kind(tmp_path: Path, kind: str) -> None:
     """Each kind gets its vendor's base URL when none is given."""
     data = base()
     data["providers"] = {"main": {"kind": kind, "model": "m", "api_key": "k-12345"}}
     data["fallbacks"] = []
+    data["pricing"] = {"m": {"input": 1, "output": 1}}
     if kind == "scripted":
         data["providers"]["main"]["script"] = [{"text": "hi"}]
     cfg = load(tmp_path, data)
-    assert cfg.main.base_url == DEFAULT_BASE_URLS[kind]
+    assert cfg.main.base_url == KINDS[kind].base_url
 
 
 def test_explicit_base_url_loses_trailing_slash(tmp_path: Path) -> None:
@@ -153,7 +154,7 @@ def test_request_params_match_the_model_params(tmp_path: Path) -> None:
               "response_format": {"type": "json_object"}, "reasoning_effort": "low",
               "reasoning_summary": "auto", "thinking_budget": 2048, "extra": {"user": "u"}}
     cfg = load(tmp_path, set_in(base(), "providers.main.params", params))
-    got = cfg.main.request_params()
+    got = cfg.main.params
     assert isinstance(got, Params)
     assert msgspec.structs.asdict(got) == {**params, "stop": ["END"]}
     assert set(msgspec.structs.asdict(got)) == set(Params.__struct_fields__)
@@ -351,7 +352,7 @@ def test_missing_secret_names_the_variable(tmp_path: Path) -> None:
     assert re.search(r"line \d+", str(err))
 
 
-@pytest.mark.parametrize("kind", ["openai-chat", "openai-responses", "anthropic", "openrouter"])
+@pytest.mark.parametrize("kind", [k for k, v in KINDS.items() if v.key_required])
 def test_empty_api_key_for_a_kind_that_needs_one(tmp_path: Path, kind: str) -> None:
     data = base()
     data["providers"]["main"] = {"kind": kind, "model": "m", "api_key": "${KEY:-}"}
@@ -472,7 +473,7 @@ def test_local_example_is_deterministic_and_keyless() -> None:
     assert (main.kind, main.base_url, main.model) == ("local", "http://127.0.0.1:8080/v1",
                                                       "gemma-3-270m")
     assert main.api_key is None
-    params = main.request_params()
+    params = main.params
     assert params.temperature == 0 and params.seed == 1
     assert params.max_tokens is not None and params.max_tokens <= 512
 

@@ -8,7 +8,7 @@ import trio
 
 from runtime.hooks import Hooks, RequestStart, ResponseEnd, ToolCallEvent
 from runtime.model import Request, Response, TextPart, ToolCallPart, Usage
-from runtime.testing.scripted import ScriptedProvider
+from runtime.testing import ScriptedProvider
 from runtime.tools import make_tool
 
 BASE = {"provider": "main", "task": "go",

@@ -16,7 +16,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.ratelimit import (
+from runtime.resilience.ratelimit import (
     RateLimiter,
     TokenBucket,
     acquire,
@@ -44,7 +44,7 @@ def _max_in_window(grants: list[tuple[float, float]], window: float) -> float:
 
 def test_pure_modules_do_not_import_trio() -> None:
     """The rate limiter and the breaker import without pulling trio in."""
-    code = "import sys, runtime.ratelimit, runtime.breaker; print('trio' in sys.modules)"
+    code = "import sys, runtime.resilience.ratelimit, runtime.resilience.breaker; print('trio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -370,3 +370,34 @@ async def test_acquire_with_an_injected_clock() -> None:
     assert slept == [pytest.approx(30.0)]
     assert waited == pytest.approx(30.0)
     assert not math.isnan(limiter.tokens.level(fake_now[0]))
+
+
+def test_a_429_hold_stops_every_request_until_its_retry_after() -> None:
+    """``hold`` (a 429's retry-after) makes the next reservation wait exactly until then,
+    also for a limiter with no configured limit; a shorter later hold does not shorten it."""
+    for limiter in (RateLimiter(600, None), RateLimiter(None, None)):
+        limiter.hold(20.0, 100.0)
+        assert limiter.reserve(10, 100.0) == pytest.approx(20.0)
+        limiter.hold(5.0, 101.0)
+        assert limiter.reserve(10, 101.0) == pytest.approx(19.0)
+        assert limiter.reserve(10, 120.0) == 0.0
+        limiter.hold(float("inf"), 121.0)  # nonsense is ignored
+        limiter.hold(-1.0, 121.0)
+        assert limiter.reserve(10, 121.0) == 0.0
+
+
+def test_a_limiter_without_token_headers_paces_requests_only() -> None:
+    """``token_headers=False`` (a provider with no configured limit): the provider's request
+    count still holds requests back, its token counts do not."""
+    headers = {"anthropic-ratelimit-output-tokens-remaining": "0",
+               "anthropic-ratelimit-output-tokens-reset": "2026-11-23T19:00:50Z"}
+    wall = 1_795_460_400.0  # 2026-11-23T19:00:00Z
+    paced = RateLimiter(None, None, token_headers=False)
+    paced.observe_headers(headers, 0.0, wall=wall)
+    assert paced.reserve(5000, 0.0) == 0.0
+    strict = RateLimiter(None, None)
+    strict.observe_headers(headers, 0.0, wall=wall)
+    assert strict.reserve(5000, 0.0) == pytest.approx(50.0)
+    paced.observe_headers({"x-ratelimit-remaining-requests": "0",
+                           "x-ratelimit-reset-requests": "20s"}, 1.0)
+    assert paced.reserve(10, 1.0) == pytest.approx(20.0)

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import trio
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from trio.testing import MockClock
 
-from runtime.model import Response, TextPart, ToolCallPart, Usage
-from runtime.testing import faults, open_fake_server
+from runtime.app import run_session
+from runtime.config import load_config
+from runtime.errors import RETRYABLE, ErrorKind, ProviderError
+from runtime.model import Message, Request, Response, TextPart, ToolCallPart, Usage
+from runtime.providers import HTTPProvider, ProviderSpec, Timeouts
+from runtime.providers.actor import ActorOptions, TurnDone, TurnRequest, run_turn
+from runtime.resilience import breaker as breaker_registry
+from runtime.resilience import ratelimit as ratelimit_registry
+from runtime.resilience.breaker import BreakerState, CircuitBreaker, shared_breaker
+from runtime.resilience.ratelimit import limiter_key
+from runtime.resilience.retry import RetryPolicy
+from runtime.testing import ScriptedProvider, faults, open_fake_server
 from runtime.testing.script import RecordedRequest
 from runtime.tools import make_tool
+
+PROTOCOLS = ["openai-chat", "openai-responses", "anthropic"]
+FINAL = Response("r-final", "m", [TextPart("made it")], "stop", "stop", Usage(10, 2))
 
 
 async def probe() -> str:
@@ -150,3 +170,209 @@ async def test_rate_limit_headers_make_the_next_request_wait(tmp_path: Path, run
         run = await run_agent(path, extra_tools=[make_tool(probe)])
     assert run.outcome.exit_code == 0, run.err
     assert 19 <= arrivals[1] - arrivals[0] <= 21
+
+
+def breaker_of(name: str, base_url: str, key: str) -> CircuitBreaker:
+    """The process-wide breaker the session used (the first caller's settings won)."""
+    return shared_breaker(limiter_key(name, base_url, key), 1, 1.0)
+
+
+def timed(entry: Any, arrivals: list[float]) -> Any:
+    """A script entry that notes the virtual time its request arrived."""
+    def answer(req: RecordedRequest) -> Any:
+        arrivals.append(trio.current_time())
+        return entry
+    return answer
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_five_transient_faults_in_one_turn_do_not_end_the_session(
+        protocol: str, tmp_path: Path, run_agent, autojump_clock: Any) -> None:
+    """One provider, no fallback, retry.max_attempts 8, circuit threshold 3: a 429, a 500, an
+    HTML 502, a cut stream and a 529 in one turn open the circuit twice; each time the turn
+    waits for the probe (a refusal uses an attempt, sends nothing) and the session finishes."""
+    script = [faults.rate_limited(retry_after=1), faults.server_error(), faults.html_error(502),
+              faults.cut_mid_stream(then=FINAL, after_events=2), faults.overloaded(), FINAL]
+    async with open_fake_server(script) as server:
+        url = server.base_url(protocol)
+        path = write(tmp_path, {"main": {
+            "kind": protocol, "model": "m", "api_key": "k-main-1", "base_url": url,
+            "retry": {"max_attempts": 8, "base_delay": 0.5, "max_delay": 4},
+            "circuit": {"failure_threshold": 3, "cooldown": 30}}})
+        run = await run_agent(path)
+    assert run.outcome.exit_code == 0, run.err
+    assert run.out.strip() == "made it"
+    assert server.request_count == 6  # five faults and the answer: refusals send nothing
+    assert [(e["kind"], e["attempt"]) for e in run.errors(1)] == [
+        ("rate_limited", 1), ("server", 2), ("server", 3), ("stream_interrupted", 4),
+        ("overloaded", 6)]
+    waits = [e for e in run.events("warning") if e.get("circuit_open")]
+    assert [w["attempt"] for w in waits] == [5, 7]
+    for w in waits:  # the wait is named, with how long, and lasts until the probe
+        assert w["message"].startswith("main waits: circuit open")
+        assert "waiting" in w["message"] and "next probe" in w["message"]
+        assert 26 <= w["delay"] <= 30
+    assert [r["attempt"] for r in run.events("request")] == [1, 2, 3, 4, 6, 8]
+    [assistant] = run.events("assistant")
+    assert assistant["attempts"] == 8
+    assert breaker_of("main", url, "k-main-1").state(trio.current_time()) is BreakerState.CLOSED
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_open_circuit_hands_the_turn_to_the_fallback_at_once(
+        protocol: str, tmp_path: Path, run_agent, autojump_clock: Any) -> None:
+    """The counterpart: with a fallback configured the same open circuit does not wait; the
+    refused attempt ends the main provider's turn and the fallback answers long before the
+    cool-down would have passed."""
+    arrivals: list[float] = []
+    async with open_fake_server([faults.server_error()] * 3) as s1, \
+            open_fake_server([timed(FINAL, arrivals)]) as s2:
+        path = write(tmp_path, {
+            "main": {"kind": protocol, "model": "m", "api_key": "k-main-1",
+                     "base_url": s1.base_url(protocol),
+                     "retry": {"max_attempts": 8, "base_delay": 0.5, "max_delay": 4},
+                     "circuit": {"failure_threshold": 3, "cooldown": 600}},
+            "backup": {"kind": protocol, "model": "m", "api_key": "k-backup-1",
+                       "base_url": s2.base_url(protocol)}}, fallbacks=["backup"])
+        run = await run_agent(path)
+    assert run.outcome.exit_code == 0, run.err
+    assert run.out.strip() == "made it"
+    assert s1.request_count == 3 and s2.request_count == 1
+    assert arrivals[0] < 20  # three backoff delays of at most 4 s, no 600 s cool-down
+    [skip] = [e for e in run.events("warning") if e.get("circuit_open")]
+    assert skip["attempt"] == 4 and skip["delay"] is None
+    assert skip["message"].startswith("main skipped: circuit open")
+    assert [e["provider"] for e in run.events("assistant")] == ["backup"]
+
+
+async def test_a_429_storm_never_opens_the_breaker(tmp_path: Path, run_agent,
+                                                   autojump_clock: Any) -> None:
+    """Ten 429s in a row against a threshold of 2: each waits out its retry-after, none counts
+    against the provider, the circuit stays closed and the session finishes."""
+    arrivals: list[float] = []
+    storm = [timed(faults.rate_limited(retry_after=3), arrivals) for _ in range(10)]
+    async with open_fake_server([*storm, timed(FINAL, arrivals)]) as server:
+        url = server.base_url("openai-chat")
+        path = write(tmp_path, {"main": {
+            "kind": "openai-chat", "model": "m", "api_key": "k-main-1", "base_url": url,
+            "retry": {"max_attempts": 12, "base_delay": 0.5},
+            "circuit": {"failure_threshold": 2, "cooldown": 60}}})
+        run = await run_agent(path)
+    assert run.outcome.exit_code == 0, run.err
+    assert server.request_count == 11
+    assert [e["kind"] for e in run.errors(1)] == ["rate_limited"] * 10
+    assert not [e for e in run.events("warning") if e.get("circuit_open")]
+    assert all(b - a >= 3 for a, b in itertools.pairwise(arrivals))
+    breaker = breaker_of("main", url, "k-main-1")
+    assert breaker.state(trio.current_time()) is BreakerState.CLOSED
+    assert breaker.consecutive_failures == 0
+
+
+async def test_a_429_retry_after_holds_every_session_of_the_provider(
+        tmp_path: Path, run_agent, autojump_clock: Any) -> None:
+    """Session A gets a 429 with retry-after 20 s; session B, on the same provider and key,
+    starts 5 s later: the shared rate limiter holds B's request until the 20 s have passed
+    (no rate_limit is configured: the limiter adapts to the provider's answers alone)."""
+    arrivals: list[tuple[str, float]] = []
+
+    def note(entry: Any) -> Any:
+        def answer(req: RecordedRequest) -> Any:
+            arrivals.append((req.raw.decode(), trio.current_time()))
+            return entry
+        return answer
+
+    async with open_fake_server([note(faults.rate_limited(retry_after=20)), note(FINAL),
+                                 note(FINAL)]) as server:
+        paths = []
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            paths.append(write(tmp_path / name, {"main": {
+                "kind": "openai-chat", "model": "m", "api_key": "k-shared-1",
+                "base_url": server.base_url("openai-chat")}}, task=f"task-{name}-marker"))
+        runs: dict[str, Any] = {}
+
+        async def session(name: str, path: Path, after: float) -> None:
+            await trio.sleep(after)
+            runs[name] = await run_agent(path)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session, "a", paths[0], 0.0)
+            nursery.start_soon(session, "b", paths[1], 5.0)
+    assert runs["a"].outcome.exit_code == 0 and runs["b"].outcome.exit_code == 0
+    a_sent = [t for body, t in arrivals if "task-a-marker" in body]
+    [b_sent] = [t for body, t in arrivals if "task-b-marker" in body]
+    assert len(a_sent) == 2 and a_sent[0] < 1  # the 429, then its retry
+    assert b_sent >= 20 - 1e-6 and a_sent[1] >= 20 - 1e-6
+
+
+TRANSIENT = sorted(RETRYABLE)
+
+
+@settings(max_examples=40, deadline=None)
+@given(kinds=st.lists(st.sampled_from(TRANSIENT), max_size=5), threshold=st.integers(1, 4))
+def test_transient_failures_within_the_budget_never_fail_a_single_provider_session(
+        kinds: list[ErrorKind], threshold: int) -> None:
+    """For any run of transient failures and any breaker threshold, a session with one
+    provider and a retry budget covering the worst case (each failure followed by one
+    refusal of the open circuit, then the answer: 2n+1 attempts) finishes with exit 0."""
+    script: list[Any] = [ProviderError(k, f"transient {k.value}", provider="main")
+                         for k in kinds]
+    provider = ScriptedProvider("main", [*script, FINAL])
+
+    async def session(folder: Path) -> Any:
+        path = write(folder, {"main": {
+            "kind": "scripted", "model": "m", "script": [{"text": "unused"}],
+            "retry": {"max_attempts": 2 * len(kinds) + 1, "base_delay": 0.5, "max_delay": 2},
+            "circuit": {"failure_threshold": threshold, "cooldown": 10},
+            "timeout": {"total": 600}}})
+        cfg = load_config(path, environ={"TEST_TRACE_KEY": "k"})
+        outcome, _ = await run_session(cfg, task="go", stdout=io.StringIO(),
+                                       stderr=io.StringIO(), stream_answer=False,
+                                       handle_signals=False, environ={"TEST_TRACE_KEY": "k"},
+                                       providers={"main": provider})
+        return outcome
+
+    breaker_registry.clear_registry()  # one fresh breaker per example
+    ratelimit_registry.clear_registry()
+    with tempfile.TemporaryDirectory() as folder:
+        outcome = trio.run(session, Path(folder), clock=MockClock(autojump_threshold=0))
+    assert outcome.exit_code == 0, outcome.message
+    assert len(provider.requests) == len(kinds) + 1
+
+
+async def test_turns_waiting_on_one_circuit_all_go_once_the_probe_succeeds(
+        autojump_clock: Any) -> None:
+    """Two turns without a fallback wait on the same open circuit; one takes the probe (a
+    5 s answer), the other looks again while it is out and goes as soon as the circuit
+    closes, not a cool-down later, having used one refusal and one real attempt."""
+    breaker = CircuitBreaker(1, 30.0)
+    breaker.record_failure(trio.current_time())  # open from t=0 for 30 s
+    slow = faults.stall(5, then=FINAL, after_events=None)
+    done: dict[str, tuple[float, int]] = {}
+    async with open_fake_server([slow, slow]) as server, httpx.AsyncClient() as client:
+        spec = ProviderSpec(name="main", kind="openai-chat", model="m", api_key="k-1",
+                            base_url=server.base_url("openai-chat"),
+                            timeouts=Timeouts(5, 60, 120))
+        provider = HTTPProvider(spec, client)
+        opts = ActorOptions(breaker=breaker, policy=RetryPolicy(max_attempts=3))
+
+        async def turn(name: str) -> None:
+            send, recv = trio.open_memory_channel[Any](16)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run_turn, provider,
+                                   TurnRequest(Request(model="m", messages=[
+                                       Message.user(name)]), send), opts, {})
+                async with recv:
+                    async for msg in recv:
+                        if isinstance(msg, TurnDone):
+                            done[name] = (trio.current_time(), msg.attempts)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(turn, "a")
+            await trio.sleep(1)
+            nursery.start_soon(turn, "b")
+    assert server.request_count == 2
+    times = sorted(t for t, _ in done.values())
+    assert 35 <= times[0] <= 36  # the probe: sent at 30, answered 5 s later
+    assert times[1] <= times[0] + 5 + 1 + 1e-6  # looked again within a poll; 5 s answer
+    assert {n for _, n in done.values()} == {2}

@@ -18,7 +18,7 @@ from runtime.errors import (
     error_from_response,
     parse_retry_after,
 )
-from runtime.retry import RetryPolicy
+from runtime.resilience.retry import RetryPolicy
 
 DRAWS = 20_000
 

@@ -20,6 +20,7 @@ from runtime.errors import ProviderError
 from runtime.events import Event, ToolCallDelta, assemble
 from runtime.model import ReasoningPart, Request, Response, TextPart, ToolCallPart, Usage
 from runtime.providers import HTTPProvider, ProviderSpec, Timeouts
+from runtime.providers.kinds import KINDS as TABLE
 from runtime.testing import FakeProviderServer, Raw, Script
 from runtime.testing.faults import error_body
 from runtime.testing.server import open_fake_server
@@ -27,17 +28,26 @@ from tests.recordings import assert_matches, load
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-smoke-fake-key-9f8e7d6c5b4a3210"
-KEY_ENVS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY")
-# kind -> (script, key variable, wire protocol, checks in order)
-KINDS: dict[str, tuple[str, str | None, str, list[str]]] = {
-    "openai-chat": ("smoke_openai_chat.py", "OPENAI_API_KEY", "openai-chat", ["stream", "tool"]),
-    "openai-responses": ("smoke_openai_responses.py", "OPENAI_API_KEY", "openai-responses",
-                         ["stream", "tool", "reasoning"]),
-    "anthropic": ("smoke_anthropic.py", "ANTHROPIC_API_KEY", "anthropic",
-                  ["stream", "tool", "thinking"]),
-    "openrouter": ("smoke_openrouter.py", "OPENROUTER_API_KEY", "openai-chat", ["stream", "tool"]),
-    "local": ("smoke_local.py", None, "openai-chat", ["stream", "tool"]),
-}
+KEY_ENVS = {k.key_env for k in TABLE.values() if k.key_env}
+# each smoke script's checks, in order (the script of kind K is smoke_K.py, - as _)
+CHECKS = {"smoke_openai_chat.py": ["stream", "tool"],
+          "smoke_openai_responses.py": ["stream", "tool", "reasoning"],
+          "smoke_anthropic.py": ["stream", "tool", "thinking"],
+          "smoke_openrouter.py": ["stream", "tool"], "smoke_local.py": ["stream", "tool"]}
+
+
+def _kind(script: str) -> str:
+    return script.removeprefix("smoke_").removesuffix(".py").replace("_", "-")
+
+
+def _entry(script: str) -> tuple[str, str | None, str, list[str]]:
+    kind = TABLE[_kind(script)]
+    assert kind.protocol is not None
+    return script, kind.key_env if kind.key_required else None, kind.protocol, CHECKS[script]
+
+
+# kind -> (script, key variable, wire protocol, checks in order), from the kinds table
+KINDS = {_kind(script): _entry(script) for script in CHECKS}
 FINISH = {"openai-chat": ("stop", "tool_calls"), "openai-responses": ("completed", "completed"),
           "anthropic": ("end_turn", "tool_use")}
 
@@ -120,7 +130,14 @@ def served() -> Iterator[FakeProviderServer]:
 
 
 def base_url(server: FakeProviderServer, kind: str) -> str:
-    return server.base_url(KINDS[kind][2] if kind != "local" else "local")
+    return server.base_url(kind)
+
+
+def test_every_http_kind_has_a_smoke_script() -> None:
+    """scripts/ holds one smoke script per kind that speaks HTTP, and no other."""
+    scripts = {p.name for p in (ROOT / "scripts").glob("smoke_*.py")}
+    assert scripts == set(CHECKS)
+    assert set(KINDS) == {name for name, kind in TABLE.items() if not kind.in_process}
 
 
 def test_skips_without_key() -> None:
@@ -185,7 +202,7 @@ def broken_script(kind: str) -> tuple[list[Any], str]:
     return [_unauthorized(protocol), *entries[1:]], "stream"
 
 
-@pytest.mark.parametrize("kind", ["openai-chat", "openai-responses", "anthropic", "local"])
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "openrouter"])  # as openai-chat
 def test_failed_check_exits_nonzero(kind: str, served: FakeProviderServer,
                                     tmp_path: Path) -> None:
     """A failed check (a 401, a reasoning item without its opaque payload, no tool call) is
@@ -247,7 +264,7 @@ async def replay(path: Path, kind: str) -> list[tuple[Response | None, ProviderE
     return out
 
 
-@pytest.mark.parametrize("kind", ["openai-chat", "openai-responses", "anthropic", "openrouter"])
+@pytest.mark.parametrize("kind", [k for k in KINDS if TABLE[k].key_required])
 async def test_record_writes_corpus_files(kind: str, tmp_path: Path) -> None:
     """``--record DIR`` writes one file per check in the recordings format: kept headers
     only, no key anywhere, ``expect`` records that agree with what the server was scripted

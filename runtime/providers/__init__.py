@@ -1,36 +1,60 @@
 """Provider runtimes and their registry.
 
 ``build_provider(name, config, client)`` maps a provider entry of agent.yaml to its
-runtime: the HTTP runtime for the wire kinds (openai-chat, openai-responses, anthropic,
-openrouter, local), the in-process scripted provider for ``scripted``.
+runtime: the HTTP runtime for the kinds that speak a wire protocol, the in-process
+scripted provider for ``scripted`` (the kinds are described in ``kinds``, the one table).
+Names are resolved on first use, so ``runtime.providers.kinds`` (pure) can be imported
+without trio or httpx.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from ..config import DEFAULT_BASE_URLS
-from .actor import Provider
-from .http import HTTPProvider, ProviderSpec, Timeouts
+from .kinds import KINDS
 
 if TYPE_CHECKING:
-    from ..config import ProviderConfig
+    import httpx
 
-__all__ = ["HTTPProvider", "Provider", "ProviderSpec", "Timeouts", "build_provider"]
+    from ..config import ProviderConfig
+    from .actor import Provider as Provider
+    from .http import HTTPProvider as HTTPProvider
+    from .http import ProviderSpec as ProviderSpec
+    from .http import Timeouts as Timeouts
+    from .scripted import ScriptedProvider as ScriptedProvider
+
+__all__ = ["HTTPProvider", "Provider", "ProviderSpec", "ScriptedProvider", "Timeouts",
+           "build_provider"]
+
+_WHERE = {"HTTPProvider": "http", "ProviderSpec": "http", "Timeouts": "http",
+          "Provider": "actor", "ScriptedProvider": "scripted"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 def build_provider(name: str, pc: ProviderConfig, client: httpx.AsyncClient, *,
                    redact: Callable[[str], str] | None = None) -> Provider:
     """The runtime for one provider entry of the config."""
-    if pc.kind == "scripted":
-        from ..testing.scripted import ScriptedProvider, response_from_turn
+    kind = KINDS[pc.kind]
+    if kind.in_process:
+        from .scripted import ScriptedProvider, response_from_turn
 
         return ScriptedProvider(name, [response_from_turn(t, i + 1)
-                                       for i, t in enumerate(pc.script)], model=pc.model or "scripted")
+                                       for i, t in enumerate(pc.script)],
+                                model=pc.model or kind.name)
+    from .http import HTTPProvider, ProviderSpec, Timeouts
+
     spec = ProviderSpec(
-        name=name, kind=pc.kind, base_url=pc.base_url or DEFAULT_BASE_URLS[pc.kind] or "",
+        name=name, kind=pc.kind, base_url=pc.base_url or kind.base_url or "",
         model=pc.model, api_key=pc.api_key or None, headers=dict(pc.headers),
         timeouts=Timeouts(pc.timeout.connect, pc.timeout.read, pc.timeout.total),
     )

@@ -11,6 +11,18 @@ where each ``Events`` is a ``list[Event]`` (one batch per network read).
 ``StreamingDisabled`` may appear once before an attempt. The reply channel is closed at
 the end, so the consumer sees ``EndOfChannel``. Events of a failed attempt have already
 been delivered: the consumer starts a new assembly at each ``AttemptStarted``.
+
+An attempt the open circuit refuses sends nothing and is answered with an
+``AttemptFailed`` whose error has the code ``CIRCUIT_OPEN``. When the turn can fail over
+(``TurnRequest.can_fail_over``) the turn ends there, so the next provider takes it at
+once; otherwise the refusal uses up one attempt of the retry budget and the turn waits
+for the circuit's next probe (its ``delay``), as long as the budget and ``timeout.total``
+allow. While another turn's probe is in flight the wait looks again every
+``CIRCUIT_POLL`` seconds, so a successful probe lets every waiting turn through at once
+rather than a cool-down later; a probe that fails opens the circuit again, and the next
+attempt is another refusal. Each outcome of a call is recorded by the breaker as its verdict says
+(``resilience.breaker.VERDICTS``); a 429 also holds the shared rate limiter back for its
+``retry-after``.
 """
 
 from __future__ import annotations
@@ -23,13 +35,13 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from ..breaker import CircuitBreaker
-from ..errors import RETRYABLE, ErrorKind, ProviderError
+from ..errors import ErrorKind, ProviderError
 from ..events import Event, events_of
 from ..model import Request, Response
 from ..pricing import estimate_tokens
-from ..ratelimit import RateLimiter, acquire
-from ..retry import RetryPolicy
+from ..resilience.breaker import BreakerState, CircuitBreaker, Verdict, verdict_of
+from ..resilience.ratelimit import RateLimiter, acquire
+from ..resilience.retry import RetryPolicy
 
 __all__ = [
     "CIRCUIT_OPEN",
@@ -64,6 +76,9 @@ class TurnRequest:
     reply: trio.MemorySendChannel[Reply]
     turn: int = 0
     stream: bool = True
+    # another provider would take the turn if this one failed: an open circuit then ends
+    # the turn at once instead of waiting for its probe
+    can_fail_over: bool = False
     estimate: int = -1
 
 
@@ -113,6 +128,7 @@ Reply = (list[Event] | AttemptStarted | AttemptFailed | StreamingDisabled | Turn
 
 
 CIRCUIT_OPEN = "circuit_open"  # the code of the error for a turn the breaker refused
+CIRCUIT_POLL = 1.0  # seconds between two looks at a half-open circuit whose probe is out
 
 
 def new_request_id() -> str:
@@ -130,22 +146,70 @@ class ActorOptions:
     limiter: RateLimiter | None = None   # shared by every session of the process
     breaker: CircuitBreaker | None = None
     clock: Callable[[], float] = trio.current_time
+    # the most a turn waits in all for an open circuit (the provider's timeout.total)
+    circuit_wait: float = 600.0
 
 
-async def _gate(opts: ActorOptions, provider: Provider, estimate: int) -> ProviderError | None:
-    """Wait for the rate limiter; refuse at once when the circuit is open."""
-    if opts.breaker is not None and not opts.breaker.allow(opts.clock()):
-        wait = opts.breaker.retry_in(opts.clock())
-        err = ProviderError(ErrorKind.SERVER, f"circuit open after repeated failures: "
-                            f"no request sent (next probe in {wait:.1f} s)",
-                            provider=provider.name,
-                            hint="the provider keeps failing; a fallback takes the turn if "
-                                 "one is configured", code=CIRCUIT_OPEN)
-        err.retry_safe = False
-        return err
-    if opts.limiter is not None:
-        await acquire(opts.limiter, estimate, clock=opts.clock, sleep=opts.sleep)
-    return None
+def _refusal(opts: ActorOptions, provider: Provider, wait: float, attempt: int, *,
+             waiting: bool, why: str = "") -> ProviderError:
+    """The error of an attempt the open circuit refused (nothing was sent)."""
+    head = "circuit open after repeated failures: no request sent"
+    if waiting:
+        text = (f"{head}; waiting up to {wait:.1f} s for its next probe (attempt {attempt} "
+                f"of {opts.policy.max_attempts})")
+    else:
+        text = f"{head} (next probe in {wait:.1f} s{why})"
+    err = ProviderError(ErrorKind.SERVER, text, provider=provider.name,
+                        hint="the provider keeps failing: the turn waits for the circuit's "
+                             "probe, or a fallback takes it if one is configured",
+                        code=CIRCUIT_OPEN)
+    err.retry_safe = False
+    return err
+
+
+def _circuit(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: int,
+                   waited: float) -> tuple[ProviderError, float | None] | None:
+    """None when the breaker lets this attempt through; else the refusal and how long to
+    wait before the next attempt (None: the turn ends here)."""
+    breaker = opts.breaker
+    if breaker is None or breaker.allow(opts.clock()):
+        return None
+    wait = breaker.retry_in(opts.clock())
+    if msg.can_fail_over:
+        return _refusal(opts, provider, wait, attempt, waiting=False), None
+    if attempt >= opts.policy.max_attempts:
+        return _refusal(opts, provider, wait, attempt, waiting=False,
+                        why=f"; no attempt left of retry.max_attempts "
+                            f"{opts.policy.max_attempts}"), None
+    if waited + wait > opts.circuit_wait:
+        return _refusal(opts, provider, wait, attempt, waiting=False,
+                        why=f", beyond timeout.total {opts.circuit_wait:g} s of waiting "
+                            "for it in this turn"), None
+    return _refusal(opts, provider, wait, attempt, waiting=True), wait
+
+
+async def _await_circuit(opts: ActorOptions, until: float, budget_end: float) -> bool:
+    """Wait for the breaker to let a call through: True when it did (a half-open probe slot
+    is then this turn's). An open circuit cannot close before its cool-down, so that is
+    slept in one go; False when it is still (or again) open at ``until``. While another
+    turn's probe is out the circuit is looked at every ``CIRCUIT_POLL`` seconds, up to
+    ``budget_end`` (the turn's timeout.total for circuit waits)."""
+    breaker = opts.breaker
+    assert breaker is not None
+    while True:
+        now = opts.clock()
+        if breaker.allow(now):
+            return True
+        is_open = breaker.state(now) is BreakerState.OPEN
+        if now >= budget_end or (is_open and now >= until):
+            return False
+        step = min(breaker.retry_in(now), until - now) if is_open else CIRCUIT_POLL
+        await opts.sleep(max(1e-3, min(step, budget_end - now)))
+
+
+def _record(opts: ActorOptions, verdict: Verdict, probe_at: float | None) -> None:
+    if opts.breaker is not None:
+        opts.breaker.record(verdict, opts.clock(), probe_at=probe_at)
 
 
 async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
@@ -153,12 +217,13 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
     """All attempts of one turn; every outcome is a reply message, never an exception."""
     stream = msg.stream and not state.get("streaming_disabled")
     attempt = 0
+    waited = 0.0  # seconds spent waiting for an open circuit
     async with msg.reply as reply:
         key: str | None = None
         if opts.cache is not None:
             try:
                 key, hit = await opts.cache.lookup(opts.cache_kind, msg.request)
-            except ProviderError as err:  # a replay miss: names the key and what differs
+            except ProviderError as err:  # a replay miss: nothing sent, the breaker untold
                 rid = new_request_id()
                 await reply.send(AttemptFailed(err, 1, rid, None))
                 await reply.send(TurnFailed(err, 1))
@@ -174,25 +239,37 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
         # the real usage afterwards
         prompt = msg.estimate if msg.estimate >= 0 else estimate_tokens(msg.request.messages)
         estimate = prompt + (msg.request.params.max_tokens or 0)
+        admitted = False  # the breaker already let the next attempt through
         while True:
             attempt += 1
             rid = new_request_id()
-            refused = await _gate(opts, provider, estimate)
+            refused = None if admitted else _circuit(opts, provider, msg, attempt, waited)
             if refused is not None:
-                await reply.send(AttemptFailed(refused, attempt, rid, None))
-                await reply.send(TurnFailed(refused, attempt))
-                return
+                refusal, wait = refused
+                await reply.send(AttemptFailed(refusal, attempt, rid, wait))
+                if wait is None:
+                    await reply.send(TurnFailed(refusal, attempt))
+                    return
+                t0 = opts.clock()
+                admitted = await _await_circuit(opts, t0 + wait,
+                                                t0 + opts.circuit_wait - waited)
+                waited += opts.clock() - t0
+                continue
+            admitted = False
+            probe_at = None if opts.breaker is None else opts.breaker.probe_started_at(
+                opts.clock())
+            if opts.limiter is not None:
+                await acquire(opts.limiter, estimate, clock=opts.clock, sleep=opts.sleep)
             await reply.send(AttemptStarted(attempt, rid, stream))
             try:
                 resp = await provider.attempt(msg.request, reply, stream=stream)
             except ProviderError as err:
-                if opts.breaker is not None:
-                    if err.kind in RETRYABLE:
-                        opts.breaker.record_failure(opts.clock())
-                    else:  # the provider answered; the request itself was at fault
-                        opts.breaker.record_success(opts.clock())
-                if opts.limiter is not None and not err.output_started:
-                    opts.limiter.settle(0, opts.clock(), estimate=estimate)  # nothing was used
+                _record(opts, verdict_of(err), probe_at)
+                if opts.limiter is not None:
+                    if not err.output_started:
+                        opts.limiter.settle(0, opts.clock(), estimate=estimate)  # unused
+                    if err.kind is ErrorKind.RATE_LIMITED and err.retry_after is not None:
+                        opts.limiter.hold(err.retry_after, opts.clock())
                 if stream and err.kind.value in opts.streaming_fallback_kinds:
                     stream = False
                     reason = err.message
@@ -210,8 +287,10 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 await reply.send(AttemptFailed(err, attempt, rid, None))
                 await reply.send(TurnFailed(err, attempt))
                 return
-            if opts.breaker is not None:
-                opts.breaker.record_success(opts.clock())
+            except BaseException:  # cancelled (Ctrl-C, a session stopped): no verdict
+                _record(opts, Verdict.NEUTRAL, probe_at)
+                raise
+            _record(opts, Verdict.SUCCESS, probe_at)
             if opts.limiter is not None and resp.usage is not None:
                 opts.limiter.settle(resp.usage.total_tokens, opts.clock(), estimate=estimate)
             if opts.cache is not None and opts.cache.records:

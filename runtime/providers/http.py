@@ -1,7 +1,11 @@
 """One HTTP attempt against a provider: encode, send, stream, decode, deliver.
 
 This is the only place where httpx meets the project. Foreign exceptions are mapped here,
-once, with ``raise ... from exc``; everything above sees ``ProviderError`` only.
+once, with ``raise ... from exc``; everything above sees ``ProviderError`` only. A failure
+whose cause is this machine's own shortage (too many open files, no memory, no free port:
+``local_cause`` finds the errno behind httpx's wrappers; or a failed connect while the
+process sits at its open-file limit; or a ``timeout.total`` lost to our own stalled event
+loop or slow consumer) is ``local_resource``, never blamed on the provider.
 
 The hot path is per streamed chunk: ``aiter_bytes`` -> ``SSEDecoder.feed`` -> codec
 ``StreamDecoder.feed`` -> ``Assembler.add``, and the events of one network read go out as
@@ -12,6 +16,8 @@ backpressure.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -21,24 +27,27 @@ import httpx
 import msgspec
 import trio
 
-from ..errors import ErrorKind, ProviderError, error_from_event, error_from_response
+from ..errors import (
+    ErrorKind,
+    ProviderError,
+    error_from_event,
+    error_from_response,
+    local_cause,
+    local_resource_error,
+)
 from ..events import Assembler, Event
 from ..model import Request, Response
 from ..wire import codec_for
 from ..wire.sse import SSEDecoder
+from .kinds import KINDS
 
-__all__ = ["KIND_PROTOCOL", "HTTPProvider", "ProviderSpec", "Timeouts"]
-
-# provider kind -> (wire protocol, dialect)
-KIND_PROTOCOL: dict[str, tuple[str, str | None]] = {
-    "openai-chat": ("openai-chat", None),
-    "openrouter": ("openai-chat", "openrouter"),
-    "local": ("openai-chat", "local"),
-    "openai-responses": ("openai-responses", None),
-    "anthropic": ("anthropic", None),
-}
+__all__ = ["HTTPProvider", "ProviderSpec", "Timeouts"]
 
 _MAX_ERROR_BODY = 64 * 1024
+# A timeout.total counts as ours when our side (a stalled event loop firing the deadline
+# late, a consumer holding the stream back) took more than this share of it (>= 1 s).
+_OURS_SHARE = 0.1
+_FD_MARGIN = 8  # "at the open-file limit": fewer free descriptors than this
 _encoder = msgspec.json.Encoder()
 
 
@@ -69,11 +78,13 @@ class HTTPProvider:
 
     def __init__(self, spec: ProviderSpec, client: httpx.AsyncClient, *,
                  redact: Callable[[str], str] | None = None) -> None:
-        if spec.kind not in KIND_PROTOCOL:
+        kind = KINDS.get(spec.kind)
+        if kind is None or kind.protocol is None:
             raise ValueError(f"{spec.kind!r} is not an HTTP provider kind")
         self.spec = spec
         self.name = spec.name
-        self.protocol, self.dialect = KIND_PROTOCOL[spec.kind]
+        self.protocol: str = kind.protocol
+        self.dialect = kind.dialect
         self.codec: ModuleType = codec_for(self.protocol)
         self.client = client
         self.url = self.codec.url(spec.base_url)
@@ -112,6 +123,8 @@ class HTTPProvider:
         asm = Assembler(self.protocol, self.name)
         request_id: str | None = None
         in_body = False  # the response head arrived: a break now interrupts a response
+        held = _Held()
+        deadline = trio.current_time() + self.spec.timeouts.total
         try:
             with trio.fail_after(self.spec.timeouts.total):
                 async with self.client.stream(
@@ -126,9 +139,9 @@ class HTTPProvider:
                         raise await self._http_error(http)
                     ctype = http.headers.get("content-type", "")
                     if "text/event-stream" in ctype:
-                        await self._read_stream(http, asm, send)
+                        await self._read_stream(http, asm, send, held)
                     else:
-                        await self._read_body(http, ctype, asm, send)
+                        await self._read_body(http, ctype, asm, send, held)
         except ProviderError as exc:
             exc.provider = exc.provider or self.name
             exc.request_id = exc.request_id or request_id
@@ -138,30 +151,37 @@ class HTTPProvider:
                 exc.output_started = asm.has_output
             raise
         except trio.TooSlowError as exc:
-            raise self._error(ErrorKind.TIMEOUT,
-                              f"no complete response within {self.spec.timeouts.total:g} s (timeout.total)",
-                              request_id, started=asm.has_output) from exc
+            raise self._total_timeout(deadline, held.seconds, request_id,
+                                      asm.has_output) from exc
         except httpx.TimeoutException as exc:
+            # trio delivers I/O before it expires deadlines, so a read or connect timeout
+            # means no byte came for the whole window however busy we were: the provider's
             what = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
             limit = self.spec.timeouts.connect if what == "connect" else self.spec.timeouts.read
             raise self._error(ErrorKind.TIMEOUT, f"{what} timed out after {limit:g} s "
                               f"(timeout.{what})", request_id, started=asm.has_output) from exc
         except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
-            raise self._error(ErrorKind.CONNECTION, f"cannot connect to {self.url}: {exc}",
-                              request_id) from exc
+            raise self._local(exc, "connecting", request_id, connect=True) or self._error(
+                ErrorKind.CONNECTION, f"cannot connect to {self.url}: {exc}",
+                request_id) from exc
         except httpx.RemoteProtocolError as exc:
             if stale_ok and not in_body and "without sending" in str(exc):
                 raise _StaleConnection from exc
             kind = ErrorKind.STREAM_INTERRUPTED if in_body else ErrorKind.CONNECTION
-            raise self._error(kind, f"connection broken: {exc or type(exc).__name__}",
-                              request_id, started=asm.has_output) from exc
+            raise self._local(exc, "talking to the provider", request_id,
+                              started=asm.has_output) or self._error(
+                kind, f"connection broken: {exc or type(exc).__name__}",
+                request_id, started=asm.has_output) from exc
         except (httpx.ReadError, httpx.WriteError, httpx.DecodingError) as exc:
             kind = ErrorKind.STREAM_INTERRUPTED if in_body else ErrorKind.CONNECTION
-            raise self._error(kind, f"connection broken: {exc or type(exc).__name__}",
-                              request_id, started=asm.has_output) from exc
-        except httpx.TransportError as exc:
-            raise self._error(ErrorKind.CONNECTION, f"transport error: {exc!r}",
-                              request_id) from exc
+            raise self._local(exc, "talking to the provider", request_id,
+                              started=asm.has_output) or self._error(
+                kind, f"connection broken: {exc or type(exc).__name__}",
+                request_id, started=asm.has_output) from exc
+        except (httpx.TransportError, OSError) as exc:  # OSError: one httpx did not wrap
+            raise self._local(exc, "talking to the provider", request_id,
+                              started=asm.has_output) or self._error(
+                ErrorKind.CONNECTION, f"transport error: {exc!r}", request_id) from exc
         if asm.error is not None:
             ev = asm.error
             err = error_from_event(ev.kind, self._redact(ev.message), provider=self.name,
@@ -173,6 +193,44 @@ class HTTPProvider:
         if request_id is not None:
             resp.request_id = request_id
         return resp
+
+    def _local(self, exc: BaseException, doing: str, request_id: str | None, *,
+               connect: bool = False, started: bool = False) -> ProviderError | None:
+        """The ``local_resource`` error when ``exc`` comes from this machine's own shortage
+        (an errno behind it, or a failed connect while we sit at the open-file limit)."""
+        code = local_cause(exc)
+        if code is None and connect and _at_fd_limit():
+            code = errno.EMFILE
+            doing = "connecting with (almost) every allowed file descriptor in use"
+        if code is None:
+            return None
+        err = local_resource_error(code, doing, provider=self.name, request_id=request_id)
+        err.output_started = started
+        return err
+
+    def _total_timeout(self, deadline: float, held: float, request_id: str | None,
+                       started: bool) -> ProviderError:
+        """A ``timeout.total`` expiry: the provider's, unless our side took a fair share of
+        the time (the deadline fired late because our event loop stalled, or a slow
+        consumer held the stream back, so the provider could not send)."""
+        total = self.spec.timeouts.total
+        late = max(0.0, trio.current_time() - deadline)
+        ours = late + held
+        if ours > max(1.0, _OURS_SHARE * total):
+            err = ProviderError(
+                ErrorKind.LOCAL_RESOURCE,
+                self._redact(f"timeout.total ({total:g} s) ran out while this process was too "
+                             f"busy: the deadline fired {late:.1f} s late and the stream was "
+                             f"held back {held:.1f} s by a slow consumer; not the provider's "
+                             "fault"),
+                provider=self.name, request_id=request_id,
+                hint="the event loop of this process was stalled or overloaded: lower "
+                     "concurrency, move CPU-heavy work off the event loop, or raise "
+                     "timeout.total; the request is retried")
+            err.output_started = started
+            return err
+        return self._error(ErrorKind.TIMEOUT, f"no complete response within {total:g} s "
+                           "(timeout.total)", request_id, started=started)
 
     def _error(self, kind: ErrorKind, message: str, request_id: str | None, *,
                started: bool = False) -> ProviderError:
@@ -191,7 +249,8 @@ class HTTPProvider:
                                    provider=self.name, redact=self._redact)
 
     async def _read_stream(self, resp: httpx.Response, asm: Assembler,
-                           send: trio.MemorySendChannel[list[Event]] | None) -> None:
+                           send: trio.MemorySendChannel[list[Event]] | None,
+                           held: _Held) -> None:
         sse = SSEDecoder()
         dec = self.codec.StreamDecoder()
         feed_sse = sse.feed
@@ -208,16 +267,17 @@ class HTTPProvider:
                     try:
                         send.send_nowait(batch)
                     except trio.WouldBlock:
-                        await send.send(batch)
+                        await held.send(send, batch)
                 if asm.error is not None:
                     return
         tail = [ev for sev in sse.close() for ev in feed(sev)]
         if asm.error is None:
             tail += dec.close()
-        await _deliver(tail, asm, send)
+        await _deliver(tail, asm, send, held)
 
     async def _read_body(self, resp: httpx.Response, ctype: str, asm: Assembler,
-                         send: trio.MemorySendChannel[list[Event]] | None) -> None:
+                         send: trio.MemorySendChannel[list[Event]] | None,
+                         held: _Held) -> None:
         body = await resp.aread()
         if "json" not in ctype and body.lstrip()[:1] not in (b"{", b"["):
             raise ProviderError(
@@ -227,19 +287,54 @@ class HTTPProvider:
                 details=self._redact(body[:400].decode("utf-8", "replace")),
             )
         events: list[Event] = self.codec.decode_body(body)
-        await _deliver(events, asm, send)
+        await _deliver(events, asm, send, held)
 
 
 class _StaleConnection(Exception):
     """A reused connection was closed by the server before it answered."""
 
 
+class _Held:
+    """Seconds one attempt spent waiting for its consumer to take events (backpressure):
+    time in which the provider could not send, so not the provider's to be blamed for."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    async def send(self, channel: trio.MemorySendChannel[list[Event]],
+                   events: list[Event]) -> None:
+        t0 = trio.current_time()
+        try:
+            await channel.send(events)
+        finally:
+            self.seconds += trio.current_time() - t0
+
+
 async def _deliver(events: list[Event], asm: Assembler,
-                   send: trio.MemorySendChannel[list[Event]] | None) -> None:
+                   send: trio.MemorySendChannel[list[Event]] | None, held: _Held) -> None:
     for ev in events:
         asm.add(ev)
     if send is not None and events:
-        await send.send(events)
+        await held.send(send, events)
+
+
+def _at_fd_limit() -> bool:
+    """Whether this process has (almost) no file descriptor left under its soft limit.
+    Reads ``/proc/self/fd`` (memory, not disk); unknown elsewhere (False)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return False
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError as exc:  # listing needs a descriptor too: none left is the answer
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    except ImportError:  # pragma: no cover - not a Unix
+        return False
+    return in_use >= soft - _FD_MARGIN
 
 
 def _scrub_key(key: str | None) -> Callable[[str], str]:

@@ -31,6 +31,7 @@ from ..hooks import Hooks, ResponseEnd
 from ..model import Message, Params, Part, Request, Response, ToolCallPart, Usage
 from ..pricing import PriceTable
 from ..providers.actor import TurnRequest
+from ..providers.kinds import KINDS
 from ..tools import ToolOutcome, ToolRegistry, run_tool_calls
 from ..tools.registry import Tool
 from ..tools.supervisor import Approver
@@ -246,9 +247,7 @@ class Conductor:
                       metadata={"run_id": self.spec.run_id, "turn": self.turn})
         reply_send, reply_recv = trio.open_memory_channel[Any](16)
         turn_req = TurnRequest(req, reply_send, self.turn, handle.stream,
-                               estimate=self.chat.estimate)
-        if hasattr(turn_req, "can_fail_over"):
-            turn_req = attrs.evolve(turn_req, can_fail_over=can_fail_over)  # type: ignore[misc]
+                               can_fail_over=can_fail_over, estimate=self.chat.estimate)
         try:
             await handle.mailbox.send(turn_req)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -300,10 +299,13 @@ class Conductor:
         u = resp.usage
         cost: float | None = 0.0
         if not answer.cached:  # a cache hit costs nothing
-            cost = self.prices.cost(resp.model or handle.model, u)
+            free = KINDS[handle.kind].free  # priced by pricing: alone, else zero
+            cost = self.prices.cost(resp.model or handle.model, u, builtin=not free)
             if cost is None:
-                cost = self.prices.cost(handle.model, u)
-            if cost is None and handle.kind not in ("local", "scripted"):
+                cost = self.prices.cost(handle.model, u, builtin=not free)
+            if cost is None and free:
+                cost = 0.0
+            if cost is None:
                 await self._warn_unpriced(handle)
             self._last_input = (u.input_tokens, len(self.chat) + 1)
         await self.rec.emit(UsageRecord(

@@ -209,10 +209,15 @@ WarningCode = Literal[
 
 
 class WarningRecord(RecordBase, tag="warning"):
+    """Something the user should know; ``code`` says what (``WarningCode``). A circuit
+    refusal carries the ``attempt`` it used and the ``delay`` before the next one."""
+
     message: str = ""
     code: WarningCode = "other"
     provider: str | None = None
     request_id: str | None = None
+    attempt: int | None = None
+    delay: float | None = None
 
 
 class ProviderErrorRecord(RecordBase, tag="provider_error"):

@@ -161,10 +161,12 @@ class TurnReader:
 
     async def failed(self, msg: AttemptFailed) -> None:
         err, name = msg.error, self.provider
-        if err.code == CIRCUIT_OPEN:  # no request was sent
+        if err.code == CIRCUIT_OPEN:  # no request was sent: not a provider failure
+            waits = msg.delay is not None
             await self.recorder.emit(WarningRecord(
-                code="circuit_open",
-                provider=name, message=f"{name}: {err.message}"))
+                code="circuit_wait" if waits else "circuit_open", provider=name,
+                attempt=msg.attempt, delay=msg.delay,
+                message=f"{name} {'waits' if waits else 'skipped'}: {err.message}"))
             return
         rec = ProviderErrorRecord(
             provider=name, model=self.model, kind=err.kind.value, status=err.status,

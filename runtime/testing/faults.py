@@ -2,9 +2,9 @@
 
 A fault either answers on its own (``rate_limited``, ``server_error``, ``overloaded``,
 ``html_error``, ``streaming_refused``, ``custom``, ``echo_auth``) or wraps a reply that it
-breaks part-way (``cut_mid_stream``, ``malformed_chunk``, ``stall``: ``then`` is the entry
-to send, a default text answer when omitted). ``Fault.plan`` is pure: it maps the request
-and the plan of ``then`` to the steps to carry out.
+breaks part-way (``cut_mid_stream``, ``malformed_chunk``, ``stall``, ``error_in_stream``:
+``then`` is the entry to send, a default text answer when omitted). ``Fault.plan`` is pure:
+it maps the request and the plan of ``then`` to the steps to carry out.
 
 For a reply sent with a content-length (a JSON body) ``after_events`` has no events to
 count: a cut sends half of the body, a malformed chunk replaces the body, a stall waits
@@ -44,6 +44,7 @@ __all__ = [
     "dropped_connection",
     "echo_auth",
     "error_body",
+    "error_in_stream",
     "html_error",
     "malformed_chunk",
     "overloaded",
@@ -98,6 +99,8 @@ def _html_page(status: int) -> bytes:
 
 
 Body = bytes | str | dict[str, Any] | Callable[[RecordedRequest], Any]
+# the SSE event name each protocol gives an error inside a stream (chat: none, data only)
+_ERROR_EVENT = {"openai-responses": "error", "anthropic": "error"}
 
 
 @attrs.frozen
@@ -105,8 +108,10 @@ class Fault:
     """One injected failure; ``name`` is how ``server.faults_served`` counts it.
 
     ``action`` is ``reply`` (answer with ``status``/``headers``/``body``), ``cut``,
-    ``malformed``, ``stall`` (break ``then`` after ``after_events``), ``refuse_stream`` or
-    ``drop`` (close the connection without a byte of answer).
+    ``malformed``, ``stall`` (break ``then`` after ``after_events``), ``error_event`` (send
+    ``then``'s first ``after_events`` events, then the error object ``body`` as an SSE event
+    named ``event``, and end the 200 stream), ``refuse_stream`` or ``drop`` (close the
+    connection without a byte of answer).
     """
 
     name: str
@@ -119,6 +124,7 @@ class Fault:
     then: Entry | None = None
     after_events: int | None = 0
     seconds: float = 0.0
+    event: str | None = None
 
     def applies_to(self, req: RecordedRequest) -> bool:
         """False when the request passes through untouched (streaming refused, asked
@@ -150,6 +156,8 @@ class Fault:
                 return [head, *(Send(c) for c in body[:n]), Cut()]
             data = b"".join(body)
             return [head, Send(data[: len(data) // 2]), Cut()]
+        if self.action == "error_event":
+            return self._error_event(req, head, body)
         if self.action == "malformed":
             if head.length is None:
                 n = self.after_events or 0
@@ -158,6 +166,18 @@ class Fault:
             broken = MALFORMED_EVENT[len(b"data: "):].strip()
             return [attrs.evolve(head, length=len(broken)), Send(broken)]
         raise ValueError(f"unknown fault action {self.action!r}")
+
+    def _error_event(self, req: RecordedRequest, head: Head, body: list[bytes]) -> list[Step]:
+        payload = self.body(req) if callable(self.body) else self.body
+        if not isinstance(payload, dict):
+            raise ValueError(f"fault {self.name} needs an error object (a dict) as its body")
+        data = json.dumps(payload).encode()
+        if head.length is not None:  # asked without streaming: the error is the 200 body
+            return plan_of(Raw(200, {"content-type": "application/json"}, data))
+        event = self.event if self.event is not None else _ERROR_EVENT.get(req.protocol)
+        sse = (f"event: {event}\n".encode() if event else b"") + b"data: " + data + b"\n\n"
+        n = self.after_events or 0
+        return [head, *(Send(c) for c in body[:n]), Send(sse)]
 
     def _stall(self, head: Head, body: list[bytes]) -> list[Step]:
         wait = Sleep(self.seconds)
@@ -230,6 +250,17 @@ def stall(seconds: float = 3600.0, then: Entry | None = None,
     """Send the headers and ``after_events`` events, then sleep ``seconds`` before the rest;
     ``after_events=None`` sleeps before the headers."""
     return Fault("stall", action="stall", then=then, after_events=after_events, seconds=seconds)
+
+
+def error_in_stream(error: dict[str, Any] | Callable[[RecordedRequest], dict[str, Any]], *,
+                    event: str | None = None, then: Entry | None = None,
+                    after_events: int = 0) -> Fault:
+    """A 200 stream that reports an error: the first ``after_events`` events of ``then``,
+    then ``error`` (the provider's error object, as it sends it) as an SSE event named
+    ``event`` (default: ``error`` for Responses and Anthropic, a bare ``data:`` line for
+    chat). A request without streaming gets ``error`` as its 200 JSON body."""
+    return Fault("error_in_stream", action="error_event", status=200, body=error, then=then,
+                 after_events=after_events, event=event)
 
 
 def streaming_refused() -> Fault:

@@ -13,6 +13,10 @@ the caller's trio run, so ``trio.testing.MockClock`` drives its stalls too::
     with FakeProviderServer.in_thread(script) as server:   # from synchronous code
         ...
 
+``max_context_tokens=N`` makes it a model with an N-token window: a larger request gets
+the vendor's context-length error (``testing.context``), and ``refused_in_a_row`` /
+``max_refused_in_a_row`` count the refusals.
+
 Routes: ``POST`` to a path ending in ``/chat/completions`` (openai-chat), ``/responses``
 (openai-responses) or ``/messages`` (anthropic), query ignored; ``GET /health``; anything
 else is a 404. Only provider requests are recorded and consume script entries.
@@ -33,8 +37,10 @@ import h11
 import msgspec
 import trio
 
-from ..model import Response
+from ..model import Response, Usage
+from ..providers.kinds import KINDS
 from ._http import serve_connection
+from .context import ContextDialect, context_refusal, count_tokens
 from .faults import Fault, error_body
 from .script import (
     Entry,
@@ -49,7 +55,6 @@ from .script import (
 
 __all__ = ["FakeProviderServer", "open_fake_server", "serve_fake_provider"]
 
-_OPENAI_KINDS = frozenset({"openai-chat", "openai-responses", "openrouter", "local"})
 _MAX_NESTING = 8
 
 
@@ -62,7 +67,8 @@ class FakeProviderServer:
 
     def __init__(self, script: Script | Iterable[Entry] | None = None, *,
                  host: str = "127.0.0.1", port: int = 0, chunk_chars: int = 8,
-                 chunk_delay: float = 0.0) -> None:
+                 chunk_delay: float = 0.0, max_context_tokens: int | None = None,
+                 context_dialect: ContextDialect = "vendor") -> None:
         self.script = script if isinstance(script, Script) else Script(script or ())
         self.host = host
         self.port = port
@@ -74,6 +80,13 @@ class FakeProviderServer:
         self.connections = 0
         self.errors: list[BaseException] = []
         self._injected: list[list[Any]] = []  # [fault, remaining]
+        # context window: refuse larger requests as the vendor does (``testing.context``)
+        self.max_context_tokens = max_context_tokens
+        self.context_dialect: ContextDialect = context_dialect
+        self.context_counts: list[int] = []     # the size of every counted request
+        self.context_refused = 0                # requests refused for their size
+        self.refused_in_a_row = 0               # the current streak of refusals
+        self.max_refused_in_a_row = 0           # the longest streak
         self._lock = threading.Lock()
 
     # --- what tests use -------------------------------------------------------------
@@ -82,13 +95,13 @@ class FakeProviderServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def base_url(self, protocol: str) -> str:
-        """The base URL a client of ``protocol`` configures (ARCHITECTURE.md "Base URLs")."""
-        if protocol in _OPENAI_KINDS:
-            return f"{self.url}/v1"
-        if protocol == "anthropic":
-            return self.url
-        raise ValueError(f"unknown protocol {protocol!r}")
+    def base_url(self, kind: str) -> str:
+        """The base URL a client of a provider kind (or of a wire protocol, each of which
+        is also a kind) configures (ARCHITECTURE.md "Base URLs")."""
+        entry = KINDS.get(kind)
+        if entry is None or entry.in_process:
+            raise ValueError(f"{kind!r} is not a provider kind that speaks HTTP")
+        return f"{self.url}/v1" if entry.openai_base else self.url
 
     @property
     def request_count(self) -> int:
@@ -152,6 +165,9 @@ class FakeProviderServer:
         self.requests.append(req)
         if not isinstance(parsed, dict):
             return self._error(req, 400, "fake provider: the request body is not a JSON object")
+        refusal = self._context_check(req)
+        if refusal is not None:
+            return refusal
         fault = self._take_injected(req)
         entry: Entry | None = fault if fault is not None else self.script.take(req)
         if entry is None:
@@ -166,6 +182,24 @@ class FakeProviderServer:
             self.errors.append(exc)
             return self._error(req, 500, f"fake provider: the script entry failed: {exc!r}",
                                type="script_error")
+
+    def _context_check(self, req: RecordedRequest) -> list[Step] | None:
+        """The vendor's refusal when the request is over ``max_context_tokens``."""
+        if self.max_context_tokens is None:
+            return None
+        try:
+            count = count_tokens(req)
+        except ValueError as exc:
+            return self._error(req, 400, f"fake provider: not a valid request: {exc}")
+        self.context_counts.append(count)
+        if count <= self.max_context_tokens:
+            self.refused_in_a_row = 0
+            return None
+        self.context_refused += 1
+        self.refused_in_a_row += 1
+        self.max_refused_in_a_row = max(self.max_refused_in_a_row, self.refused_in_a_row)
+        return plan_of(context_refusal(req.protocol, count, self.max_context_tokens,
+                                       self.context_dialect))
 
     def _error(self, req: RecordedRequest, status: int, message: str, *,
                type: str | None = None) -> list[Step]:
@@ -189,6 +223,10 @@ class FakeProviderServer:
 
     def _encode(self, resp: Response, req: RecordedRequest) -> Raw:
         enc = encoder_for(req.protocol)
+        if resp.usage is None and self.max_context_tokens is not None and self.context_counts:
+            # a window-limited fake reports the input it counted, as a real provider does
+            resp = msgspec.structs.replace(resp, usage=Usage(
+                input_tokens=self.context_counts[-1], output_tokens=_output_tokens(resp)))
         if req.stream:
             events = list(enc.encode_stream(resp, chunk_chars=self.chunk_chars))
             return Raw(200, {"content-type": "text/event-stream; charset=utf-8"}, events)
@@ -196,16 +234,22 @@ class FakeProviderServer:
                    msgspec.json.encode(enc.encode_json(resp)))
 
 
+def _output_tokens(resp: Response) -> int:
+    return max(1, len(msgspec.json.encode(resp.parts)) // 4)
+
+
 async def serve_fake_provider(
     script: Script | Iterable[Entry] | None = None, *, host: str = "127.0.0.1", port: int = 0,
-    chunk_chars: int = 8, chunk_delay: float = 0.0,
+    chunk_chars: int = 8, chunk_delay: float = 0.0, max_context_tokens: int | None = None,
+    context_dialect: ContextDialect = "vendor",
     task_status: trio.TaskStatus[FakeProviderServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled; reports the ``FakeProviderServer`` once it listens."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound_port = listeners[0].socket.getsockname()[1]
     server = FakeProviderServer(script, host=host, port=bound_port, chunk_chars=chunk_chars,
-                                chunk_delay=chunk_delay)
+                                chunk_delay=chunk_delay, max_context_tokens=max_context_tokens,
+                                context_dialect=context_dialect)
 
     async def on_connection(stream: trio.SocketStream) -> None:
         server.connections += 1

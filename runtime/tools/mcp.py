@@ -47,7 +47,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from .._config_schema import McpServer as McpServerConfig
+from ..config.schema import McpServer as McpServerConfig
 from ..errors import ConfigError
 from .mcp_content import exposed_name, result_text
 from .mcp_streams import EofWatch, describe
@@ -192,7 +192,12 @@ class McpServer:
         if self.config.url is not None:
             return streamable_http_client(self.config.url)
         assert self.config.command is not None
-        params = StdioServerParameters(command=self.config.command, args=list(self.config.args),
+        # `python` is the interpreter running the conductor (its venv, its packages), not
+        # whichever python comes first on PATH
+        command = self.config.command
+        if command in ("python", "python3") and sys.executable:
+            command = sys.executable
+        params = StdioServerParameters(command=command, args=list(self.config.args),
                                        env=dict(self.config.env) or None, cwd=self.cwd)
         return stdio_client(params, errlog=self.errlog or _errlog())
 

@@ -71,6 +71,18 @@ class _AnyBlockDelta(msgspec.Struct):
     delta: _OtherDelta
 
 
+class _Compaction(msgspec.Struct):
+    """A ``compaction_delta`` (server-side compaction, beta ``compact-2026-01-12``)."""
+
+    content: str | None = None
+    encrypted_content: str | None = None
+
+
+class _CompactionDelta(msgspec.Struct):
+    index: int
+    delta: _Compaction
+
+
 class _BlockStart(msgspec.Struct):
     index: int
     content_block: dict[str, Any]
@@ -106,6 +118,7 @@ class _Typed(msgspec.Struct):
 _DELTA = msgspec.json.Decoder(_BlockDelta)
 _ANY_DELTA = msgspec.json.Decoder(_AnyBlockDelta)
 _DELTA_TYPES = {"text_delta", "input_json_delta", "thinking_delta", "signature_delta"}
+_COMPACTION_DELTA = msgspec.json.Decoder(_CompactionDelta)
 _START = msgspec.json.Decoder(_BlockStart)
 _STOP = msgspec.json.Decoder(_BlockStop)
 _MSG_START = msgspec.json.Decoder(_MessageStart)
@@ -301,13 +314,33 @@ class StreamDecoder:
         except msgspec.DecodeError as exc:
             raise malformed(f"bad content_block_delta event in stream state {state!r}: {exc}",
                             details=data) from exc
-        self._open(d.index, "content_block_delta", state)
+        blk = self._open(d.index, "content_block_delta", state)
+        if d.delta.type == "compaction_delta":
+            return self._compaction_delta(blk, data, state)
         if d.delta.type in _DELTA_TYPES:
             try:
                 _DELTA.decode(data)
             except msgspec.DecodeError as exc:
                 raise malformed(f"bad {d.delta.type} in stream state {state!r}: {exc}",
                                 details=data) from exc
+        return []
+
+    def _compaction_delta(self, blk: _Open, data: str, state: str) -> list[Event]:
+        """The summary of a compaction block (text, appended) and its opaque
+        ``encrypted_content`` (kept whole, the last one sent): the block is passed back
+        verbatim on the next request, so nothing of it may be lost."""
+        if blk.start.get("type") != "compaction":
+            raise malformed(f"compaction_delta for a {blk.start.get('type')} block in stream "
+                            f"state {state!r}", details=data)
+        try:
+            c = _COMPACTION_DELTA.decode(data).delta
+        except msgspec.DecodeError as exc:
+            raise malformed(f"bad compaction_delta in stream state {state!r}: {exc}",
+                            details=data) from exc
+        if c.content is not None:
+            blk.start["content"] = (blk.start.get("content") or "") + c.content
+        if c.encrypted_content is not None:
+            blk.start["encrypted_content"] = c.encrypted_content
         return []
 
     def _start(self, s: _BlockStart, state: str) -> list[Event]:
@@ -367,6 +400,8 @@ class StreamDecoder:
             return [ReasoningDelta(index=i, kind="thinking", raw=raw)]
         if kind == "server":
             raw = blk.start
+            if raw.get("type") == "compaction":
+                return complete_block(i, raw)
             joined = "".join(blk.pieces)
             if joined:
                 where = f"input of server tool block {i} (stream state {state!r})"

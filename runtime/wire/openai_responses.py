@@ -105,6 +105,16 @@ def _reasoning_item(p: ReasoningPart) -> dict[str, Any]:
     return item
 
 
+def _compaction_item(raw: dict[str, Any]) -> dict[str, Any]:
+    """A ``compaction`` output item as the input item the API takes back: its ``id`` and
+    ``encrypted_content`` only (``created_by`` is output-only)."""
+    item: dict[str, Any] = {"type": "compaction", "encrypted_content": raw.get(
+        "encrypted_content", "")}
+    if raw.get("id") is not None:
+        item["id"] = raw["id"]
+    return item
+
+
 def _result_item(p: ToolResultPart) -> dict[str, Any]:
     output: str | list[dict[str, Any]]
     output = p.content if isinstance(p.content, str) else _input_content(p.content)
@@ -130,7 +140,8 @@ def _assistant_items(m: Message) -> list[dict[str, Any]]:
                 items.append(_reasoning_item(p))
         elif isinstance(p, BuiltinToolPart):
             if p.protocol == PROTOCOL and p.raw is not None:
-                items.append(p.raw)
+                items.append(_compaction_item(p.raw) if p.item_type == "compaction"
+                             else p.raw)
         elif isinstance(p, ToolResultPart):
             items.append(_result_item(p))
     return items

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.testing.local_model import (
+from scripts.local_model import (
     LocalModelServer,
     LocalModelUnavailable,
     find_binary,

@@ -23,7 +23,10 @@ from runtime.errors import ErrorKind, error_from_response
 from runtime.events import Finish, TextDelta, ToolCallDelta, UsageEvent, assemble
 from runtime.model import Message, Params, Request, TextPart, ToolCallPart, ToolResultPart
 from runtime.providers import HTTPProvider, ProviderSpec
-from runtime.testing.local_model import (
+from runtime.wire import codec_for
+from runtime.wire.__main__ import decode_capture
+from runtime.wire.sse import SSEDecoder
+from scripts.local_model import (
     MODEL_ALIAS,
     LocalModelError,
     LocalModelServer,
@@ -33,9 +36,6 @@ from runtime.testing.local_model import (
     stop_process,
     supports_tools,
 )
-from runtime.wire import codec_for
-from runtime.wire.__main__ import decode_capture
-from runtime.wire.sse import SSEDecoder
 
 pytestmark = pytest.mark.local_model
 

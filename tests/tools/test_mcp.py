@@ -31,7 +31,7 @@ import runtime.app
 from runtime.app import run_session
 from runtime.config import load_config
 from runtime.model import Request, Response, TextPart, ToolCallPart, ToolResultPart, Usage
-from runtime.testing.scripted import ScriptedProvider
+from runtime.testing import ScriptedProvider
 from runtime.tools import Tool, ToolError
 from runtime.tools.mcp import (
     McpServer,

@@ -10,6 +10,7 @@ real API does (``response.created`` ... ``response.completed``, no ``[DONE]``);
 from __future__ import annotations
 
 import itertools
+import typing
 from typing import Any
 
 import msgspec
@@ -32,6 +33,10 @@ from ...model import (
 from ...wire.openai_responses import PROTOCOL
 
 __all__ = ["decode_request", "encode_json", "encode_stream", "error_body"]
+
+# Params with the types of its fields and without their ranges (get_type_hints drops them)
+_PARAM_TYPES = msgspec.defstruct("ParamTypes", [
+    (name, tp, getattr(Params(), name)) for name, tp in typing.get_type_hints(Params).items()])
 
 _CREATED_AT = 1_700_000_000
 _KNOWN_KEYS = frozenset({
@@ -139,8 +144,12 @@ def decode_request(body: dict[str, Any]) -> Request:
         raise ValueError("a Responses request body is a JSON object")
     try:
         req = _decode_request(body)
-        # validates every field's type (msgspec does not check at construction)
-        return msgspec.convert(msgspec.to_builtins(req), Request)
+        # validates every field's type (msgspec does not check at construction); the params'
+        # ranges are not checked: judging them is the provider's part (recordings hold its
+        # answers to out-of-range values), a decoder reports what was sent
+        data = msgspec.to_builtins(req)
+        msgspec.convert(data.pop("params", {}), _PARAM_TYPES)
+        return msgspec.structs.replace(msgspec.convert(data, Request), params=req.params)
     except (TypeError, AttributeError, msgspec.ValidationError) as exc:
         raise ValueError(f"not a Responses request body: {exc}") from exc
 

@@ -1,7 +1,7 @@
-"""The scripted provider: deterministic answers in process, no HTTP.
+"""The scripted provider (``kind: scripted``): deterministic answers in process, no HTTP.
 
-Used by ``kind: scripted`` configs (the README's demo), by the conductor's own tests and
-by users testing their agents. Each request takes the next entry of the script: a
+A product feature (the README's demo runs on it), also re-exported by ``runtime.testing``
+for the conductor's own tests and for users testing their agents. Each request takes the next entry of the script: a
 ``Response``, a callable ``(Request) -> Response`` for dynamic answers, or a
 ``ProviderError`` to raise. Answers are delivered as the same normalized events a real
 stream produces (``events_of``), so the conductor cannot tell the difference.

@@ -1,5 +1,8 @@
 """Capturing real provider exchanges as recording files (``../shared/recordings`` format).
 
+Developer tooling for the smoke scripts (``_smoke.py`` runs the checks and prints the table;
+this module captures what went over the wire), not part of the shipped package.
+
 ``RecordingTransport`` wraps an httpx transport and keeps every exchange: the request as
 sent and the response bytes as they arrived (a cut stream is kept as far as it got), so
 smoke scripts can show the provider's request id and write what they saw.
@@ -20,13 +23,13 @@ from typing import Any
 import attrs
 import httpx
 
-from ..errors import error_from_response
-from ..events import ErrorEvent, ToolCallDelta, ToolCallStart, assemble
-from ..model import BuiltinToolPart, Response
-from ..redact import Redactor
-from ..wire import decode_all
-from ..wire.sse import SSEDecoder
-from .expect import builtin_view, reasoning_view
+from runtime.errors import error_from_response
+from runtime.events import ErrorEvent, ToolCallDelta, ToolCallStart, assemble
+from runtime.model import BuiltinToolPart, Response
+from runtime.redact import Redactor
+from runtime.testing.expect import builtin_view, reasoning_view
+from runtime.wire import decode_all
+from runtime.wire.sse import SSEDecoder
 
 __all__ = [
     "REQUEST_HEADERS",

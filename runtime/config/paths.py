@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import msgspec
 import yaml  # type: ignore[import-untyped]
 
-from ._config_env import join
-from .errors import ConfigError
+from ..errors import ConfigError
+from .env import join
 
 __all__ = ["check_unknown", "describe", "did_you_mean", "load_yaml", "translate"]
 

@@ -1,34 +1,38 @@
 """The typed shape of agent.yaml: msgspec Structs, their constraints and defaults.
 
 Only the shape lives here (types, ranges, defaults). Rules that relate several fields
-(``provider`` names an entry of ``providers``, a model is in its allowlist, ...) are checked
-in ``runtime.config`` after decoding. Every Struct forbids unknown fields.
+(``provider`` names an entry of ``providers``, a model is in its allowlist, ...) are in
+``checks``. Every Struct forbids unknown fields. ``providers.<name>.params`` decodes straight
+into ``runtime.model.Params`` (one definition of the request parameters and their ranges);
+``normalise`` is the one place where the YAML's shorthands become that shape.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from .model import Params
+from ..context.fit import ContextPolicy
+from ..model import Params
+from ..pricing import Price, PriceTable
+from ..providers.kinds import KindName
 
 __all__ = [
-    "API_KEY_ENV",
     "BUILTIN_TOOLS",
-    "DEFAULT_BASE_URLS",
-    "KEY_REQUIRED",
-    "KINDS",
+    "ENV_NAME",
     "AgentConfig",
     "ApprovalMode",
     "CacheConfig",
     "CacheMode",
     "CircuitConfig",
+    "ContextConfig",
+    "ContextStrategy",
     "LimitsConfig",
     "LoggingConfig",
     "McpServer",
-    "ParamsConfig",
     "Price",
     "ProviderConfig",
     "ProviderKind",
@@ -39,35 +43,18 @@ __all__ = [
     "ScriptTurn",
     "TimeoutConfig",
     "ToolsConfig",
+    "normalise",
 ]
 
-ProviderKind = Literal["openai-chat", "openai-responses", "anthropic", "openrouter", "local",
-                       "scripted"]
+ProviderKind = KindName
 ApprovalMode = Literal["auto", "ask", "deny"]
 CacheMode = Literal["bypass", "read-through", "record-only", "replay"]
+ContextStrategy = Literal["elide", "summarize", "provider", "off"]
 
-KINDS: tuple[str, ...] = ("openai-chat", "openai-responses", "anthropic", "openrouter", "local",
-                          "scripted")
 BUILTIN_TOOLS: tuple[str, ...] = ("read_file", "write_file", "list_dir", "search_files",
                                   "run_shell")
-DEFAULT_BASE_URLS: dict[str, str | None] = {
-    "openai-chat": "https://api.openai.com/v1",
-    "openai-responses": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "local": "http://127.0.0.1:8080/v1",
-    "scripted": None,
-}
-# Kinds that cannot work without an API key, and the variable users conventionally keep it in.
-KEY_REQUIRED: frozenset[str] = frozenset({"openai-chat", "openai-responses", "anthropic",
-                                          "openrouter"})
-API_KEY_ENV: dict[str, str] = {
-    "openai-chat": "OPENAI_API_KEY",
-    "openai-responses": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "openrouter": "OPENROUTER_API_KEY",
-    "local": "LOCAL_API_KEY",
-}
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""An environment variable name (``reasoning.key_env``, ``tools.shell_env``)."""
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
@@ -76,23 +63,6 @@ PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Base of every agent.yaml section: unknown keys are errors."""
-
-
-class ParamsConfig(_Section):
-    """``providers.<name>.params``: the names of ``runtime.model.Params``."""
-
-    temperature: Annotated[float, msgspec.Meta(ge=0)] | None = None
-    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
-    max_tokens: PositiveInt | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    tool_choice: str | None = None
-    parallel_tool_calls: bool | None = None
-    response_format: dict[str, Any] | None = None
-    reasoning_effort: str | None = None
-    reasoning_summary: str | None = None
-    thinking_budget: PositiveInt | None = None
-    extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class TimeoutConfig(_Section):
@@ -137,7 +107,8 @@ class ScriptTurn(_Section):
 
 
 class ProviderConfig(_Section):
-    """``providers.<name>``."""
+    """``providers.<name>``. ``params`` is ``runtime.model.Params`` itself: what the
+    conductor puts in every request to this provider."""
 
     kind: ProviderKind
     model: str = ""
@@ -145,7 +116,7 @@ class ProviderConfig(_Section):
     base_url: str | None = None
     models: list[str] = msgspec.field(default_factory=list)
     stream: bool = True
-    params: ParamsConfig = msgspec.field(default_factory=ParamsConfig)
+    params: Params = msgspec.field(default_factory=Params)
     timeout: TimeoutConfig = msgspec.field(default_factory=TimeoutConfig)
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
     rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
@@ -156,18 +127,8 @@ class ProviderConfig(_Section):
     streaming_fallback_kinds: list[str] = msgspec.field(
         default_factory=lambda: ["streaming_unsupported"])
     script: list[ScriptTurn] = msgspec.field(default_factory=list)
-
-    def request_params(self) -> Params:
-        """The canonical ``Params`` for requests to this provider."""
-        p = self.params
-        stop = [p.stop] if isinstance(p.stop, str) else (list(p.stop) if p.stop else None)
-        return Params(
-            temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, stop=stop,
-            seed=p.seed, tool_choice=p.tool_choice, parallel_tool_calls=p.parallel_tool_calls,
-            response_format=dict(p.response_format) if p.response_format is not None else None,
-            reasoning_effort=p.reasoning_effort, reasoning_summary=p.reasoning_summary,
-            thinking_budget=p.thinking_budget, extra=dict(p.extra),
-        )
+    # tokens; else the known-model table, or a llama.cpp server's /props
+    context_window: PositiveInt | None = None
 
 
 class McpServer(_Section):
@@ -181,12 +142,17 @@ class McpServer(_Section):
 
 
 class ToolsConfig(_Section):
+    """``tools``: the built-ins offered, their workspace, approvals, MCP servers, and
+    ``shell_env``: the names of the environment variables ``run_shell`` passes on to the
+    commands it runs (nothing else of the conductor's environment reaches them)."""
+
     builtin: list[str] = msgspec.field(default_factory=list)
     workspace: str = "./workspace"
     approval: dict[str, ApprovalMode] = msgspec.field(default_factory=dict)
     timeout: Positive = 60.0
     max_output_chars: PositiveInt = 20000
     mcp: dict[str, McpServer] = msgspec.field(default_factory=dict)
+    shell_env: list[str] = msgspec.field(default_factory=list)
 
     @property
     def workspace_path(self) -> Path:
@@ -198,6 +164,19 @@ class LimitsConfig(_Section):
     max_turns: PositiveInt = 30
     max_total_tokens: PositiveInt | None = None
     max_cost_usd: Positive | None = None
+
+
+class ContextConfig(_Section):
+    """``context``: how a conversation is kept within the model's window
+    (``runtime.context``)."""
+
+    strategy: ContextStrategy = "elide"
+    reserve_output: PositiveInt = 4096
+    keep_recent_turns: PositiveInt = 4
+
+    def policy(self) -> ContextPolicy:
+        """The ``runtime.context.ContextPolicy`` of this section."""
+        return ContextPolicy(self.strategy, self.reserve_output, self.keep_recent_turns)
 
 
 class CacheConfig(_Section):
@@ -218,15 +197,6 @@ class ReasoningConfig(_Section):
     key_env: str = "CONDUCTOR_TRACE_KEY"
 
 
-class Price(_Section):
-    """USD per million tokens."""
-
-    input: NonNegative
-    output: NonNegative
-    cached_input: NonNegative | None = None
-    cache_write: NonNegative | None = None
-
-
 class AgentConfig(_Section, dict=True):
     """A whole agent.yaml. ``source`` / ``config_dir`` / ``environ`` are set by
     ``load_config`` (they are not keys of the file; ``msgspec.structs.replace`` drops them)."""
@@ -238,6 +208,7 @@ class AgentConfig(_Section, dict=True):
     task: str | None = None
     tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    context: ContextConfig = msgspec.field(default_factory=ContextConfig)
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     reasoning: ReasoningConfig = msgspec.field(default_factory=ReasoningConfig)
@@ -272,6 +243,10 @@ class AgentConfig(_Section, dict=True):
         """The main provider then the fallbacks, in the order they are tried."""
         return [self.provider, *self.fallbacks]
 
+    def price_table(self) -> PriceTable:
+        """The built-in prices with ``pricing:`` over them."""
+        return PriceTable(self.pricing)
+
     def secrets(self) -> list[str]:
         """Every secret value in the config, for the redactor: each provider's ``api_key``,
         secret-looking header values and MCP server env values."""
@@ -290,3 +265,15 @@ _SECRET_MARKERS = ("key", "token", "secret", "password", "authorization", "auth"
 def _secret_name(name: str) -> bool:
     low = name.lower()
     return any(m in low for m in _SECRET_MARKERS)
+
+
+def normalise(raw: dict[str, Any]) -> None:
+    """Rewrite the YAML's shorthands into the schema's shape, in place (before decoding):
+    ``params.stop: "END"`` is ``["END"]``."""
+    providers = raw.get("providers")
+    if not isinstance(providers, dict):
+        return
+    for prov in providers.values():
+        params = prov.get("params") if isinstance(prov, dict) else None
+        if isinstance(params, dict) and isinstance(params.get("stop"), str):
+            params["stop"] = [params["stop"]]

@@ -11,7 +11,7 @@ import random
 
 import attrs
 
-from .errors import ProviderError
+from ..errors import ProviderError
 
 __all__ = ["RetryPolicy"]
 

@@ -5,7 +5,8 @@ A :class:`TokenBucket` holds up to ``capacity`` tokens and refills ``refill_per_
 it could. A :class:`RateLimiter` combines a request bucket and a token bucket for one
 provider, corrects its token estimate after each response (``settle``) and adapts to the
 provider's own view of what remains (``observe_headers``): until the provider's reset time
-the buckets never hold more than the provider said remains.
+the buckets never hold more than the provider said remains; a 429's ``retry-after``
+(``hold``) stops every request until then.
 
 Nothing here reads a clock or sleeps: every call takes ``now`` (any monotonic clock, in
 seconds), so the arithmetic is deterministic and tested without I/O. :func:`acquire` is the
@@ -206,14 +207,21 @@ class RateLimiter:
     limit/60 per second, so any 60 s window grants at most twice the limit and any long run
     averages the limit. A single request estimated above the token capacity is clamped to
     it (it waits for a full bucket and empties it) rather than waiting forever.
+
+    ``token_headers=False`` ignores the providers' token counts (a provider with no
+    configured limit is paced by its 429s and request counts only: the token headers are
+    read against an estimate that reserves the whole ``max_tokens``, which would make
+    requests wait that nobody asked to be limited).
     """
 
-    __slots__ = ("requests", "tokens")
+    __slots__ = ("requests", "token_headers", "tokens")
 
     def __init__(self, requests_per_minute: float | None = None,
-                 tokens_per_minute: float | None = None) -> None:
+                 tokens_per_minute: float | None = None, *,
+                 token_headers: bool = True) -> None:
         self.requests = _bucket(requests_per_minute)
         self.tokens = _bucket(tokens_per_minute)
+        self.token_headers = token_headers
 
     def _clamp(self, tokens: float) -> float:
         return min(max(0.0, float(tokens)), self.tokens.capacity)
@@ -234,6 +242,16 @@ class RateLimiter:
             self.tokens.credit(-delta, now)
         elif delta > 0:
             self.tokens.debit(delta, now)
+
+    def hold(self, seconds: float, now: float) -> None:
+        """The provider answered 429 with ``retry-after``: no request goes out before
+        ``now + seconds`` (every session sharing this limiter waits)."""
+        if not (seconds > 0 and math.isfinite(seconds)):
+            return
+        bucket, until = self.requests, now + seconds
+        if bucket.level(now) == 0.0 and bucket._cap_until >= until:
+            return  # already held at least as long (a header or an earlier 429)
+        bucket.cap(0.0, until, now)
 
     def observe_headers(self, headers: Mapping[str, str], now: float,
                         wall: float | None = None) -> None:
@@ -264,6 +282,8 @@ class RateLimiter:
             if old is None or remaining < old[0] or (remaining == old[0] and until > old[1]):
                 best[bucket] = (remaining, until)
         for bucket, (remaining, until) in best.items():
+            if bucket == "tokens" and not self.token_headers:
+                continue
             target = self.requests if bucket == "requests" else self.tokens
             target.cap(remaining, until, now)
 
@@ -285,9 +305,10 @@ def limiter_key(provider: str, base_url: str, api_key: str | None) -> str:
     return f"{provider}|{base_url.rstrip('/')}|{digest}"
 
 
-def shared_limiter(key: str, rpm: float | None, tpm: float | None) -> RateLimiter:
+def shared_limiter(key: str, rpm: float | None, tpm: float | None, *,
+                   token_headers: bool = True) -> RateLimiter:
     """The process-wide limiter for ``key``; the first caller's limits win."""
-    return _registry.get(key, lambda: RateLimiter(rpm, tpm))
+    return _registry.get(key, lambda: RateLimiter(rpm, tpm, token_headers=token_headers))
 
 
 def clear_registry() -> None:

@@ -1,0 +1,220 @@
+"""The rules that relate fields of agent.yaml, checked after decoding.
+
+Each rule raises a ``ConfigError`` naming the file, the key path (with its YAML line, and
+the command-line flag when a flag set it) and what would fix it; the first failure wins.
+Besides the rules between fields, two look outside the file without changing anything:
+``tools.workspace`` must be a folder or a folder that can be created (its parent exists),
+and the variables named by ``tools.shell_env`` must not hold a secret of the config.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..errors import ConfigError, ErrorKind
+from ..providers.kinds import KINDS
+from .env import join
+from .paths import at_line, did_you_mean
+from .schema import BUILTIN_TOOLS, ENV_NAME, AgentConfig, ProviderConfig
+
+__all__ = ["Checker"]
+
+_MCP_NAME = re.compile(r"[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*")
+_URL = re.compile(r"https?://[^/\s]+")
+
+
+class Checker:
+    """Checks one decoded config; ``run`` fills in what the rules decide (default base
+    URLs, the scripted model name, the absolute workspace) and raises on the first failure.
+    ``origin`` maps key paths set on the command line to their flag (``--model``)."""
+
+    def __init__(self, cfg: AgentConfig, file: str, lines: dict[str, int],
+                 origin: Mapping[str, str], environ: Mapping[str, str]) -> None:
+        self.cfg, self.file, self.lines = cfg, file, lines
+        self.origin, self.environ = origin, environ
+
+    def fail(self, path: str, message: str, fix: str) -> ConfigError:
+        text = at_line(message, path, self.lines)
+        if path in self.origin:
+            text += f" (set by {self.origin[path]})"
+        return ConfigError(text, file=self.file, path=path, fix=fix)
+
+    def run(self, config_dir: Path) -> None:
+        cfg = self.cfg
+        names = list(cfg.providers)
+        if not names:
+            raise self.fail("providers", "no provider is configured",
+                            "add an entry under providers: (see config/ for examples)")
+        for name, prov in cfg.providers.items():
+            self.provider(f"providers.{name}", prov)
+        if cfg.provider not in cfg.providers:
+            raise self.fail("provider", f"no provider named {cfg.provider!r} in providers",
+                            f"{did_you_mean(cfg.provider, names)}use one of {', '.join(names)}")
+        for i, fb in enumerate(cfg.fallbacks):
+            path = f"fallbacks[{i}]"
+            if fb not in cfg.providers:
+                raise self.fail(path, f"fallback {fb!r} is not in providers",
+                                f"{did_you_mean(fb, names)}use one of {', '.join(names)}")
+            if fb == cfg.provider:
+                raise self.fail(path, f"fallback {fb!r} is the main provider",
+                                "list only other providers as fallbacks")
+            if fb in cfg.fallbacks[:i]:
+                raise self.fail(path, f"fallback {fb!r} is listed twice", "remove the repeat")
+        self.prices()
+        if cfg.task is not None and not cfg.task.strip():
+            raise self.fail("task", "the task is empty" if not cfg.task else
+                            "the task is only whitespace",
+                            "give the task as text (task: ... or --task TEXT), or leave it out "
+                            "to be asked for one")
+        self.tools()
+        cfg.tools.workspace = str(self.workspace(config_dir))
+        for i, pattern in enumerate(cfg.logging.redact):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise self.fail(f"logging.redact[{i}]", f"invalid regular expression "
+                                f"{pattern!r}: {exc}", "fix the pattern (Python re syntax; "
+                                "escape backslashes in double-quoted YAML)") from None
+        if not ENV_NAME.fullmatch(cfg.reasoning.key_env):
+            raise self.fail("reasoning.key_env", f"{cfg.reasoning.key_env!r} is not an "
+                            "environment variable name", "use letters, digits and _")
+
+    def provider(self, path: str, prov: ProviderConfig) -> None:
+        kind = KINDS[prov.kind]
+        if kind.in_process:
+            if not prov.script:
+                raise self.fail(f"{path}.script", f"a {kind.name} provider needs a script",
+                                "add script: [{text: ..., tool_calls: [...]}, ...]")
+            prov.model = prov.model or kind.name
+        else:
+            if prov.script:
+                raise self.fail(f"{path}.script", f"script is only for kind scripted, not "
+                                f"{kind.name}", "remove script or set kind: scripted")
+            if not prov.model.strip():
+                raise self.fail(f"{path}.model", "model is missing or empty",
+                                "add model: <the provider's model name>")
+        if prov.models and prov.model not in prov.models:
+            raise self.fail(f"{path}.model", f"model {prov.model!r} is not in the allowlist "
+                            f"{path}.models ({', '.join(prov.models)})",
+                            f"{did_you_mean(prov.model, prov.models)}use one of the listed "
+                            "models or add it to models")
+        if kind.key_required and not (prov.api_key or "").strip():
+            var = kind.key_env
+            raise self.fail(f"{path}.api_key", f"an API key is required for kind {kind.name}",
+                            f"set api_key: ${{{var}}} and export {var}=... (or put it in a "
+                            ".env file beside the config)")
+        if prov.base_url is None:
+            prov.base_url = kind.base_url
+        elif not _URL.match(prov.base_url):
+            raise self.fail(f"{path}.base_url", f"{prov.base_url!r} is not an http(s) URL",
+                            f"use a URL such as {kind.base_url or 'http://host/v1'}")
+        else:
+            prov.base_url = prov.base_url.rstrip("/")
+        if prov.retry.max_delay < prov.retry.base_delay:
+            raise self.fail(f"{path}.retry.max_delay", "max_delay is below base_delay",
+                            "make max_delay >= base_delay")
+        reserve = self.cfg.context.reserve_output
+        if prov.context_window is not None and prov.context_window <= reserve:
+            raise self.fail(f"{path}.context_window", f"context_window {prov.context_window} "
+                            f"leaves no room for context.reserve_output ({reserve})",
+                            "raise context_window to the model's real window or lower "
+                            "context.reserve_output")
+        kinds = [k.value for k in ErrorKind]
+        for i, name in enumerate(prov.streaming_fallback_kinds):
+            if name not in kinds:
+                raise self.fail(f"{path}.streaming_fallback_kinds[{i}]",
+                                f"unknown error kind {name!r}",
+                                f"{did_you_mean(name, kinds)}use one of {', '.join(kinds)}")
+
+    def prices(self) -> None:
+        """With ``limits.max_cost_usd``, every model that may take a turn (the main
+        provider's and each fallback's) has a price, or is of a kind that costs nothing."""
+        cfg = self.cfg
+        if cfg.limits.max_cost_usd is None:
+            return
+        table = cfg.price_table()
+        for name in cfg.provider_chain():
+            prov = cfg.providers[name]
+            if KINDS[prov.kind].free or table.price(prov.model) is not None:
+                continue
+            raise self.fail(
+                f"providers.{name}.model",
+                f"no price is known for model {prov.model!r}, so limits.max_cost_usd "
+                f"({cfg.limits.max_cost_usd:g}) cannot be enforced for it",
+                f"add its price in USD per million tokens: pricing: {{{prov.model}: "
+                "{input: ..., output: ...}} (optional: cached_input, cache_write), or remove "
+                "limits.max_cost_usd")
+
+    def tools(self) -> None:
+        tools = self.cfg.tools
+        for i, name in enumerate(tools.builtin):
+            if name not in BUILTIN_TOOLS:
+                raise self.fail(f"tools.builtin[{i}]", f"unknown built-in tool {name!r}",
+                                f"{did_you_mean(name, BUILTIN_TOOLS)}"
+                                f"use some of {', '.join(BUILTIN_TOOLS)}")
+        for name, server in tools.mcp.items():
+            path = join("tools.mcp", name)
+            if not _MCP_NAME.fullmatch(name):
+                raise self.fail(path, f"MCP server name {name!r} is not usable in tool names "
+                                "<server>__<tool>", "use letters, digits, - and single _")
+            if (server.command is None) == (server.url is None):
+                raise self.fail(path, "an MCP server needs exactly one of command and url"
+                                + (" (both given)" if server.command else " (neither given)"),
+                                "give command: (with args/env) for a subprocess server, or "
+                                "url: for a streamable-HTTP one")
+            if server.url is not None and (server.args or server.env):
+                raise self.fail(path, "args and env are for command servers, not url ones",
+                                "remove args/env or use command:")
+        for key in tools.approval:
+            path = join("tools.approval", key)
+            prefix, sep, tool = key.partition("__")
+            if key in BUILTIN_TOOLS or (sep and prefix in tools.mcp and tool):
+                continue
+            known = [*BUILTIN_TOOLS, *(f"{s}__*" for s in tools.mcp)]
+            why = (f"no MCP server named {prefix!r} in tools.mcp" if sep else
+                   f"unknown tool {key!r}")
+            raise self.fail(path, why, f"{did_you_mean(key, known)}use a built-in tool name "
+                            "or <server>__<tool> / <server>__* of a server in tools.mcp")
+        self.shell_env()
+
+    def shell_env(self) -> None:
+        """Names of variables only, and none that holds a key: secrets never reach a tool."""
+        key_vars = {k.key_env for k in KINDS.values() if k.key_env} | {
+            self.cfg.reasoning.key_env}
+        secrets = set(self.cfg.secrets())
+        for i, name in enumerate(self.cfg.tools.shell_env):
+            path = f"tools.shell_env[{i}]"
+            if not ENV_NAME.fullmatch(name):
+                raise self.fail(path, f"{name!r} is not an environment variable name",
+                                "use letters, digits and _, not starting with a digit "
+                                "(the name only: run_shell reads the value at run time)")
+            if name in key_vars or self.environ.get(name) in secrets:
+                raise self.fail(path, f"{name} holds a key of this config; it is never "
+                                "passed to run_shell", f"remove {name} from tools.shell_env")
+
+    def workspace(self, config_dir: Path) -> Path:
+        """The absolute workspace: an existing folder, or one whose parent exists (the tools
+        create it when the session starts; a typo must not create a tree). Nothing is
+        created here."""
+        given = self.cfg.tools.workspace
+        config_dir = config_dir.resolve()
+        path = (config_dir / Path(given).expanduser()).resolve()
+        fix_path = "point tools.workspace at a folder (relative paths start at the config's " \
+                   f"folder, {config_dir})"
+        try:
+            if path.is_dir():
+                return path
+            if path.exists():
+                raise self.fail("tools.workspace", f"{given!r} ({path}) is a file, not a "
+                                "folder", fix_path)
+            if not path.parent.is_dir():
+                raise self.fail("tools.workspace", f"{given!r} ({path}) does not exist and "
+                                f"neither does its parent folder {path.parent}",
+                                f"create it (mkdir -p {path}) or fix the path; only the last "
+                                "folder of a workspace is created for you")
+        except OSError as exc:
+            raise self.fail("tools.workspace", f"cannot check {given!r} ({path}): "
+                            f"{exc.strerror or exc}", fix_path) from None
+        return path

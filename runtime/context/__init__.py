@@ -1,0 +1,62 @@
+"""Context-window management: keep every request within the model's window.
+
+The conductor's side of it, per session and provider entry::
+
+    window = context_window(model, override=cfg.context_window, props=n_ctx,
+                            headers=cfg.headers)          # once per provider
+    manager = ContextManager(policy, window, provider=name, protocol=kind)
+    ...
+    fit = manager.fit(messages, system=system, tools=tools)   # before every request
+    if fit.status == "summary_needed":                        # strategy: summarize
+        text = <send fit.summary.request(model, params), record it, count its cost>
+        fit = manager.apply_summary(messages, fit.summary, text)
+    if fit.changed: record context_compacted with fit.record(turn)
+    if not fit.ok: fail the turn with fit.error(provider)
+    <send the request>; manager.observe(usage.input_tokens)
+    on a context_length error: manager.fit(..., harder=True) and retry once
+
+Everything here is pure except ``fetch_props_window`` (``props``), which the engine calls
+once per llama.cpp provider. Names load on first use, so importing the package pulls
+in no HTTP client.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Calibration": "estimate",
+    "message_tokens": "estimate",
+    "request_tokens": "estimate",
+    "tokenizer_for": "estimate",
+    "NATIVE_PROTOCOLS": "fit",
+    "ContextManager": "fit",
+    "ContextPolicy": "fit",
+    "Fit": "fit",
+    "Strategy": "fit",
+    "tokens_from_error": "fit",
+    "ELIDED_PREFIX": "ledger",
+    "Ledger": "ledger",
+    "fetch_props_window": "props",
+    "props_url": "props",
+    "SUMMARY_PREFIX": "summary",
+    "SummaryPlan": "summary",
+    "VendorOptions": "vendor",
+    "vendor_options": "vendor",
+    "WINDOWS": "windows",
+    "WindowTable": "windows",
+    "context_window": "windows",
+    "window_from_props": "windows",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
