@@ -19,6 +19,7 @@ with`` cancels sessions still running (their folders are closed, resumable).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import resource
 import secrets
@@ -40,6 +41,7 @@ from .model import Message
 from .pricing import PriceTable
 from .providers import build_provider
 from .providers.actor import ActorOptions, Provider, TurnRequest, provider_actor
+from .providers.kinds import KINDS
 from .redact import Redactor
 from .resilience.breaker import CircuitBreaker
 from .resilience.ratelimit import RateLimiter
@@ -83,6 +85,7 @@ class _Runtime:
     config: ProviderConfig
     mailbox: trio.MemorySendChannel[TurnRequest]
     client: httpx.AsyncClient | None
+    options: ActorOptions
 
     def handle(self, model: str | None = None) -> ProviderHandle:
         pc = self.config
@@ -133,52 +136,51 @@ class Engine:
         hooks = hooks or Hooks()
         _otel(hooks)
         ssl_context = ssl.create_default_context() if transport is None else None
-        async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as root:
+        failures: list[BaseException] = []
+        async with trio.open_nursery() as root:     # the hooks runner
             await root.start(hooks.run)
-            registry = _registry(cfg, tools)
-            if cfg.tools.mcp:
-                from .tools.mcp import open_mcp_tools
-
-                errlog = mcp_errlog if mcp_errlog is not None else stack.enter_context(
-                    open("/dev/null", "w"))  # noqa: SIM115 - closed by the stack
-                for t in await stack.enter_async_context(
-                        open_mcp_tools(cfg.tools.mcp, errlog=errlog)):
-                    registry.register(t)
-            cache = _response_cache(cfg)
-            if cache is not None:
-                stack.push_async_callback(cache.backend.aclose)
-            runtimes: dict[str, _Runtime] = {}
-            failures: list[BaseException] = []
-            per_provider = max(4, budget // (2 * max(1, len(cfg.providers))))
-            for name, pc in cfg.providers.items():
-                client: httpx.AsyncClient | None = None
-                provider = (providers or {}).get(name)
-                if provider is None:
-                    if pc.kind != "scripted":
-                        client = await stack.enter_async_context(httpx.AsyncClient(
-                            transport=transport, follow_redirects=False,
-                            verify=ssl_context if ssl_context is not None else True,
-                            limits=httpx.Limits(max_connections=min(100, per_provider),
-                                                max_keepalive_connections=min(20, per_provider))))
-                    provider = build_provider(name, pc, client, redact=redactor.text)  # type: ignore[arg-type]
-                opts = _actor_options(pc, cache)
-                if opts.limiter is not None and hasattr(provider, "on_headers"):
-                    provider.on_headers = _header_observer(opts.limiter)
-                mailbox = await root.start(_supervised, name, provider, opts, failures)
-                runtimes[name] = _Runtime(name, pc, mailbox, client)
-            engine = cls(cfg, runtimes, registry, redactor, _prices(cfg), hooks, key,
-                         key_warning, trio.CapacityLimiter(max(4, min(64, budget // 4))),
-                         logging_dir)
-            closing = trio.Event()
-            engine._nursery = await root.start(_host, closing)
             try:
-                yield engine
+                async with contextlib.AsyncExitStack() as stack:   # clients, MCP, cache
+                    registry = _registry(cfg, tools)
+                    if cfg.tools.mcp:
+                        await _start_mcp(cfg, stack, registry, mcp_errlog)
+                    cache = _response_cache(cfg)
+                    if cache is not None:
+                        stack.push_async_callback(cache.backend.aclose)
+                    async with trio.open_nursery() as actors:   # provider actors, sessions
+                        runtimes: dict[str, _Runtime] = {}
+                        per_provider = max(4, budget // (2 * max(1, len(cfg.providers))))
+                        for name, pc in cfg.providers.items():
+                            client: httpx.AsyncClient | None = None
+                            provider = (providers or {}).get(name)
+                            if provider is None:
+                                if not KINDS[pc.kind].in_process:
+                                    client = await stack.enter_async_context(_client(
+                                        transport, ssl_context, per_provider))
+                                provider = build_provider(name, pc, client,  # type: ignore[arg-type]
+                                                          redact=redactor.text)
+                            opts = _actor_options(pc, cache)
+                            if opts.limiter is not None and hasattr(provider, "on_headers"):
+                                provider.on_headers = _header_observer(opts.limiter)
+                            mailbox = await actors.start(_supervised, name, provider, opts,
+                                                         failures)
+                            runtimes[name] = _Runtime(name, pc, mailbox, client, opts)
+                        engine = cls(cfg, runtimes, registry, redactor, _prices(cfg), hooks,
+                                     key, key_warning,
+                                     trio.CapacityLimiter(max(4, min(64, budget // 4))),
+                                     logging_dir)
+                        hooks.on_failure = engine._hook_failed
+                        closing = trio.Event()
+                        engine._nursery = await actors.start(_host, closing)
+                        try:
+                            yield engine
+                        finally:
+                            engine._nursery = None
+                            with trio.CancelScope(shield=True):
+                                await engine._close_sessions(closing)
+                            actors.cancel_scope.cancel()
             finally:
-                engine._nursery = None
-                with trio.CancelScope(shield=True):
-                    await engine._close_sessions(closing)
                 hooks.close()
-                root.cancel_scope.cancel()
         if failures:
             raise BaseExceptionGroup("a provider runtime actor failed", failures)
 
@@ -219,22 +221,23 @@ class Engine:
         if task is not None and not task.strip():
             raise ConfigError("the task is empty", path="task",
                               fix="give a task with some text in it")
+        rid: str
         if resume is not None:
-            assert run_id is not None
-            run_dir = base / run_id
-            restored = await trio.to_thread.run_sync(self._restore, run_dir, run_id)
+            rid, run_dir = resume, base / resume
+            restored = await trio.to_thread.run_sync(self._restore, run_dir, rid)
             await trio.to_thread.run_sync(RunFolder(run_dir).repair)
         else:
-            run_id, run_dir = await trio.to_thread.run_sync(self._new_folder, base, run_id)
+            rid, run_dir = await trio.to_thread.run_sync(self._new_folder, base, run_id)
+        run_id = rid
         spec = SessionSpec(
-            run_id=run_id, order=tuple(order), system=cfg.system,
+            run_id=rid, order=tuple(order), system=cfg.system,
             limits=Limits(max_turns or cfg.limits.max_turns, cfg.limits.max_total_tokens,
                           cfg.limits.max_cost_usd),
             tool_timeout=cfg.tools.timeout, approval=dict(cfg.tools.approval),
             keep_open=keep_open)
         handles = {n: self.runtimes[n].handle(model if n == order[0] else None) for n in order}
-        session = Session(run_id, run_dir, on_approval=on_approval)
-        self.sessions[run_id] = session
+        session = Session(rid, run_dir, on_approval=on_approval)
+        self.sessions[rid] = session
         first = list(history or []) if restored is None else restored.messages
 
         def make(rec: Any, state: Any) -> Conductor:
@@ -253,7 +256,15 @@ class Engine:
                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await session.run(make, task=task, redactor=self.redactor, key=self.key,
                           restored=restored, slots=self.file_slots, started_at=started_at,
+                          on_record=self.hooks.record if self.hooks.active else None,
                           task_status=task_status)
+
+    async def _hook_failed(self, label: str, exc: BaseException, ev: Any) -> None:
+        """A hook raised: it is disabled; the session whose event it was says so once."""
+        session = self.sessions.get(getattr(ev, "run_id", ""))
+        if session is not None:
+            await session.warn(f"hook {label} raised {type(exc).__name__}: {exc}; it is "
+                               "disabled", code="hook_disabled")
 
     def _order(self, provider: str | None) -> list[str]:
         cfg = self.cfg
@@ -329,6 +340,27 @@ async def _host(closing: trio.Event, *,
             nursery.cancel_scope.cancel()  # what outlived its grace
 
 
+def _client(transport: httpx.AsyncBaseTransport | None, ssl_context: ssl.SSLContext | None,
+            connections: int) -> httpx.AsyncClient:
+    """One provider's HTTP client: its own pool, the engine's one SSL context."""
+    return httpx.AsyncClient(
+        transport=transport, follow_redirects=False,
+        verify=ssl_context if ssl_context is not None else True,
+        limits=httpx.Limits(max_connections=min(100, connections),
+                            max_keepalive_connections=min(20, connections)))
+
+
+async def _start_mcp(cfg: AgentConfig, stack: contextlib.AsyncExitStack,
+                     registry: ToolRegistry, errlog: TextIO | None) -> None:
+    """The MCP servers of ``tools.mcp``, closed with the engine; their tools registered."""
+    from .tools.mcp import open_mcp_tools
+
+    if errlog is None:  # a server's stderr goes nowhere unless the client wants it
+        errlog = stack.enter_context(open(os.devnull, "w"))  # noqa: ASYNC230
+    for t in await stack.enter_async_context(open_mcp_tools(cfg.tools.mcp, errlog=errlog)):
+        registry.register(t)
+
+
 def _registry(cfg: AgentConfig, extra: Iterable[Any]) -> ToolRegistry:
     workspace = Path(cfg.tools.workspace)
     registry = ToolRegistry()
@@ -343,7 +375,7 @@ def _registry(cfg: AgentConfig, extra: Iterable[Any]) -> ToolRegistry:
 
 
 def _prices(cfg: AgentConfig) -> PriceTable:
-    return PriceTable(dict(cfg.pricing))
+    return cfg.price_table()
 
 
 def _actor_options(pc: ProviderConfig, cache: Any) -> ActorOptions:

@@ -2,11 +2,14 @@
 
 Register plain or async callables per event name (``Hooks.on("response_end", fn)`` or the
 ``@hooks.on("tool_call")`` decorator). Each receives one typed event (a msgspec Struct with
-ids, provider, model, durations, tokens, cost). Hooks never slow a session down: the
-conductor hands events to ``Hooks.emit``, which only puts them in a bounded queue
-(``send_nowait``; when the queue is full the event is dropped and counted), and a separate
-runner task calls the hooks. A hook that raises is reported once (a ``warning``) and
-disabled; the session goes on.
+ids, provider, model, durations, tokens, cost). Most events are views of transcript records
+(``Hooks.record`` maps them: ``request`` -> ``request_start``, ``provider_error`` ->
+``error`` and ``retry``, ``cache`` -> ``cache``, ``tool_result`` -> ``tool_call``); the
+conductor emits ``first_token`` and ``response_end`` itself. Hooks never slow a session
+down: ``Hooks.emit`` only puts an event in a bounded queue (``send_nowait``; when the queue
+is full the event is dropped and counted), and a separate runner task (one per engine)
+calls the hooks. A hook that raises is reported once (a ``warning`` in the session whose
+event it was) and disabled; the session goes on.
 """
 
 from __future__ import annotations
@@ -123,7 +126,7 @@ class Hooks:
         self._send: trio.MemorySendChannel[Any] | None = None
         self.dropped = 0
         self.disabled: dict[str, str] = {}
-        self.on_failure: Callable[[str, BaseException], Awaitable[None]] | None = None
+        self.on_failure: Callable[[str, BaseException, Any], Awaitable[None]] | None = None
         self._scope = trio.CancelScope()
 
     def on(self, event: str, fn: Hook | None = None) -> Any:
@@ -140,6 +143,31 @@ class Hooks:
     @property
     def active(self) -> bool:
         return any(self._hooks.values())
+
+    def record(self, rec: Any) -> None:
+        """Emit the hook events that a transcript record stands for (see the docstring)."""
+        from .session import records as r
+
+        t = type(rec)
+        base = {"run_id": rec.run_id, "turn": rec.turn}
+        if t is r.RequestRecord:
+            self.emit(RequestStart(**base, request_id=rec.request_id, provider=rec.provider,
+                                   model=rec.model, attempt=rec.attempt, stream=rec.stream))
+        elif t is r.ProviderErrorRecord:
+            self.emit(ErrorHookEvent(**base, request_id=rec.request_id, provider=rec.provider,
+                                     model=rec.model, kind=rec.kind, status=rec.status,
+                                     attempt=rec.attempt, message=rec.message,
+                                     provider_request_id=rec.provider_request_id))
+            if rec.delay is not None:
+                self.emit(RetryEvent(**base, request_id=rec.request_id, provider=rec.provider,
+                                     model=rec.model, attempt=rec.attempt + 1, delay=rec.delay))
+        elif t is r.CacheRecord:
+            self.emit(CacheEvent(**base, provider=rec.provider, model="", outcome=rec.outcome,
+                                 key=rec.key))
+        elif t is r.ToolResultRecord:
+            self.emit(ToolCallEvent(**base, call_id=rec.call_id, name=rec.name, ok=rec.ok,
+                                    rejected=rec.rejected, duration=rec.duration,
+                                    request_id=rec.request_id or None))
 
     def emit(self, ev: Any) -> None:
         """Queue an event for the hooks; never blocks, never raises."""
@@ -177,7 +205,7 @@ class Hooks:
             label = getattr(fn, "__qualname__", repr(fn))
             self.disabled[label] = f"{type(exc).__name__}: {exc}"
             if self.on_failure is not None:
-                await self.on_failure(label, exc)
+                await self.on_failure(label, exc, ev)
 
 
 def _name(ev: Any) -> str:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 import yaml
 
 from runtime.cli.attach import attach
@@ -22,11 +24,17 @@ from runtime.session.outcome import SessionResult
 class Run:
     """The result of an in-process session: outcome, run folder, captured console."""
 
-    def __init__(self, outcome: SessionResult, run_dir: Path, out: str, err: str) -> None:
+    def __init__(self, outcome: SessionResult, run_dir: Path, out: str, err: str,
+                 engine: Engine | None = None) -> None:
         self.outcome = outcome
         self.run_dir = run_dir
         self.out = out
         self.err = err
+        # what the engine owned per provider: its circuit breaker and rate limiter
+        self.breakers = {n: rt.options.breaker for n, rt in (engine.runtimes.items()
+                                                           if engine else ())}
+        self.limiters = {n: rt.options.limiter for n, rt in (engine.runtimes.items()
+                                                           if engine else ())}
 
     @property
     def transcript(self) -> list[dict[str, Any]]:
@@ -81,6 +89,14 @@ def run_agent() -> Callable[..., Any]:
                                       run_id=run_id, history=history,
                                       on_approval="wait" if ask is not None else "deny")
             result = await attach(session, console, asker=ask)
-        return Run(result, session.run_dir, out.getvalue(), err.getvalue())
+        return Run(result, session.run_dir, out.getvalue(), err.getvalue(), eng)
 
     return run
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    """Virtual time that jumps once the run loop has been idle for 10 ms of real time (not
+    at once): a journal write in a worker thread counts as idle to trio, and must not let
+    the clock run ahead of a session waiting for it."""
+    return trio.testing.MockClock(autojump_threshold=0.01)

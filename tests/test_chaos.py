@@ -13,9 +13,12 @@ import pytest
 import trio
 import yaml
 
-from runtime.app import run_session
+from runtime.cli.attach import attach
+from runtime.cli.console import Console
 from runtime.config import load_config
+from runtime.engine import Engine
 from runtime.model import Response, TextPart, ToolCallPart, Usage
+from runtime.redact import Redactor
 from runtime.testing import faults, open_fake_server
 from runtime.tools import make_tool
 
@@ -96,10 +99,12 @@ async def test_long_session_rides_through_every_fault(protocol: str, turns: int,
             }))
             cfg = load_config(cfg_path, environ={"TEST_TRACE_KEY": "chaos"})
             out, err = io.StringIO(), io.StringIO()
-            outcome, run_dir = await run_session(
-                cfg, task=cfg.task, stdout=out, stderr=err, stream_answer=True,
-                handle_signals=False, environ={"TEST_TRACE_KEY": "chaos"},
-                extra_tools=[make_tool(count)])
+            console = Console(out, err, Redactor(cfg.secrets()), stream_answer=True)
+            async with Engine.open(cfg, environ={"TEST_TRACE_KEY": "chaos"},
+                                   tools=[make_tool(count)]) as engine:
+                session = await engine.start(cfg.task)
+                outcome = await attach(session, console)
+                run_dir = session.run_dir
     assert outcome.exit_code == 0, err.getvalue()[-2000:]
     assert server.request_count == requests
     # every turn completed once, no tool executed twice

@@ -182,7 +182,7 @@ async def test_killed_session_resumes_where_it_stopped(tmp_path: Path) -> None:
             lines = [json.loads(x) for x in (run_dir / "transcript.jsonl").read_text().splitlines()]
             assert [e["turn"] for e in lines if e["type"] == "turn_end"] == [1, 2]
             assert not any(e["type"] == "session_end" for e in lines)
-            assert json.loads((run_dir / "state.json").read_text())["turn"] == 2
+            # the journal is the truth: no checkpoint is needed to resume
             server.add(Response("r4", "m", [TextPart("resumed and done")], "stop", "stop",
                                 Usage(10, 3)))
             done = await trio.run_process(

@@ -17,7 +17,7 @@ SESSION = r"""
 import io, json, sys, trio, yaml
 sys.path.insert(0, {root!r})
 {prelude}
-from runtime.app import run_session
+from runtime.engine import run_session
 from runtime.config import load_config
 from pathlib import Path
 tmp = Path({tmp!r})
@@ -29,8 +29,7 @@ tmp = Path({tmp!r})
     "tools": {{"builtin": ["list_dir"], "workspace": str(tmp / "ws")}},
     "logging": {{"dir": str(tmp / "logs")}}, "reasoning": {{"encrypt": False}}}}))
 cfg = load_config(tmp / "agent.yaml")
-outcome, _ = trio.run(lambda: run_session(cfg, task=cfg.task, stdout=io.StringIO(),
-                                          stderr=io.StringIO(), handle_signals=False))
+outcome, _ = trio.run(lambda: run_session(cfg, task=cfg.task))
 {report}
 """
 

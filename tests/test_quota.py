@@ -12,8 +12,6 @@ import trio
 import yaml
 
 from runtime.model import Response, TextPart, Usage
-from runtime.resilience.breaker import shared_breaker
-from runtime.resilience.ratelimit import limiter_key
 from runtime.testing import faults, open_fake_server
 
 FINAL = Response("r-final", "m", [TextPart("answered by the backup")], "stop", "stop",
@@ -121,7 +119,7 @@ async def fail_over(tmp_path: Path, run_agent: Any, protocol: str, fault: Any, *
             run = await run_agent(write(tmp_path, protocol, main_url, s2.base_url(protocol),
                                         stream=stream))
     run.counts = (s1.request_count, s2.request_count)
-    run.breaker = shared_breaker(limiter_key("main", main_url, "k-main-1"), 1, 1.0)
+    run.breaker = run.breakers["main"]
     return run
 
 

@@ -49,7 +49,7 @@ def comparable(run: Any) -> list[tuple[Any, ...]]:
         if e["type"] in ("cache", "request", "warning", "session_start"):
             continue
         keep = {k: v for k, v in e.items()
-                if k not in ("ts", "run_id", "request_id", "provider_request_id", "duration",
+                if k not in ("ts", "run_id", "seq", "request_id", "provider_request_id", "duration",
                              "ttft", "attempts", "cached", "cost_usd", "totals")}
         out.append(tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in keep.items())))
     return out

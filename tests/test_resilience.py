@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import itertools
 import tempfile
 from pathlib import Path
@@ -16,16 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
 
-from runtime.app import run_session
 from runtime.config import load_config
+from runtime.engine import Engine, run_session
 from runtime.errors import RETRYABLE, ErrorKind, ProviderError
 from runtime.model import Message, Request, Response, TextPart, ToolCallPart, Usage
 from runtime.providers import HTTPProvider, ProviderSpec, Timeouts
 from runtime.providers.actor import ActorOptions, TurnDone, TurnRequest, run_turn
-from runtime.resilience import breaker as breaker_registry
-from runtime.resilience import ratelimit as ratelimit_registry
-from runtime.resilience.breaker import BreakerState, CircuitBreaker, shared_breaker
-from runtime.resilience.ratelimit import limiter_key
+from runtime.resilience.breaker import BreakerState, CircuitBreaker
 from runtime.resilience.retry import RetryPolicy
 from runtime.testing import ScriptedProvider, faults, open_fake_server
 from runtime.testing.script import RecordedRequest
@@ -78,7 +74,7 @@ async def test_open_circuit_sends_nothing_and_fails_over(tmp_path: Path, run_age
     errors = run.errors(2)
     assert [e["kind"] for e in errors] == ["server", "server"]
     # turn 3 starts with main again, whose open circuit skips it without a request
-    skipped = [e for e in run.events("warning") if e.get("circuit_open")]
+    skipped = [e for e in run.events("warning") if e.get("code") in ("circuit_open", "circuit_wait")]
     assert [e["turn"] for e in skipped] == [3]
     assert not (run.run_dir / "errors" / "turn_3.json").exists()
 
@@ -172,11 +168,6 @@ async def test_rate_limit_headers_make_the_next_request_wait(tmp_path: Path, run
     assert 19 <= arrivals[1] - arrivals[0] <= 21
 
 
-def breaker_of(name: str, base_url: str, key: str) -> CircuitBreaker:
-    """The process-wide breaker the session used (the first caller's settings won)."""
-    return shared_breaker(limiter_key(name, base_url, key), 1, 1.0)
-
-
 def timed(entry: Any, arrivals: list[float]) -> Any:
     """A script entry that notes the virtual time its request arrived."""
     def answer(req: RecordedRequest) -> Any:
@@ -206,7 +197,7 @@ async def test_five_transient_faults_in_one_turn_do_not_end_the_session(
     assert [(e["kind"], e["attempt"]) for e in run.errors(1)] == [
         ("rate_limited", 1), ("server", 2), ("server", 3), ("stream_interrupted", 4),
         ("overloaded", 6)]
-    waits = [e for e in run.events("warning") if e.get("circuit_open")]
+    waits = [e for e in run.events("warning") if e.get("code") in ("circuit_open", "circuit_wait")]
     assert [w["attempt"] for w in waits] == [5, 7]
     for w in waits:  # the wait is named, with how long, and lasts until the probe
         assert w["message"].startswith("main waits: circuit open")
@@ -215,7 +206,7 @@ async def test_five_transient_faults_in_one_turn_do_not_end_the_session(
     assert [r["attempt"] for r in run.events("request")] == [1, 2, 3, 4, 6, 8]
     [assistant] = run.events("assistant")
     assert assistant["attempts"] == 8
-    assert breaker_of("main", url, "k-main-1").state(trio.current_time()) is BreakerState.CLOSED
+    assert run.breakers["main"].state(trio.current_time()) is BreakerState.CLOSED
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -239,7 +230,7 @@ async def test_open_circuit_hands_the_turn_to_the_fallback_at_once(
     assert run.out.strip() == "made it"
     assert s1.request_count == 3 and s2.request_count == 1
     assert arrivals[0] < 20  # three backoff delays of at most 4 s, no 600 s cool-down
-    [skip] = [e for e in run.events("warning") if e.get("circuit_open")]
+    [skip] = [e for e in run.events("warning") if e.get("code") in ("circuit_open", "circuit_wait")]
     assert skip["attempt"] == 4 and skip["delay"] is None
     assert skip["message"].startswith("main skipped: circuit open")
     assert [e["provider"] for e in run.events("assistant")] == ["backup"]
@@ -261,17 +252,17 @@ async def test_a_429_storm_never_opens_the_breaker(tmp_path: Path, run_agent,
     assert run.outcome.exit_code == 0, run.err
     assert server.request_count == 11
     assert [e["kind"] for e in run.errors(1)] == ["rate_limited"] * 10
-    assert not [e for e in run.events("warning") if e.get("circuit_open")]
+    assert not [e for e in run.events("warning") if e.get("code") in ("circuit_open", "circuit_wait")]
     assert all(b - a >= 3 for a, b in itertools.pairwise(arrivals))
-    breaker = breaker_of("main", url, "k-main-1")
+    breaker = run.breakers["main"]
     assert breaker.state(trio.current_time()) is BreakerState.CLOSED
     assert breaker.consecutive_failures == 0
 
 
 async def test_a_429_retry_after_holds_every_session_of_the_provider(
         tmp_path: Path, run_agent, autojump_clock: Any) -> None:
-    """Session A gets a 429 with retry-after 20 s; session B, on the same provider and key,
-    starts 5 s later: the shared rate limiter holds B's request until the 20 s have passed
+    """Session A gets a 429 with retry-after 20 s; session B, on the same engine and provider,
+    starts 5 s later: the provider's rate limiter holds B's request until the 20 s have passed
     (no rate_limit is configured: the limiter adapts to the provider's answers alone)."""
     arrivals: list[tuple[str, float]] = []
 
@@ -283,21 +274,22 @@ async def test_a_429_retry_after_holds_every_session_of_the_provider(
 
     async with open_fake_server([note(faults.rate_limited(retry_after=20)), note(FINAL),
                                  note(FINAL)]) as server:
-        paths = []
-        for name in ("a", "b"):
-            (tmp_path / name).mkdir()
-            paths.append(write(tmp_path / name, {"main": {
-                "kind": "openai-chat", "model": "m", "api_key": "k-shared-1",
-                "base_url": server.base_url("openai-chat")}}, task=f"task-{name}-marker"))
+        path = write(tmp_path, {"main": {
+            "kind": "openai-chat", "model": "m", "api_key": "k-shared-1",
+            "base_url": server.base_url("openai-chat")}})
+        cfg = load_config(path, environ={"TEST_TRACE_KEY": "k"})
         runs: dict[str, Any] = {}
+        async with Engine.open(cfg, environ={"TEST_TRACE_KEY": "k"}) as engine:
 
-        async def session(name: str, path: Path, after: float) -> None:
-            await trio.sleep(after)
-            runs[name] = await run_agent(path)
+            async def session(name: str, after: float) -> None:
+                await trio.sleep(after)
+                s = await engine.start(f"task-{name}-marker")
+                runs[name] = await s.result()
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(session, "a", paths[0], 0.0)
-            nursery.start_soon(session, "b", paths[1], 5.0)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(session, "a", 0.0)
+                nursery.start_soon(session, "b", 5.0)
+    runs = {k: type("Run", (), {"outcome": v}) for k, v in runs.items()}
     assert runs["a"].outcome.exit_code == 0 and runs["b"].outcome.exit_code == 0
     a_sent = [t for body, t in arrivals if "task-a-marker" in body]
     [b_sent] = [t for body, t in arrivals if "task-b-marker" in body]
@@ -326,14 +318,10 @@ def test_transient_failures_within_the_budget_never_fail_a_single_provider_sessi
             "circuit": {"failure_threshold": threshold, "cooldown": 10},
             "timeout": {"total": 600}}})
         cfg = load_config(path, environ={"TEST_TRACE_KEY": "k"})
-        outcome, _ = await run_session(cfg, task="go", stdout=io.StringIO(),
-                                       stderr=io.StringIO(), stream_answer=False,
-                                       handle_signals=False, environ={"TEST_TRACE_KEY": "k"},
+        outcome, _ = await run_session(cfg, task="go", environ={"TEST_TRACE_KEY": "k"},
                                        providers={"main": provider})
         return outcome
 
-    breaker_registry.clear_registry()  # one fresh breaker per example
-    ratelimit_registry.clear_registry()
     with tempfile.TemporaryDirectory() as folder:
         outcome = trio.run(session, Path(folder), clock=MockClock(autojump_threshold=0))
     assert outcome.exit_code == 0, outcome.message

@@ -168,7 +168,7 @@ async def test_streaming_refused_falls_back_once(protocol: str, tmp_path: Path, 
     assert run.outcome.exit_code == 0, run.err
     assert run.err.count("[streaming-disabled] main:") == 1
     assert [r.stream for r in server.requests] == [True, False, False, False, False]
-    assert any(e.get("streaming_disabled") for e in run.events("warning"))
+    assert any(e.get("code") == "streaming_disabled" for e in run.events("warning"))
 
 
 async def test_echoed_secrets_never_reach_files_or_console(tmp_path: Path, run_agent) -> None:

@@ -23,6 +23,7 @@ import structlog
 from ..redact import Redactor
 from ..session.outcome import SessionResult
 from ..session.records import (
+    AssistantRecord,
     Event,
     ProviderErrorRecord,
     RequestRecord,
@@ -103,7 +104,6 @@ class Console:
 
     def line(self, text: str, **fields: Any) -> None:
         """A line on stderr (a JSON object with ``--log-format json``)."""
-        self._end_text()
         text = self.redactor.text(text)
         if self.json:
             import json
@@ -134,9 +134,10 @@ class Console:
                 self._open_line = not ev.text.endswith("\n")
             return
         ids = {"run_id": ev.run_id, "turn": ev.turn}
-        if t is RequestRecord:
-            assert isinstance(ev, RequestRecord)
+        if t is AssistantRecord:  # the streamed text of a response ends its line
             self._end_text()
+        elif t is RequestRecord:
+            assert isinstance(ev, RequestRecord)
             self.log.info("request", provider=ev.provider, model=ev.model, attempt=ev.attempt,
                           request_id=ev.request_id, **ids)
         elif t is ProviderErrorRecord:
@@ -149,8 +150,8 @@ class Console:
             self._warning(ev, ids)
         elif t is ToolResultRecord:
             assert isinstance(ev, ToolResultRecord)
-            self._end_text()
-            self.log.info("tool", name=ev.name, ok=ev.ok, rejected=ev.rejected, **ids)
+            self.log.info("tool", name=ev.name, ok=ev.ok, rejected=ev.rejected,
+                          request_id=ev.request_id, **ids)
 
     def _warning(self, ev: WarningRecord, ids: dict[str, Any]) -> None:
         if ev.code == "streaming_disabled":

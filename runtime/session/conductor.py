@@ -28,7 +28,7 @@ import trio
 
 from ..errors import ActorFailed, ProviderError
 from ..hooks import Hooks, ResponseEnd
-from ..model import Message, Params, Part, Request, Response, ToolCallPart, Usage
+from ..model import Message, Params, Part, Request, ToolCallPart, Usage
 from ..pricing import PriceTable
 from ..providers.actor import TurnRequest
 from ..providers.kinds import KINDS
@@ -117,6 +117,7 @@ class Conductor:
     _current: int = 0                 # index in spec.order of the provider of the last turn
     _last_input: tuple[int, int] = (0, 0)   # input tokens of the last request, messages then
     _unpriced_warned: set[str] = attrs.field(factory=set)
+    _request_id: str = ""              # the response whose tool calls are running
 
     # ---- the session --------------------------------------------------------------------
 
@@ -280,6 +281,7 @@ class Conductor:
 
     async def _record_response(self, answer: Answer, handle: ProviderHandle) -> None:
         resp, rid = answer.response, answer.request_id
+        self._request_id = rid
         for r in resp.reasoning:
             if r.text:
                 await self.rec.emit(ReasoningRecord(provider=handle.name, kind=r.kind,
@@ -377,7 +379,8 @@ class Conductor:
         part = o.to_part()
         await self.rec.emit(ToolResultRecord(
             call_id=o.call_id, name=o.name, ok=o.ok, content=part.content,
-            duration=round(o.duration, 6), kind=part.kind, meta=part.meta, rejected=o.rejected))
+            duration=round(o.duration, 6), kind=part.kind, meta=part.meta, rejected=o.rejected,
+            request_id=self._request_id))
 
     async def _close_calls(self, calls: list[ToolCallPart], results: dict[str, ToolOutcome]
                            ) -> None:
@@ -390,7 +393,7 @@ class Conductor:
                                                      INTERRUPTED_RESULT)
                 await self.rec.emit(ToolResultRecord(
                     call_id=call.id, name=call.name, ok=False, content=INTERRUPTED_RESULT,
-                    kind=call.kind, interrupted=True))
+                    kind=call.kind, interrupted=True, request_id=self._request_id))
             part = out.to_part()
             if part.kind != call.kind:
                 part = msgspec.structs.replace(part, kind=call.kind)

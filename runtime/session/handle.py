@@ -178,16 +178,24 @@ class Session:
             if w is None:
                 return
             async with w.recv:
-                async for ev, line in w.recv:
-                    if line is not None:
+                async for ev, wline in w.recv:
+                    if wline is not None:
                         if ev.seq <= last:
                             continue
                         last = ev.seq
-                    yield ev, line  # type: ignore[misc]
+                    yield ev, wline  # type: ignore[misc]
             if not w.overflowed:
                 return
             if not lossless:
                 raise Dropped(last)
+
+    async def warn(self, message: str, code: str = "other") -> None:
+        """A warning in this session's transcript from outside the conductor (a hook that
+        failed, the engine); nothing when the session has ended."""
+        from .records import WarningRecord
+
+        if self._recorder is not None and not self._recorder.closed:
+            await self._recorder.emit(WarningRecord(message=message, code=code))  # type: ignore[arg-type]
 
     # ---- approvals, asked by the conductor -----------------------------------------------
 
@@ -219,7 +227,7 @@ class Session:
     async def run(self, make: Callable[[Recorder, trio.MemorySendChannel[StateMsg]], Conductor],
                   *, task: str | None, redactor: Redactor, key: bytes | None,
                   restored: Restored | None, slots: trio.CapacityLimiter | None,
-                  started_at: float,
+                  started_at: float, on_record: Callable[[RecordBase], None] | None = None,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The session task: actors up, the conductor runs, the folder is closed on every
         path (see the module docstring)."""
@@ -236,7 +244,7 @@ class Session:
                                                       task_status=task_status))
                 rec = self._recorder = Recorder(self.run_id, journal, redactor, accounts,
                                                 seq=restored.seq if restored else 0,
-                                                journal_exited=exited)
+                                                on_record=on_record, journal_exited=exited)
                 async with journal:
                     state = await nursery.start(
                         lambda task_status: state_actor(self.run_id, rec, key=key,
@@ -277,14 +285,17 @@ class Session:
                      restored: Restored | None) -> Outcome:
         conductor.on_status = self._set_status
         conductor.on_turn_scope = self._set_turn_scope
+        result: Outcome | None = None
         try:
             with self._scope:
-                return await conductor.run(task, self._inbox_recv, restored)
+                result = await conductor.run(task, self._inbox_recv, restored)
         except Exception as exc:  # a bug or a dead actor: reported, and the folder closed
-            return outcome("error", message=f"{type(exc).__name__}: {exc}")
+            result = outcome("error", message=f"{type(exc).__name__}: {exc}")
         finally:
             if self._inbox_send is not None:
                 self._inbox_send.close()
+        if result is not None:
+            return result
         status = self._cancel_status
         return outcome(status, message={
             "interrupted": "interrupted by the user (Ctrl-C)",
@@ -318,4 +329,4 @@ class Session:
             }
             await rec.write_json("summary.json", summary)
             await rec.flush()
-            return summary
+        return summary

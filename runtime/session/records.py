@@ -136,6 +136,9 @@ class ToolStart(RecordBase, tag="tool_start"):
 
 
 class ToolResultRecord(RecordBase, tag="tool_result"):
+    """The result of one call as the model gets it; ``request_id`` is the response that
+    asked for the call."""
+
     call_id: str = ""
     name: str = ""
     ok: bool = True
@@ -145,6 +148,7 @@ class ToolResultRecord(RecordBase, tag="tool_result"):
     meta: dict[str, Any] | None = None
     rejected: bool = False
     interrupted: bool = False
+    request_id: str = ""
 
 
 class ToolRejected(RecordBase, tag="tool_rejected"):

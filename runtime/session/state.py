@@ -83,7 +83,7 @@ async def state_actor(
                 if key is None:
                     continue
                 for i, part in enumerate(r.parts):
-                    if isinstance(part, ReasoningPart) and (part.opaque or part.raw is not None):
+                    if isinstance(part, ReasoningPart):
                         rec = {"turn": msg.turn, "request_id": msg.request_id, "part": i,
                                "provider": msg.provider, "reasoning": msgspec.to_builtins(part)}
                         await recorder.append_bytes(TRACE_FILE, frame(key, run_id, rec))

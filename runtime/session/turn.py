@@ -205,7 +205,8 @@ class TurnReader:
         self.result = msg.error
 
     async def cache(self, msg: CacheOutcome) -> None:
-        await self.recorder.emit(CacheRecord(provider=self.provider, outcome=msg.outcome,
+        await self.recorder.emit(CacheRecord(provider=self.provider,
+                                             outcome=msg.outcome,  # type: ignore[arg-type]
                                              key=msg.key[:16]))
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import inspect
-import io
 import json
 import os
 import secrets
@@ -27,9 +25,8 @@ import structlog
 import trio
 import trio.testing
 
-import runtime.app
-from runtime.app import run_session
 from runtime.config import load_config
+from runtime.engine import run_session
 from runtime.model import Request, Response, TextPart, ToolCallPart, ToolResultPart, Usage
 from runtime.testing import ScriptedProvider
 from runtime.tools import Tool, ToolError
@@ -178,12 +175,10 @@ async def test_session_calls_mcp_tools_and_validates_their_arguments(
             tools = [t for s in servers for t in s.tools]
             [pid] = children("mcp_server_time")
             env = environ_of(pid)
-            out, err = io.StringIO(), io.StringIO()
             outcome, run_dir = await run_session(
-                session_cfg, task=cfg.task, stdout=out, stderr=err, stream_answer=False,
-                handle_signals=False, environ=environ, providers={"main": provider},
-                extra_tools=tools)
-            run = Run(outcome, run_dir, out.getvalue(), err.getvalue())
+                session_cfg, task=cfg.task, environ=environ, providers={"main": provider},
+                tools=tools)
+            run = Run(outcome, run_dir, "", outcome.message)
     assert run.outcome.exit_code == 0, run.err
     assert sorted(seen) == [("git__git_status", {"repo_path": str(path)}),
                             ("time__get_current_time", {"timezone": "Asia/Tokyo"})]
@@ -207,8 +202,6 @@ async def test_session_calls_mcp_tools_and_validates_their_arguments(
     assert secret not in repr(logs)
 
 
-@pytest.mark.skipif("open_mcp_tools" not in inspect.getsource(runtime.app),
-                    reason="runtime/app.py does not start tools.mcp yet")
 async def test_agent_yaml_mcp_servers_run_for_the_session(
         write_config: Callable[..., Path], run_agent: Callable[..., Any]) -> None:
     """run_session starts the servers of tools.mcp itself, offers their tools, and leaves no

@@ -1,0 +1,141 @@
+"""The journal actor: the run folder as an append-only journal, written off the event loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from runtime.session.journal import (
+    Append,
+    AppendBytes,
+    AppendError,
+    Flush,
+    JournalError,
+    JournalMsg,
+    RunFolder,
+    WriteFile,
+    journal_actor,
+)
+
+
+def folder(tmp_path: Path) -> RunFolder:
+    f = RunFolder(tmp_path / "run1")
+    f.create(exist_ok=False)
+    return f
+
+
+async def test_a_flush_returns_once_everything_before_it_is_on_disk(tmp_path: Path) -> None:
+    """Lines, error records, whole files and raw frames are on disk when the flush returns."""
+    f = folder(tmp_path)
+    async with trio.open_nursery() as nursery:
+        send = await nursery.start(journal_actor, f)
+        async with send:
+            await send.send(Append(b'{"type": "warning", "n": 1}'))
+            await send.send(AppendError(2, {"kind": "server"}))
+            await send.send(AppendError(2, {"kind": "timeout"}))
+            await send.send(WriteFile("summary.json", b'{"status": "ok"}\n'))
+            await send.send(AppendBytes("reasoning.enc", b"\x00\x01"))
+            done = trio.Event()
+            await send.send(Flush(done))
+            await done.wait()
+            [line] = (f.path / "transcript.jsonl").read_text().splitlines()
+            assert json.loads(line) == {"type": "warning", "n": 1}
+            errors = json.loads((f.path / "errors" / "turn_2.json").read_text())
+            assert [e["kind"] for e in errors] == ["server", "timeout"]
+            assert json.loads((f.path / "summary.json").read_text()) == {"status": "ok"}
+            assert (f.path / "reasoning.enc").read_bytes() == b"\x00\x01"
+
+
+async def test_the_folder_is_private(tmp_path: Path) -> None:
+    """The run folder is 0700 and every file in it 0600, whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        f = folder(tmp_path)
+        async with trio.open_nursery() as nursery:
+            send = await nursery.start(journal_actor, f)
+            async with send:
+                await send.send(Append(b"{}"))
+                await send.send(AppendError(1, {"kind": "server"}))
+                await send.send(WriteFile("state.json", b"{}"))
+                await send.send(AppendBytes("reasoning.enc", b"x"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(f.path.stat().st_mode) == 0o700
+    assert stat.S_IMODE((f.path / "errors").stat().st_mode) == 0o700
+    files = [p for p in f.path.rglob("*") if p.is_file()]
+    assert len(files) == 4
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
+
+
+async def test_a_full_disk_slot_pool_pushes_back_on_the_producer(tmp_path: Path) -> None:
+    """While no file slot is free, the actor waits with one batch in hand and the bounded
+    mailbox fills: the producer blocks instead of growing a queue."""
+    f = folder(tmp_path)
+    slots = trio.CapacityLimiter(1)
+    produced = 0
+
+    async def producer(send: trio.MemorySendChannel[JournalMsg]) -> None:
+        nonlocal produced
+        async with send:
+            for i in range(100):
+                await send.send(Append(b'{"n": %d}' % i))
+                produced += 1
+
+    await slots.acquire_on_behalf_of("the test")
+    async with trio.open_nursery() as nursery:
+        send = await nursery.start(
+            lambda task_status: journal_actor(f, slots=slots, bound=8, task_status=task_status))
+        nursery.start_soon(producer, send)
+        await trio.testing.wait_all_tasks_blocked()
+        # a batch in hand waits for a slot, the mailbox is full, the producer is blocked
+        assert send.statistics().current_buffer_used == 8
+        assert send.statistics().tasks_waiting_send == 1
+        assert produced < 100
+        slots.release_on_behalf_of("the test")
+    assert produced == 100
+    assert len((f.path / "transcript.jsonl").read_text().splitlines()) == 100
+
+
+async def test_no_descriptor_is_held_between_writes(tmp_path: Path) -> None:
+    """Between batches the actor holds no open file of the run folder."""
+    f = folder(tmp_path)
+    async with trio.open_nursery() as nursery:
+        send = await nursery.start(journal_actor, f)
+        async with send:
+            await send.send(Append(b"{}"))
+            done = trio.Event()
+            await send.send(Flush(done))
+            await done.wait()
+            opened = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                      if os.path.exists(f"/proc/self/fd/{fd}")]
+            assert not [p for p in opened if p.startswith(str(f.path))]
+
+
+async def test_an_unwritable_folder_ends_the_actor_with_a_journal_error(tmp_path: Path) -> None:
+    """A write that cannot succeed (the folder is gone) is a JournalError naming the folder."""
+    f = folder(tmp_path)
+    with pytest.RaisesGroup(pytest.RaisesExc(JournalError, match="run1")):
+        async with trio.open_nursery() as nursery:
+            send = await nursery.start(journal_actor, f)
+            os.rmdir(f.path)
+            async with send:
+                await send.send(Append(b"{}"))
+
+
+def test_repair_cuts_a_torn_last_line(tmp_path: Path) -> None:
+    """A crash mid-write leaves a partial line; repair cuts it so appends start clean."""
+    f = folder(tmp_path)
+    path = f.path / "transcript.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": ')
+    assert f.repair() == len(b'{"c": ')
+    assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    assert f.repair() == 0
+    path.write_bytes(b'{"only": "torn')
+    f.repair()
+    assert path.read_bytes() == b""
