@@ -62,8 +62,14 @@ class RecordBase(msgspec.Struct, kw_only=True, tag_field="type"):
     turn: int = 0
     seq: int = 0
 
+    @property
+    def type(self) -> str:
+        """The record type (the tag written as ``type``)."""
+        tag: str = self.__struct_config__.tag  # type: ignore[assignment]
+        return tag
 
-class SessionStart(RecordBase, tag="session_start"):
+
+class SessionStart(RecordBase, tag="session_start", kw_only=True):
     """A run (or a resumed run) began. ``task`` is the user message it adds, if any."""
 
     task: str | None = None
@@ -74,13 +80,13 @@ class SessionStart(RecordBase, tag="session_start"):
     metadata: dict[str, Any] | None = None
 
 
-class UserMessage(RecordBase, tag="user"):
+class UserMessage(RecordBase, tag="user", kw_only=True):
     """A further user message (``Session.send``, ``--resume --task``)."""
 
     text: str = ""
 
 
-class RequestRecord(RecordBase, tag="request"):
+class RequestRecord(RecordBase, tag="request", kw_only=True):
     """One HTTP attempt started (or a cache hit was served)."""
 
     provider: str = ""
@@ -90,7 +96,7 @@ class RequestRecord(RecordBase, tag="request"):
     request_id: str = ""
 
 
-class AssistantRecord(RecordBase, tag="assistant"):
+class AssistantRecord(RecordBase, tag="assistant", kw_only=True):
     """A response: ``complete`` (it joins the conversation) or ``interrupted`` (the turn was
     cancelled mid-stream: what had arrived, for the record only). ``parts`` are the
     response's parts without opaque reasoning payloads."""
@@ -110,7 +116,7 @@ class AssistantRecord(RecordBase, tag="assistant"):
     parts: list[Part] | None = None
 
 
-class ReasoningRecord(RecordBase, tag="reasoning"):
+class ReasoningRecord(RecordBase, tag="reasoning", kw_only=True):
     """The readable text of a reasoning trace (never a signature or encrypted payload)."""
 
     provider: str = ""
@@ -119,7 +125,7 @@ class ReasoningRecord(RecordBase, tag="reasoning"):
     request_id: str = ""
 
 
-class ToolCallRecord(RecordBase, tag="tool_call"):
+class ToolCallRecord(RecordBase, tag="tool_call", kw_only=True):
     call_id: str = ""
     name: str = ""
     arguments: str = ""
@@ -127,7 +133,7 @@ class ToolCallRecord(RecordBase, tag="tool_call"):
     request_id: str = ""
 
 
-class ToolStart(RecordBase, tag="tool_start"):
+class ToolStart(RecordBase, tag="tool_start", kw_only=True):
     """A tool call is about to run (on disk before it starts: a resumed session knows which
     calls may have taken effect)."""
 
@@ -135,7 +141,7 @@ class ToolStart(RecordBase, tag="tool_start"):
     name: str = ""
 
 
-class ToolResultRecord(RecordBase, tag="tool_result"):
+class ToolResultRecord(RecordBase, tag="tool_result", kw_only=True):
     """The result of one call as the model gets it; ``request_id`` is the response that
     asked for the call."""
 
@@ -151,7 +157,7 @@ class ToolResultRecord(RecordBase, tag="tool_result"):
     request_id: str = ""
 
 
-class ToolRejected(RecordBase, tag="tool_rejected"):
+class ToolRejected(RecordBase, tag="tool_rejected", kw_only=True):
     """A call that did not run (validation or approval); ``errors`` says why."""
 
     call_id: str = ""
@@ -159,7 +165,7 @@ class ToolRejected(RecordBase, tag="tool_rejected"):
     errors: list[str] = msgspec.field(default_factory=list)
 
 
-class ApprovalRequest(RecordBase, tag="approval_request"):
+class ApprovalRequest(RecordBase, tag="approval_request", kw_only=True):
     """An ``approval: ask`` call waits for ``Session.approve``."""
 
     call_id: str = ""
@@ -167,14 +173,14 @@ class ApprovalRequest(RecordBase, tag="approval_request"):
     arguments: Any = None
 
 
-class ApprovalDecision(RecordBase, tag="approval"):
+class ApprovalDecision(RecordBase, tag="approval", kw_only=True):
     call_id: str = ""
     allow: bool = False
     reason: str | None = None
     by: str | None = None
 
 
-class UsageRecord(RecordBase, tag="usage"):
+class UsageRecord(RecordBase, tag="usage", kw_only=True):
     provider: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
@@ -187,7 +193,7 @@ class UsageRecord(RecordBase, tag="usage"):
     request_id: str = ""
 
 
-class CacheRecord(RecordBase, tag="cache"):
+class CacheRecord(RecordBase, tag="cache", kw_only=True):
     provider: str = ""
     outcome: Literal["hit", "miss", "store"] = "miss"
     key: str = ""
@@ -212,7 +218,7 @@ WarningCode = Literal[
 ]
 
 
-class WarningRecord(RecordBase, tag="warning"):
+class WarningRecord(RecordBase, tag="warning", kw_only=True):
     """Something the user should know; ``code`` says what (``WarningCode``). A circuit
     refusal carries the ``attempt`` it used and the ``delay`` before the next one."""
 
@@ -224,7 +230,7 @@ class WarningRecord(RecordBase, tag="warning"):
     delay: float | None = None
 
 
-class ProviderErrorRecord(RecordBase, tag="provider_error"):
+class ProviderErrorRecord(RecordBase, tag="provider_error", kw_only=True):
     """One failed attempt (also in ``errors/turn_<n>.json``)."""
 
     provider: str = ""
@@ -244,7 +250,7 @@ class ProviderErrorRecord(RecordBase, tag="provider_error"):
     output_started: bool = False
 
 
-class ContextCompacted(RecordBase, tag="context_compacted"):
+class ContextCompacted(RecordBase, tag="context_compacted", kw_only=True):
     """The conversation was shrunk to fit the context window before a request.
 
     ``elided`` call ids had their result replaced by a marker; messages ``[start, end)``
@@ -259,11 +265,11 @@ class ContextCompacted(RecordBase, tag="context_compacted"):
     reason: str | None = None
 
 
-class TurnEnd(RecordBase, tag="turn_end"):
+class TurnEnd(RecordBase, tag="turn_end", kw_only=True):
     finish: str = "other"
 
 
-class SessionEnd(RecordBase, tag="session_end"):
+class SessionEnd(RecordBase, tag="session_end", kw_only=True):
     status: str = ""
     exit_code: int = 0
     turns: int = 0
@@ -271,7 +277,7 @@ class SessionEnd(RecordBase, tag="session_end"):
     message: str | None = None
 
 
-class TextDelta(RecordBase, tag="text_delta"):
+class TextDelta(RecordBase, tag="text_delta", kw_only=True):
     """Live only: a piece of the answer as it streams (never in the journal)."""
 
     text: str = ""
