@@ -5,6 +5,9 @@ starts or resumes a session, renders its records on the console and maps its sta
 exit code: 0 finished, 1 an internal failure, 2 bad configuration or usage, 3 provider
 failure after retries and fallbacks, 4 a budget or turn limit was hit, 130 interrupted
 (SIGINT), 143 terminated (SIGTERM).
+
+Subcommands (``python main.py NAME ...``) live in their own modules, listed in
+``SUBCOMMANDS``: each module has ``main(argv, *, stdout, stderr) -> int``.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from ..errors import ConfigError
 from ..redact import Redactor
 from .console import Console, configure_logging
 
-__all__ = ["build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 EXIT_USAGE = 2
+
+# name -> module of runtime.cli with main(argv, *, stdout, stderr) -> int
+SUBCOMMANDS: dict[str, str] = {}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,9 +66,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in SUBCOMMANDS:
+        import importlib
+
+        module = importlib.import_module(f".{SUBCOMMANDS[args_list[0]]}", __name__)
+        code: int = module.main(args_list[1:], stdout=out, stderr=err)
+        return code
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse already printed the usage error
         return EXIT_USAGE if exc.code else 0
     task = args.task

@@ -249,6 +249,7 @@ class Conductor:
         reply_send, reply_recv = trio.open_memory_channel[Any](16)
         turn_req = TurnRequest(req, reply_send, self.turn, handle.stream,
                                can_fail_over=can_fail_over, estimate=self.chat.estimate)
+        await self.rec.flush()  # what the run saw is on disk before the next request
         try:
             await handle.mailbox.send(turn_req)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
