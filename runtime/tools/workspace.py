@@ -6,6 +6,15 @@ leave the workspace through a symlink (the path is resolved, symlinks followed, 
 result must lie inside the resolved workspace). The operations then use the resolved path.
 A refusal is a :class:`ToolError` naming the rule that was broken.
 
+Text (see ``_text.py``): names and contents that are not UTF-8 are shown with ``\\xNN``
+escapes, and written text with lone surrogates is written with U+FFFD instead; every result
+is valid UTF-8.
+
+The workspace folder itself: :func:`check_workspace` (no side effect, for the config loader)
+and :func:`prepare_workspace` (creates it) raise :class:`WorkspaceError`, a configuration
+error naming ``tools.workspace``, when it names a file or when it is missing and so is its
+parent (a typo must not create a tree).
+
 Limits: a symlink swapped in between the check and the use (by another process) is not
 defended against; regular expressions run in a worker thread that a timeout abandons.
 """
@@ -13,19 +22,52 @@ defended against; regular expressions run in a worker thread that a timeout aban
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path, PurePosixPath
 
-from ._text import cap_text
+from ..errors import ConfigError
+from ._text import cap_text, clean_text, replace_surrogates, to_text
 from .registry import ToolError
+from .search import Searcher
 
-__all__ = ["Workspace"]
+__all__ = ["Workspace", "WorkspaceError", "check_workspace", "is_binary", "prepare_workspace"]
 
-_SKIP_DIRS = frozenset({".git", "__pycache__", ".hg", ".svn"})
 _BINARY_SNIFF = 8192
 
 
-def _is_binary(data: bytes) -> bool:
+class WorkspaceError(ConfigError):
+    """``tools.workspace`` cannot be used (a file, or a folder whose parent is missing)."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message, path="tools.workspace", fix=fix)
+
+
+def check_workspace(path: Path) -> Path:
+    """``path`` made absolute if it can be the workspace (an existing folder, or a missing
+    one whose parent folder exists); else :class:`WorkspaceError`. Creates nothing."""
+    path = Path(os.path.abspath(path))
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise WorkspaceError(f"{path} is a file, not a folder",
+                             fix="name a folder (it is created if its parent exists)")
+    if not path.parent.is_dir():
+        raise WorkspaceError(f"neither {path} nor its parent folder {path.parent} exists",
+                             fix="create the parent folder, or correct the path")
+    return path
+
+
+def prepare_workspace(path: Path) -> Path:
+    """:func:`check_workspace`, then create the folder if it is missing."""
+    path = check_workspace(path)
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot create {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def is_binary(data: bytes) -> bool:
+    """Whether ``data`` looks binary (a NUL byte near the start)."""
     return b"\x00" in data[:_BINARY_SNIFF]
 
 
@@ -37,14 +79,19 @@ class Workspace:
                  max_file_bytes: int = 2_000_000) -> None:
         self.root = root.resolve(strict=False)
         self.max_output_chars = max_output_chars
-        self.max_matches = max_matches
-        self.max_file_bytes = max_file_bytes
+        self.searcher = Searcher(self.root, max_output_chars=max_output_chars,
+                                 max_matches=max_matches, max_file_bytes=max_file_bytes)
 
     def resolve(self, path: str) -> Path:
         """The real location of ``path`` inside the workspace, or a ToolError naming the
         rule it breaks."""
         if "\x00" in path:
-            raise ToolError(f"refused: the path {path!r} contains a NUL byte")
+            raise ToolError(f"refused: the path {clean_text(path)!r} contains a NUL byte")
+        try:
+            os.fsencode(path)
+        except UnicodeEncodeError:
+            raise ToolError(f"refused: the path {clean_text(path)!r} is not valid text "
+                            "(a lone surrogate)") from None
         if os.path.isabs(path) or path.startswith("~"):
             raise ToolError(f"refused: {path!r} is an absolute path; paths are relative to "
                             "the workspace")
@@ -60,8 +107,9 @@ class Workspace:
         return resolved
 
     def rel(self, path: Path) -> str:
+        """``path`` relative to the root, as the model reads it."""
         r = path.relative_to(self.root).as_posix()
-        return r if r else "."
+        return clean_text(r) if r else "."
 
     def read_file(self, path: str) -> str:
         target = self.resolve(path)
@@ -73,21 +121,30 @@ class Workspace:
             raise ToolError(f"no such file: {path!r}") from None
         except OSError as exc:
             raise ToolError(f"cannot read {path!r}: {exc.strerror or exc}") from None
-        if _is_binary(data):
+        if is_binary(data):
             return f"{path!r} is a binary file ({len(data)} bytes); not shown"
-        return cap_text(data.decode("utf-8", "replace"), self.max_output_chars)
+        text = data.decode("utf-8", "surrogateescape")
+        bad = sum(1 for c in text if "\udc80" <= c <= "\udcff")
+        note = (f"[{self.rel(target)} is not valid UTF-8: {bad} undecodable "
+                f"byte{'s' if bad != 1 else ''} {'are' if bad != 1 else 'is'} shown as \\xNN]\n"
+                if bad else "")
+        return note + cap_text(to_text(data), self.max_output_chars)
 
     def write_file(self, path: str, content: str) -> str:
         target = self.resolve(path)
         if target == self.root or target.is_dir():
             raise ToolError(f"{path!r} is a directory; give a file path")
+        text = replace_surrogates(content)
+        replaced = sum(1 for a, b in zip(content, text, strict=True) if a != b)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            data = content.encode("utf-8")
+            data = text.encode("utf-8")
             target.write_bytes(data)
         except OSError as exc:
             raise ToolError(f"cannot write {path!r}: {exc.strerror or exc}") from None
-        return f"wrote {len(data)} bytes to {self.rel(target)}"
+        note = (f"; {replaced} lone surrogate{'s were' if replaced != 1 else ' was'} written "
+                "as U+FFFD" if replaced else "")
+        return f"wrote {len(data)} bytes to {self.rel(target)}{note}"
 
     def list_dir(self, path: str = ".") -> str:
         target = self.resolve(path)
@@ -97,77 +154,27 @@ class Workspace:
             raise ToolError(f"{path!r} is a file; use read_file")
         lines: list[str] = []
         try:
-            entries = sorted(os.scandir(target), key=lambda e: e.name)
+            entries = sorted(os.scandir(target), key=lambda e: os.fsencode(e.name))
         except OSError as exc:
             raise ToolError(f"cannot list {path!r}: {exc.strerror or exc}") from None
         for entry in entries:
+            name = clean_text(entry.name)
             if entry.is_symlink():
-                lines.append(f"{entry.name}@")
+                lines.append(f"{name}@")
             elif entry.is_dir():
-                lines.append(f"{entry.name}/")
+                lines.append(f"{name}/")
             else:
                 try:
                     size = entry.stat().st_size
                 except OSError:
                     size = -1
-                lines.append(f"{entry.name} ({size} bytes)" if size >= 0 else entry.name)
+                lines.append(f"{name} ({size} bytes)" if size >= 0 else name)
         if not lines:
             return f"{self.rel(target)} is empty"
         return cap_text("\n".join(lines), self.max_output_chars)
 
     def search_files(self, pattern: str, path: str = ".") -> str:
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            raise ToolError(f"invalid regular expression {pattern!r}: {exc}") from None
         target = self.resolve(path)
         if not target.exists():
             raise ToolError(f"no such path: {path!r}")
-        files = [target] if target.is_file() else self._walk(target)
-        out: list[str] = []
-        size = 0
-        more = False
-        for file in files:
-            for hit in self._grep(regex, file):
-                if len(out) >= self.max_matches or size + len(hit) > self.max_output_chars:
-                    more = True
-                    break
-                out.append(hit)
-                size += len(hit) + 1
-            if more:
-                break
-        if not out:
-            return f"no matches for {pattern!r} under {self.rel(target)}"
-        if more:
-            out.append(f"[... more matches not shown (limit {self.max_matches} lines or "
-                       f"{self.max_output_chars} characters); narrow the pattern or path]")
-        return "\n".join(out)
-
-    def _walk(self, top: Path) -> list[Path]:
-        found: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-            for name in sorted(filenames):
-                p = Path(dirpath, name)
-                if not p.is_symlink():  # a symlink may point anywhere: never followed
-                    found.append(p)
-        return found
-
-    def _grep(self, regex: re.Pattern[str], file: Path) -> list[str]:
-        try:
-            if file.stat().st_size > self.max_file_bytes:
-                return []
-            data = file.read_bytes()
-        except OSError:
-            return []
-        if _is_binary(data):
-            return []
-        rel = self.rel(file)
-        hits: list[str] = []
-        for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-            if regex.search(line):
-                text = line if len(line) <= 300 else line[:300] + "..."
-                hits.append(f"{rel}:{n}: {text}")
-                if len(hits) > self.max_matches:
-                    break
-        return hits
+        return self.searcher.search(pattern, target)

@@ -131,8 +131,38 @@ def test_builtin_schemas_use_the_documented_argument_names(tmp_path: Path) -> No
     args = {n: set(t.parameters["properties"]) for n, t in tools.items()}
     assert args == {"read_file": {"path"}, "write_file": {"path", "content"},
                     "list_dir": {"path"}, "search_files": {"pattern", "path"},
-                    "run_shell": {"command"}}
+                    "run_shell": {"command"}, "apply_patch": {"patch"}}
     required = {n: set(t.parameters.get("required", [])) for n, t in tools.items()}
     assert required["list_dir"] == set() and required["search_files"] == {"pattern"}
-    assert tools["run_shell"].approval == "ask"
+    assert tools["run_shell"].approval == "ask" and tools["apply_patch"].approval == "auto"
     assert os.path.isdir(tmp_path)
+
+
+def test_workspace_that_is_a_file_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    """tools.workspace naming a file is a ConfigError on tools.workspace, before any tool."""
+    from runtime.errors import ConfigError
+    from runtime.tools.workspace import WorkspaceError, check_workspace
+
+    file = tmp_path / "notes.txt"
+    file.write_text("x")
+    for attempt in (lambda: check_workspace(file), lambda: builtin_tools(file, ["read_file"])):
+        with pytest.raises(WorkspaceError) as info:
+            attempt()
+        assert isinstance(info.value, ConfigError) and info.value.path == "tools.workspace"
+        assert "is a file" in str(info.value) and str(file) in str(info.value)
+    assert file.read_text() == "x"
+
+
+def test_missing_workspace_is_created_only_under_an_existing_parent(tmp_path: Path) -> None:
+    """A missing workspace whose parent exists is created; a typo'd tree is not."""
+    from runtime.tools.workspace import WorkspaceError, check_workspace, prepare_workspace
+
+    typo = tmp_path / "wrokspace" / "deep" / "ws"
+    with pytest.raises(WorkspaceError, match=r"neither .* nor its parent folder .* exists") as info:
+        builtin_tools(typo, ["read_file"])
+    assert info.value.path == "tools.workspace"
+    assert not (tmp_path / "wrokspace").exists()
+    fresh = tmp_path / "fresh"
+    assert check_workspace(fresh) == fresh and not fresh.exists()  # the check creates nothing
+    assert prepare_workspace(fresh) == fresh and fresh.is_dir()
+    assert prepare_workspace(fresh) == fresh  # an existing folder is fine
