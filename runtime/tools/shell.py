@@ -1,51 +1,56 @@
-"""``run_shell``: a command under ``/bin/sh -c`` in the workspace, in its own process group.
+"""Running one command (``/bin/sh -c`` text, or an argv) so that nothing outlives it.
 
-The command's process group is the unit of cleanup: on timeout or cancellation the whole
-group gets SIGTERM, then SIGKILL after a short grace; after a normal exit the group's
-leftovers (background jobs still holding the output pipe) are ended the same way, so a call
-leaves nothing running. When this process reaps orphans (it is PID 1 in a container, or a
-child subreaper) the dead members of the group are reaped too.
+The command leads its own session and process group, and carries a cookie in its
+environment (see ``proctree.py``). Whatever way the call ends (normal exit, timeout,
+cancellation by the session, an exception while reading its output), everything it started
+is ended before :func:`run_command` returns or raises: SIGTERM, a short grace, then SIGKILL,
+its setsid'd and orphaned descendants included. The cleanup is shielded, and it is set up
+before the first checkpoint after the spawn, so a cancellation that arrives while the
+process is being started still reaches it.
 
-Output (stdout and stderr interleaved) is capped at ``max_output_chars``: the head and the
-tail are kept, with a note saying how much was cut. Variables that look like secrets
-(``*API_KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``) are removed from the command's
-environment.
+Output: stdout and stderr interleaved (``run_shell``) or apart (the Responses ``shell``
+calls), each capped at ``max_output_chars`` in bounded memory, head and tail kept, with a
+note saying how much was cut; bytes that are not UTF-8 are shown as ``\\xNN``. The
+environment is given by the caller (scrubbed: see ``shell_env.py``).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
+import secrets
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import attrs
 import trio
+from trio.lowlevel import open_process
 
 from ._text import OutputCapture
+from .proctree import COOKIE, Tree, end_tree, group_alive
 from .registry import ToolError
+from .shell_env import scrub_env
 
-__all__ = ["ShellResult", "group_alive", "run_command", "scrub_env"]
+__all__ = ["ShellResult", "describe_exit", "format_result", "group_alive", "run_command"]
 
-_SECRET_NAME = re.compile(r"(?i)(api_?key|secret|token|passw(or)?d|credential)")
-_POLL = 0.02
-
-
-def scrub_env(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` without the variables whose names look like secrets."""
-    return {k: v for k, v in env.items() if not _SECRET_NAME.search(k)}
+_DRAIN = 0.5  # seconds to let the pipes drain once the tree is gone
 
 
+@attrs.frozen
 class ShellResult:
-    def __init__(self, exit_code: int | None, output: str, timed_out: bool) -> None:
-        self.exit_code = exit_code
-        self.output = output
-        self.timed_out = timed_out
+    """How a command ended: ``exit_code`` (None after a timeout; negative: killed by that
+    signal), ``output`` (interleaved) or ``stdout`` and ``stderr`` (apart)."""
+
+    exit_code: int | None
+    output: str
+    timed_out: bool
+    stdout: str = ""
+    stderr: str = ""
 
 
-def _describe_exit(code: int | None) -> str:
+def describe_exit(code: int | None) -> str:
     if code is None:
         return "unknown"
     if code < 0:
@@ -56,115 +61,71 @@ def _describe_exit(code: int | None) -> str:
     return str(code)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether process group ``pgid`` has a member that is not a zombie."""
+async def _pump(stream: trio.abc.ReceiveStream, capture: OutputCapture, done: trio.Event,
+                failed: list[BaseException], scope: trio.CancelScope) -> None:
+    """Read ``stream`` into ``capture``; a failure is kept and stops the wait."""
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return True
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
-
-
-def _signal_group(pgid: int, sig: int) -> bool:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _reap_group(pgid: int) -> None:
-    """Reap dead members of ``pgid`` that are our children (orphans we inherited)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-pgid, os.WNOHANG)
-        except (ChildProcessError, OSError):
-            return
-        if pid == 0:
-            return
-
-
-async def _wait_group(pgid: int, timeout: float) -> bool:  # noqa: ASYNC109
-    """Wait up to ``timeout`` s for every member of the group to be gone; True if gone."""
-    with trio.move_on_after(timeout):
-        while True:
-            _reap_group(pgid)
-            if not group_alive(pgid):
-                return True
-            await trio.sleep(_POLL)
-    return False
-
-
-async def terminate_group(proc: trio.Process, pgid: int, grace: float) -> None:
-    """SIGTERM the group, wait up to ``grace`` s, SIGKILL what is left, reap the shell."""
-    if proc.returncode is not None:
-        _reap_group(pgid)
-        if not group_alive(pgid):
-            return
-    if _signal_group(pgid, signal.SIGTERM) and not await _wait_group(pgid, grace):
-        _signal_group(pgid, signal.SIGKILL)
-        await _wait_group(pgid, max(grace, 1.0))
-    await proc.wait()
-    _reap_group(pgid)
-
-
-async def _pump(stream: trio.abc.ReceiveStream, capture: OutputCapture,
-                done: trio.Event) -> None:
-    try:
-        while True:
-            data = await stream.receive_some(65536)
-            if not data:
-                break
+        while data := await stream.receive_some(65536):
             capture.feed(data)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+    except Exception as exc:
+        failed.append(exc)
+        scope.cancel()
     finally:
         done.set()
 
 
-async def run_command(command: str, *, cwd: Path, timeout: float | None,  # noqa: ASYNC109
-                      max_output_chars: int = 20000, kill_grace: float = 2.0,
-                      env: Mapping[str, str] | None = None) -> ShellResult:
-    """Run ``command``; on timeout or cancellation the whole process group is killed."""
-    proc = await trio.lowlevel.open_process(
-        ["/bin/sh", "-c", command], cwd=str(cwd), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**scrub_env(os.environ if env is None else env), "PWD": str(cwd)})
-    pgid = proc.pid  # start_new_session: the shell leads its own session and group
-    assert proc.stdout is not None
-    capture = OutputCapture(max_output_chars)
-    done = trio.Event()
-    timed_out = False
-    try:
+async def run_command(command: str | Sequence[str], *, cwd: Path,
+                      timeout: float | None,  # noqa: ASYNC109
+                      max_output_chars: int = 20000, kill_grace: float = 2.0, env: Mapping[str, str] | None = None,
+                      merge_stderr: bool = True) -> ShellResult:
+    """Run ``command`` (text for ``/bin/sh -c``, or an argv run as is) in ``cwd``; see the
+    module docstring. ``env`` defaults to our environment, scrubbed."""
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    cookie = secrets.token_hex(12)
+    environment = {**(scrub_env(os.environ) if env is None else env), "PWD": str(cwd),
+                   COOKIE: cookie}
+    proc = await open_process(
+        argv, cwd=str(cwd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        start_new_session=True, env=environment)
+    tree = Tree.of(proc.pid, cookie)
+    ended = False
+    try:  # no checkpoint between the spawn and this try: the cleanup always runs
+        streams: list[trio.abc.ReceiveStream] = [
+            s for s in (proc.stdout, proc.stderr) if s is not None]
+        captures = [OutputCapture(max_output_chars) for _ in streams]
+        failed: list[BaseException] = []
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_pump, proc.stdout, capture, done)
+            drained = []
             with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
+                for stream, capture in zip(streams, captures, strict=True):
+                    drained.append(trio.Event())
+                    nursery.start_soon(_pump, stream, capture, drained[-1], failed, scope)
                 await proc.wait()
-            timed_out = scope.cancelled_caught
-            await terminate_group(proc, pgid, kill_grace)
-            with trio.move_on_after(0.5):  # a member that left the group may hold the pipe
-                await done.wait()
+            timed_out = scope.cancelled_caught and not failed
+            with trio.CancelScope(shield=True):
+                await end_tree(proc, tree, kill_grace)
+                ended = True
+            with trio.move_on_after(_DRAIN):  # a process that escaped may still hold a pipe
+                for event in drained:
+                    await event.wait()
             nursery.cancel_scope.cancel()
+        if failed:
+            raise failed[0]
     finally:
         with trio.CancelScope(shield=True):
-            await terminate_group(proc, pgid, kill_grace)
-            await proc.stdout.aclose()
-    return ShellResult(None if timed_out else proc.returncode, capture.text(), timed_out)
+            if not ended:
+                await end_tree(proc, tree, kill_grace)
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    await pipe.aclose()
+    texts = [c.text() for c in captures]
+    code = None if timed_out else proc.returncode
+    if merge_stderr:
+        return ShellResult(code, texts[0], timed_out)
+    return ShellResult(code, "", timed_out, stdout=texts[0], stderr=texts[1])
 
 
 def format_result(result: ShellResult, timeout: float | None) -> str:
@@ -173,4 +134,4 @@ def format_result(result: ShellResult, timeout: float | None) -> str:
         raise ToolError(f"timed out after {timeout:g} s; the command's process group was "
                         f"killed\noutput so far:\n{result.output}")
     body = result.output if result.output else "(no output)"
-    return f"exit code: {_describe_exit(result.exit_code)}\n{body}"
+    return f"exit code: {describe_exit(result.exit_code)}\n{body}"

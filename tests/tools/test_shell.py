@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -129,3 +131,210 @@ def test_streamed_capture_equals_capping_the_whole_text(text: str, cap: int,
         prev = p
     assert capture.text() == cap_text(text, cap)
     assert capture.total_chars == len(text)
+
+
+# -- the environment -------------------------------------------------------------------
+
+
+async def test_environment_is_scrubbed_to_an_allowlist(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only allowlisted variables reach the command: never a provider key, never a
+    key-looking name unless named, never a value that is a configured secret or matches a
+    redaction pattern, even if allowlisted."""
+    from runtime.redact import Redactor
+
+    for name, value in {"MY_SERVICE_API_KEY": "abc123", "OPENAI_API_KEY": "plain-provider-key",
+                        "SOME_SETTING": "sk-test-1234567890",
+                        "PLAIN_SETTING": "not-allowlisted", "CONFIGURED": "config-secret-42",
+                        "DB_URL": "postgres://u:password=hunter2@h", "EXTRA_OK": "visible",
+                        "MYAPP_MODE": "fast", "LC_ALL": "C.UTF-8", "GITHUB_TOKEN": "ghp_x"}.items():
+        monkeypatch.setenv(name, value)
+    redactor = Redactor(["config-secret-42"], [r"(?i)password=\S+"])
+    (t,) = builtin_tools(tmp_path, ["run_shell"], redactor=redactor,
+                         shell_env=["EXTRA_OK", "MYAPP_*", "CONFIGURED", "DB_URL",
+                                    "OPENAI_API_KEY", "GITHUB_TOKEN", "SOME_SETTING"])
+    out = await t.call({"command": "env"})
+    env = dict(line.split("=", 1) for line in out.splitlines()[1:] if "=" in line)
+    assert env["EXTRA_OK"] == "visible" and env["MYAPP_MODE"] == "fast"
+    assert env["LC_ALL"] == "C.UTF-8" and env["PATH"] == os.environ["PATH"]
+    assert env["PWD"] == str(tmp_path.resolve())
+    assert env["GITHUB_TOKEN"] == "ghp_x"  # named explicitly: the user's choice
+    for gone in ("MY_SERVICE_API_KEY", "OPENAI_API_KEY", "PLAIN_SETTING", "CONFIGURED",
+                 "DB_URL", "SOME_SETTING"):
+        assert gone not in env
+    for secret in ("abc123", "plain-provider-key", "sk-test", "config-secret-42", "hunter2"):
+        assert secret not in out
+
+
+def test_scrub_env_rules() -> None:
+    """The pure rule: allowlist (names and globs), key-looking names unless named exactly,
+    and the secret test on name, value and NAME=value."""
+    from runtime.tools.shell_env import scrub_env
+
+    env = {"PATH": "/bin", "HOME": "/h", "LC_CTYPE": "C", "X_TOKEN": "t", "OTHER": "o",
+           "APP_PASSWORD": "pw", "APP_NAME": "n", "NOTE": "leak=SECRET"}
+    out = scrub_env(env, allow=["APP_*", "X_TOKEN", "NOTE"],
+                    is_secret=lambda s: "SECRET" in s)
+    assert out == {"PATH": "/bin", "HOME": "/h", "LC_CTYPE": "C", "X_TOKEN": "t",
+                   "APP_NAME": "n"}
+
+
+# -- process trees never outlive the call -----------------------------------------------
+
+TREE = (
+    "trap '' TERM; "                                            # the shell ignores SIGTERM
+    "sleep {m}1 & echo $! >> pids; "                           # background, TERM ignored
+    "(trap '' TERM; sleep {m}2) & echo $! >> pids; "           # a subshell ignoring TERM
+    "setsid sh -c 'echo $$ >> pids; exec sleep {m}3' & "       # its own session and group
+    "( setsid sh -c 'echo $$ >> pids; exec sleep {m}4' & ); "  # orphaned (double fork)
+    "while [ $(wc -l < pids) -lt 4 ]; do :; done; "
+    "echo ready > ready.fifo; "
+)
+
+
+def alive(marker: str) -> list[int]:
+    """Live (not zombie) processes whose command line contains ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and stat[stat.rfind(b")") + 2:][:1] != b"Z":
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, str, str]:
+    """A workspace with a FIFO the tree reports on, and a unique marker for its sleeps."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    os.mkfifo(ws / "ready.fifo")
+    marker = str(int.from_bytes(os.urandom(3), "big") + 10_000_000)
+    return ws, marker, TREE.format(m=marker)
+
+
+async def ready(ws: Path) -> None:
+    """Wait (without sleeping) until the command has built its whole tree."""
+    await trio.to_thread.run_sync((ws / "ready.fifo").read_text)
+
+
+def assert_tree_gone(ws: Path, marker: str) -> None:
+    pids = [int(p) for p in (ws / "pids").read_text().split()]
+    assert len(pids) == 4
+    assert alive(marker) == []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_bytes()
+        except OSError:
+            continue
+        assert state[state.rfind(b")") + 2:][:1] == b"Z"
+
+
+async def test_tree_is_ended_after_a_normal_exit(tree: tuple[Path, str, str]) -> None:
+    """The command exits at once; its whole tree (TERM ignored, setsid, orphaned) is ended."""
+    ws, marker, cmd = tree
+    t = shell(ws, shell_timeout=30, kill_grace=0.3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ready, ws)
+        out = await t.call({"command": cmd + "exit 0"})
+    assert out.startswith("exit code: 0")
+    assert_tree_gone(ws, marker)
+
+
+async def test_tree_is_ended_on_timeout(tree: tuple[Path, str, str]) -> None:
+    """On timeout the whole tree is ended, the setsid and orphaned ones included."""
+    ws, marker, cmd = tree
+    t = shell(ws, shell_timeout=1, kill_grace=0.3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ready, ws)
+        with pytest.raises(ToolError, match="timed out"):
+            await t.call({"command": cmd + f"sleep {marker}5"})
+    assert_tree_gone(ws, marker)
+
+
+async def test_tree_is_ended_on_keyboard_interrupt(tree: tuple[Path, str, str]) -> None:
+    """Ctrl-C (KeyboardInterrupt in the session) cancels the call and ends its tree."""
+    ws, marker, cmd = tree
+    t = shell(ws, shell_timeout=60, kill_grace=0.3)
+
+    async def interrupt() -> None:
+        await ready(ws)
+        raise KeyboardInterrupt
+
+    with pytest.RaisesGroup(KeyboardInterrupt):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(interrupt)
+            await t.call({"command": cmd + f"sleep {marker}5"})
+    assert_tree_gone(ws, marker)
+
+
+async def test_tree_is_ended_when_sigterm_cancels_the_session(
+        tree: tuple[Path, str, str]) -> None:
+    """SIGTERM to this process, handled by cancelling the session, ends the tree."""
+    ws, marker, cmd = tree
+    t = shell(ws, shell_timeout=60, kill_grace=0.3)
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def on_sigterm() -> None:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+
+            async def send_sigterm() -> None:
+                await ready(ws)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+            nursery.start_soon(on_sigterm)
+            nursery.start_soon(send_sigterm)
+            await t.call({"command": cmd + f"sleep {marker}5"})
+    assert_tree_gone(ws, marker)
+
+
+async def test_tree_is_ended_when_the_pump_fails(tree: tuple[Path, str, str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception while reading the output ends the tree and reaches the caller."""
+    ws, marker, cmd = tree
+    t = shell(ws, shell_timeout=60, kill_grace=0.3)
+
+    def broken_feed(self: OutputCapture, data: bytes, final: bool = False) -> None:
+        if data:
+            raise RuntimeError("the pump broke")
+
+    monkeypatch.setattr(OutputCapture, "feed", broken_feed)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ready, ws)
+        with pytest.raises(RuntimeError, match="the pump broke"):
+            await t.call({"command": cmd + f"echo output; sleep {marker}5"})
+    assert_tree_gone(ws, marker)
+
+
+async def test_tree_is_ended_when_cancelled_while_starting(
+        tree: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancellation that arrives while the shell is being started (trio finishes the
+    spawn, then delivers it) still ends the shell and everything it started meanwhile."""
+    import runtime.tools.shell as shell_module
+
+    ws, marker, cmd = tree
+    t = shell(ws, shell_timeout=60, kill_grace=0.3)
+    real_open = trio.lowlevel.open_process
+    started: list[int] = []
+    with trio.CancelScope() as scope:
+
+        async def open_then_cancel(*args: Any, **kw: Any) -> trio.Process:
+            proc = await real_open(*args, **kw)
+            started.append(proc.pid)
+            with trio.CancelScope(shield=True):
+                await ready(ws)  # the tree exists before the cancellation lands
+            scope.cancel()
+            return proc
+
+        monkeypatch.setattr(shell_module, "open_process", open_then_cancel)
+        await t.call({"command": cmd + f"sleep {marker}5"})
+    assert scope.cancelled_caught and started
+    assert not Path(f"/proc/{started[0]}").exists()  # the shell itself was reaped
+    assert_tree_gone(ws, marker)
