@@ -1,8 +1,8 @@
 """Tools: the registry, argument validation, approval, the built-in tools and the
 supervisor that runs a turn's tool calls.
 
-Names are resolved on first use, so the pure modules (``runtime.tools.validate``,
-``runtime.tools.schema``) import without trio.
+Names are resolved on first use, so that the pure modules of this package (``apply_patch``,
+``kinds``, ``validate``, ``schema``, ``shell_env``, ``_text``) import without trio.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .validate import parse_arguments as parse_arguments
     from .validate import validate_call as validate_call
     from .workspace import Workspace as Workspace
+    from .workspace import WorkspaceError as WorkspaceError
+    from .workspace import check_workspace as check_workspace
+    from .workspace import prepare_workspace as prepare_workspace
 
 _WHERE = {
     "Asker": "approval", "Decision": "approval", "decide": "approval",
@@ -35,7 +38,8 @@ _WHERE = {
     "Tool": "registry", "ToolError": "registry", "ToolRegistry": "registry",
     "make_tool": "registry", "tool": "registry", "ToolOutcome": "supervisor",
     "run_tool_calls": "supervisor", "Validation": "validate", "parse_arguments": "validate",
-    "validate_call": "validate", "Workspace": "workspace",
+    "validate_call": "validate", "Workspace": "workspace", "WorkspaceError": "workspace",
+    "check_workspace": "workspace", "prepare_workspace": "workspace",
 }
 
 __all__ = sorted(_WHERE)
@@ -44,7 +48,7 @@ __all__ = sorted(_WHERE)
 def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        raise AttributeError(f"module 'runtime.tools' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

@@ -1,24 +1,36 @@
-"""The built-in tools: ``read_file``, ``write_file``, ``list_dir``, ``search_files`` and
-``run_shell``, with the argument names the models are prompted with (ARCHITECTURE.md).
+"""The built-in tools: ``read_file``, ``write_file``, ``list_dir``, ``search_files``,
+``run_shell`` and ``apply_patch``, with the argument names the models are prompted with
+(ARCHITECTURE.md).
 
-File tools are confined to the workspace (see ``workspace.py``). ``run_shell`` is not (a
-shell can reach anything the user can), so its default approval is ``ask``: in a session
-without a terminal it is denied until ``tools.approval.run_shell: auto`` allows it.
+File tools and ``apply_patch`` are confined to the workspace (see ``workspace.py``) and
+default to approval ``auto``: ``apply_patch`` writes files exactly as ``write_file`` does,
+all or nothing; its calls of one turn apply in call order. ``run_shell`` is not confined (a shell can reach anything the user can), so
+its default approval is ``ask``: in a session without a terminal it is denied until
+``tools.approval.run_shell: auto`` allows it. ``run_shell`` also answers the Responses
+``shell`` and ``local_shell`` calls, and ``apply_patch`` the ``apply_patch`` calls (see
+``kinds.py``), under the same approval.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .registry import Tool
-from .shell import format_result, run_command
-from .workspace import Workspace
+import trio
+
+from ..redact import Redactor
+from .kinds import NativeReply, PatchOperation
+from .patching import PatchApplier, operation_ops
+from .registry import NativeHandler, Tool
+from .shell_env import SecretTest, secret_test
+from .shell_tool import ShellRunner
+from .workspace import Workspace, prepare_workspace
 
 __all__ = ["BUILTIN_NAMES", "builtin_tools"]
 
-BUILTIN_NAMES = ("read_file", "write_file", "list_dir", "search_files", "run_shell")
+BUILTIN_NAMES = ("read_file", "write_file", "list_dir", "search_files", "run_shell",
+                 "apply_patch")
 READ_ONLY = frozenset({"read_file", "list_dir", "search_files"})
 
 
@@ -28,6 +40,14 @@ def _obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 
 _PATH = {"type": "string", "description": "a path relative to the workspace"}
+_PATCH_HELP = (
+    "Edit files of the workspace with a patch in the V4A format, applied all or nothing:\n"
+    "*** Begin Patch\n*** Add File: <path>\n+<each line of the new file>\n"
+    "*** Update File: <path>\n*** Move to: <new path>   (optional)\n"
+    "@@ <a line above the change, e.g. a def or class line>   (optional)\n"
+    " <context line>\n-<removed line>\n+<added line>\n*** Delete File: <path>\n"
+    "*** End Patch\n"
+    "Give about 3 lines of context around each change; paths are relative to the workspace.")
 
 SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     "read_file": ("Read a text file of the workspace.", _obj({"path": _PATH}, ["path"])),
@@ -46,34 +66,56 @@ SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
                   "code and the output (stdout and stderr).",
                   _obj({"command": {"type": "string", "description": "the shell command"}},
                        ["command"])),
+    "apply_patch": (_PATCH_HELP,
+                    _obj({"patch": {"type": "string",
+                                    "description": "the whole patch, from '*** Begin Patch' "
+                                                   "to '*** End Patch'"}}, ["patch"])),
 }
 
 
-def builtin_tools(workspace: Path, names: list[str] | tuple[str, ...] = BUILTIN_NAMES, *,
+def builtin_tools(workspace: Path, names: Sequence[str] = BUILTIN_NAMES, *,
                   max_output_chars: int = 20000, shell_timeout: float | None = 60.0,
-                  kill_grace: float = 2.0, shell_approval: str = "ask") -> list[Tool]:
-    """The built-in tools called ``names``, working in ``workspace`` (created if missing).
+                  kill_grace: float = 2.0, shell_approval: str = "ask",
+                  shell_env: Sequence[str] = (),
+                  redactor: Redactor | SecretTest | None = None,
+                  max_file_bytes: int = 2_000_000) -> list[Tool]:
+    """The built-in tools called ``names``, working in ``workspace``.
 
-    Raises ``ValueError`` naming the unknown names and the available ones.
+    ``workspace`` is created if it is missing and its parent exists; otherwise, or if it is
+    a file, :class:`~runtime.tools.workspace.WorkspaceError` (a ConfigError naming
+    ``tools.workspace``). ``shell_env`` (``tools.shell_env``) are the variable names or
+    globs that commands may see besides the base allowlist; ``redactor`` (or a predicate)
+    says which names and values are secrets that never reach a command. Raises
+    ``ValueError`` naming unknown tool names and the available ones.
     """
     unknown = [n for n in names if n not in SCHEMAS]
     if unknown:
         raise ValueError(f"unknown built-in tools: {', '.join(unknown)} "
                          f"(available: {', '.join(BUILTIN_NAMES)})")
-    workspace.mkdir(parents=True, exist_ok=True)
-    ws = Workspace(workspace, max_output_chars=max_output_chars)
+    ws = Workspace(prepare_workspace(workspace), max_output_chars=max_output_chars,
+                   max_file_bytes=max_file_bytes)
+    runner = ShellRunner(ws, timeout=shell_timeout, max_output_chars=max_output_chars,
+                         kill_grace=kill_grace, allow=shell_env,
+                         is_secret=secret_test(redactor))
+    applier = PatchApplier(ws)
 
-    async def run_shell(command: str) -> str:
-        result = await run_command(command, cwd=ws.root, timeout=shell_timeout,
-                                   max_output_chars=max_output_chars, kill_grace=kill_grace)
-        return format_result(result, shell_timeout)
+    async def native_patch(op: PatchOperation) -> NativeReply:
+        ops = operation_ops(op)
+        summary = await trio.to_thread.run_sync(applier.apply, ops)
+        return NativeReply(summary, True, {"status": "completed"})
 
-    fns: dict[str, Callable[..., Any]] = {"read_file": ws.read_file, "write_file": ws.write_file, "list_dir": ws.list_dir,
-           "search_files": ws.search_files, "run_shell": run_shell}
+    fns: dict[str, Callable[..., Any]] = {
+        "read_file": ws.read_file, "write_file": ws.write_file, "list_dir": ws.list_dir,
+        "search_files": ws.search_files, "run_shell": runner.run_shell,
+        "apply_patch": applier.apply_text}
+    native: dict[str, dict[str, NativeHandler]] = {
+        "run_shell": {"shell": runner.shell, "local_shell": runner.local_shell},
+        "apply_patch": {"apply_patch": native_patch}}
     tools = []
     for name in dict.fromkeys(names):
         description, schema = SCHEMAS[name]
         tools.append(Tool(name, description, schema, fns[name],
                           approval=shell_approval if name == "run_shell" else "auto",
-                          read_only=name in READ_ONLY))
+                          read_only=name in READ_ONLY, native=native.get(name, {}),
+                          serial=name == "apply_patch"))
     return tools

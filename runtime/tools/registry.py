@@ -7,6 +7,10 @@ or sync (run in a worker thread so that it never blocks the loop). Raising
 :class:`ToolError` gives the model its message as an error result; any other exception
 becomes an error result naming the exception type.
 
+A Tool may also answer client-run call kinds other than ``function`` (``native``: kind ->
+async handler of the decoded action, see ``kinds.py``): the built-in ``run_shell`` answers
+``shell`` and ``local_shell`` calls, ``apply_patch`` answers ``apply_patch`` calls.
+
 ``@tool`` builds a Tool from a function's type hints and docstring (see ``schema.py``)::
 
     @registry.tool(approval="ask")
@@ -23,7 +27,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Literal, overload
 
 import attrs
@@ -34,11 +38,13 @@ from ..model import ToolSpec
 from .schema import derive
 from .validate import check_schema
 
-__all__ = ["Approval", "Tool", "ToolError", "ToolRegistry", "tool"]
+__all__ = ["Approval", "NativeHandler", "Tool", "ToolError", "ToolRegistry", "tool"]
 
 Approval = Literal["auto", "ask", "deny"]
 APPROVALS: tuple[str, ...] = ("auto", "ask", "deny")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+NativeHandler = Callable[[Any], Awaitable[Any]]
+DEFAULT_MAX_OUTPUT = 20000
 
 
 class ToolError(Exception):
@@ -82,7 +88,10 @@ class Tool:
     """One tool. ``approval`` is its default policy; ``tools.approval`` overrides it.
     ``args_type`` (set by ``@tool``) converts validated JSON into the hinted types.
     ``read_only``: running it again changes nothing (a resumed session may re-run a call of
-    it that was cut off; a call of any other tool is reported as interrupted instead)."""
+    it that was cut off; a call of any other tool is reported as interrupted instead).
+    ``native`` maps the call kinds it answers besides ``function`` to their handlers;
+    a ``serial`` tool's calls of one turn run one after another, in call order (edits that
+    build on each other), while other calls run concurrently."""
 
     name: str = attrs.field(validator=_check_name)
     description: str
@@ -92,6 +101,8 @@ class Tool:
     args_type: type[msgspec.Struct] | None = None
     var_keyword: bool = False
     read_only: bool = False
+    native: Mapping[str, NativeHandler] = attrs.field(factory=dict)
+    serial: bool = False
     is_async: bool = attrs.field(default=attrs.Factory(lambda s: _is_async(s.fn),
                                                        takes_self=True))
 
@@ -170,10 +181,13 @@ def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
 
 
 class ToolRegistry:
-    """The tools offered to the model, by name, in registration order."""
+    """The tools offered to the model, by name, in registration order. Their output is
+    capped at ``max_output_chars`` by the supervisor (``tools.max_output_chars``)."""
 
-    def __init__(self, tools: list[Tool] | None = None) -> None:
+    def __init__(self, tools: list[Tool] | None = None, *,
+                 max_output_chars: int = DEFAULT_MAX_OUTPUT) -> None:
         self._tools: dict[str, Tool] = {}
+        self.max_output_chars = max_output_chars
         for t in tools or []:
             self.register(t)
 
@@ -185,6 +199,10 @@ class ToolRegistry:
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
+
+    def handler(self, kind: str) -> Tool | None:
+        """The tool that answers ``kind`` calls (``shell``, ``apply_patch``...), if any."""
+        return next((t for t in self._tools.values() if kind in t.native), None)
 
     def __getitem__(self, name: str) -> Tool:
         return self._tools[name]

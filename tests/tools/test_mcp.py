@@ -377,6 +377,20 @@ async def test_streamable_http_server(http_server: tuple[str, trio.Process]) -> 
                 await by_name(tools, "web__shout").call({"text": "again"})
 
 
+async def test_mcp_tool_output_is_capped(http_server: tuple[str, trio.Process]) -> None:
+    """An MCP tool's long result is capped at max_output_chars by the supervisor."""
+    from runtime.tools import ToolRegistry, run_tool_calls
+
+    url, _ = http_server
+    with trio.fail_after(15):
+        async with open_mcp_tools({"web": McpServerConfig(url=url)}) as tools:
+            registry = ToolRegistry(tools, max_output_chars=200)
+            (out,) = await run_tool_calls(
+                [ToolCallPart("c1", "web__shout", json.dumps({"text": "a" * 3000}))], registry)
+    assert out.ok and out.content.startswith("A" * 100)
+    assert "2800 of 3000 characters cut" in out.content and len(out.content) < 300
+
+
 def test_server_needs_command_or_url() -> None:
     """The runtime refuses a config with neither command nor url."""
     with pytest.raises(ValueError, match="exactly one of command and url"):

@@ -274,3 +274,48 @@ async def test_glob_approval_applies_to_server_tools() -> None:
     (out,) = await run_tool_calls([call(1, "time__now")], reg, timeout=5,
                                   approval={"time__*": "auto"}, ask=lambda p: False)
     assert out.ok and out.content == "12:00"
+
+
+async def test_every_output_is_capped_with_a_note(tmp_path: Path) -> None:
+    """A Python tool's result, a built-in's, an exception message and a rejection that
+    quotes the arguments are all capped at max_output_chars, saying how much was cut."""
+    reg = ToolRegistry([*builtin_tools(tmp_path, ["read_file"])], max_output_chars=100)
+    (tmp_path / "big.txt").write_text("y" * 5000)
+
+    @reg.tool
+    def long() -> str:
+        return "x" * 5000
+
+    @reg.tool
+    def explode() -> str:
+        raise ValueError("z" * 5000)
+
+    @reg.tool
+    def takes_int(n: int) -> str:
+        return str(n)
+
+    outs = await run_tool_calls([call(1, "long"), call(2, "explode"),
+                                 call(3, "takes_int", '{"n": "' + "w" * 5000 + '"}'),
+                                 call(4, "read_file", '{"path": "big.txt"}')], reg)
+    for o in outs:
+        assert len(o.content) < 100 + 300, o.name
+        assert "characters cut" in o.content, o.name
+        assert all(len(e) < 100 + 300 for e in o.errors)
+    assert outs[0].content.startswith("x" * 50) and "4900 of 5000 characters cut" in \
+        outs[0].content
+    assert outs[1].content.startswith("explode failed: ValueError: zzz")
+    assert outs[2].rejected
+
+
+async def test_the_cap_is_the_registry_default_or_the_argument() -> None:
+    """Without an explicit limit the registry's (tools.max_output_chars) applies."""
+    reg = ToolRegistry(max_output_chars=50)
+
+    @reg.tool
+    def long() -> str:
+        return "x" * 1000
+
+    (default,) = await run_tool_calls([call(1, "long")], reg)
+    (explicit,) = await run_tool_calls([call(1, "long")], reg, max_output_chars=500)
+    assert "950 of 1000 characters cut" in default.content
+    assert "500 of 1000 characters cut" in explicit.content
