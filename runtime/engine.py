@@ -141,7 +141,7 @@ class Engine:
             await root.start(hooks.run)
             try:
                 async with contextlib.AsyncExitStack() as stack:   # clients, MCP, cache
-                    registry = _registry(cfg, tools)
+                    registry = _registry(cfg, tools, redactor)
                     if cfg.tools.mcp:
                         await _start_mcp(cfg, stack, registry, mcp_errlog)
                     cache = _response_cache(cfg)
@@ -361,13 +361,16 @@ async def _start_mcp(cfg: AgentConfig, stack: contextlib.AsyncExitStack,
         registry.register(t)
 
 
-def _registry(cfg: AgentConfig, extra: Iterable[Any]) -> ToolRegistry:
-    workspace = Path(cfg.tools.workspace)
-    registry = ToolRegistry()
+def _registry(cfg: AgentConfig, extra: Iterable[Any], redactor: Redactor) -> ToolRegistry:
+    """Built-ins (the workspace created if missing and its parent exists; else
+    WorkspaceError, a ConfigError on tools.workspace) and ``extra``; every tool's output is
+    capped at tools.max_output_chars; commands see tools.shell_env and no secret."""
+    registry = ToolRegistry(max_output_chars=cfg.tools.max_output_chars)
     timeout = cfg.tools.timeout
-    for t in builtin_tools(workspace, list(cfg.tools.builtin),
+    for t in builtin_tools(Path(cfg.tools.workspace), list(cfg.tools.builtin),
                            max_output_chars=cfg.tools.max_output_chars,
-                           shell_timeout=max(0.1, timeout - min(2.0, timeout / 10))):
+                           shell_timeout=max(0.1, timeout - min(2.0, timeout / 10)),
+                           shell_env=list(cfg.tools.shell_env), redactor=redactor):
         registry.register(t)
     for t in extra:
         registry.register(t)

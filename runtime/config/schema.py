@@ -52,7 +52,7 @@ CacheMode = Literal["bypass", "read-through", "record-only", "replay"]
 ContextStrategy = Literal["elide", "summarize", "provider", "off"]
 
 BUILTIN_TOOLS: tuple[str, ...] = ("read_file", "write_file", "list_dir", "search_files",
-                                  "run_shell")
+                                  "run_shell", "apply_patch")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """An environment variable name (``reasoning.key_env``, ``tools.shell_env``)."""
 
