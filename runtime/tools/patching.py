@@ -105,7 +105,10 @@ class PatchApplier:
 
     def _update(self, op: UpdateFile, plan: dict[Path, bytes | None]) -> str:
         source = self._existing(op.path, plan, unlink=op.move_to is not None)
-        data = plan.get(source) if source in plan else source.read_bytes()
+        try:
+            data = plan.get(source) if source in plan else source.read_bytes()
+        except OSError as exc:
+            raise ToolError(f"cannot read {op.path!r}: {exc.strerror or exc}") from None
         assert data is not None
         if is_binary(data):
             raise ToolError(f"{op.path!r} is a binary file; apply_patch edits text files")

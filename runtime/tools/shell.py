@@ -1,7 +1,8 @@
 """Running one command (``/bin/sh -c`` text, or an argv) so that nothing outlives it.
 
 The command leads its own session and process group, and carries a cookie in its
-environment (see ``proctree.py``). Whatever way the call ends (normal exit, timeout,
+environment (see ``proctree.py``). Its exit is awaited without reaping it, so its PID stays
+its own until the tree is ended. Whatever way the call ends (normal exit, timeout,
 cancellation by the session, an exception while reading its output), everything it started
 is ended before :func:`run_command` returns or raises: SIGTERM, a short grace, then SIGKILL,
 its setsid'd and orphaned descendants included. The cleanup is shielded, and it is set up
@@ -76,9 +77,39 @@ async def _pump(stream: trio.abc.ReceiveStream, capture: OutputCapture, done: tr
         done.set()
 
 
+class _ExitWatch:
+    """Waits for the command's exit *without reaping it* (a pidfd), so that its PID cannot
+    be handed to an unrelated process while its tree is being ended; ``trio.Process.wait``
+    (which reaps) is the fallback where pidfds do not exist."""
+
+    def __init__(self, proc: trio.Process, fd: int | None) -> None:
+        self.proc = proc
+        self.fd = fd
+
+    async def wait(self) -> None:
+        if self.fd is None:
+            await self.proc.wait()
+        else:
+            await trio.lowlevel.wait_readable(self.fd)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            trio.lowlevel.notify_closing(self.fd)
+            os.close(self.fd)
+            self.fd = None
+
+
+def _exit_watch(proc: trio.Process) -> _ExitWatch:
+    try:
+        return _ExitWatch(proc, os.pidfd_open(proc.pid))
+    except (OSError, AttributeError):
+        return _ExitWatch(proc, None)
+
+
 async def run_command(command: str | Sequence[str], *, cwd: Path,
                       timeout: float | None,  # noqa: ASYNC109
-                      max_output_chars: int = 20000, kill_grace: float = 2.0, env: Mapping[str, str] | None = None,
+                      max_output_chars: int = 20000, kill_grace: float = 2.0,
+                      env: Mapping[str, str] | None = None,
                       merge_stderr: bool = True) -> ShellResult:
     """Run ``command`` (text for ``/bin/sh -c``, or an argv run as is) in ``cwd``; see the
     module docstring. ``env`` defaults to our environment, scrubbed."""
@@ -91,6 +122,7 @@ async def run_command(command: str | Sequence[str], *, cwd: Path,
         stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
         start_new_session=True, env=environment)
     tree = Tree.of(proc.pid, cookie)
+    exited = _exit_watch(proc)
     ended = False
     try:  # no checkpoint between the spawn and this try: the cleanup always runs
         streams: list[trio.abc.ReceiveStream] = [
@@ -103,7 +135,7 @@ async def run_command(command: str | Sequence[str], *, cwd: Path,
                 for stream, capture in zip(streams, captures, strict=True):
                     drained.append(trio.Event())
                     nursery.start_soon(_pump, stream, capture, drained[-1], failed, scope)
-                await proc.wait()
+                await exited.wait()
             timed_out = scope.cancelled_caught and not failed
             with trio.CancelScope(shield=True):
                 await end_tree(proc, tree, kill_grace)
@@ -118,6 +150,7 @@ async def run_command(command: str | Sequence[str], *, cwd: Path,
         with trio.CancelScope(shield=True):
             if not ended:
                 await end_tree(proc, tree, kill_grace)
+            exited.close()
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     await pipe.aclose()

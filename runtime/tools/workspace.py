@@ -22,6 +22,7 @@ defended against; regular expressions run in a worker thread that a timeout aban
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path, PurePosixPath
 
 from ..errors import ConfigError
@@ -115,25 +116,44 @@ class Workspace:
         target = self.resolve(path)
         if target.is_dir():
             raise ToolError(f"{path!r} is a directory; use list_dir")
+        window = max(4096, self.max_output_chars * 4)  # bytes kept of each end of a big file
         try:
-            data = target.read_bytes()
+            info = target.stat()
+            if not stat.S_ISREG(info.st_mode):  # reading a FIFO or a device could block
+                raise ToolError(f"{path!r} is not a regular file (a FIFO, socket or device); "
+                                "not read")
+            with open(target, "rb") as fh:
+                data = fh.read(2 * window)
+                tail = b""
+                if info.st_size > 2 * window:  # a big file: its two ends, never all of it
+                    data = data[:window]
+                    fh.seek(-window, os.SEEK_END)
+                    tail = fh.read()
         except FileNotFoundError:
             raise ToolError(f"no such file: {path!r}") from None
         except OSError as exc:
             raise ToolError(f"cannot read {path!r}: {exc.strerror or exc}") from None
         if is_binary(data):
-            return f"{path!r} is a binary file ({len(data)} bytes); not shown"
-        text = data.decode("utf-8", "surrogateescape")
-        bad = sum(1 for c in text if "\udc80" <= c <= "\udcff")
+            return f"{path!r} is a binary file ({info.st_size} bytes); not shown"
+        bad = sum(1 for c in (data + tail).decode("utf-8", "surrogateescape")
+                  if "\udc80" <= c <= "\udcff")
         note = (f"[{self.rel(target)} is not valid UTF-8: {bad} undecodable "
                 f"byte{'s' if bad != 1 else ''} {'are' if bad != 1 else 'is'} shown as \\xNN]\n"
                 if bad else "")
-        return note + cap_text(to_text(data), self.max_output_chars)
+        if not tail:
+            return note + cap_text(to_text(data), self.max_output_chars)
+        half = self.max_output_chars // 2
+        return (note + to_text(data)[:half]
+                + f"\n[... the middle of this {info.st_size}-byte file is not shown ...]\n"
+                + to_text(tail)[-(self.max_output_chars - half):])
 
     def write_file(self, path: str, content: str) -> str:
         target = self.resolve(path)
         if target == self.root or target.is_dir():
             raise ToolError(f"{path!r} is a directory; give a file path")
+        if target.exists() and not target.is_file():
+            raise ToolError(f"{path!r} is not a regular file (a FIFO, socket or device); "
+                            "not written")
         text = replace_surrogates(content)
         replaced = sum(1 for a, b in zip(content, text, strict=True) if a != b)
         try:

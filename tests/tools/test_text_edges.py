@@ -151,3 +151,27 @@ def test_capping_twice_is_capping_once_at_the_smaller_limit(text: str, a: int, b
     from runtime.tools._text import cap_text
 
     assert cap_text(cap_text(text, max(a, b)), min(a, b)) == cap_text(text, min(a, b))
+
+
+async def test_read_and_write_never_block_on_a_fifo(tmp_path: Path) -> None:
+    """A FIFO in the workspace is refused by read_file and write_file instead of blocking
+    their worker thread forever."""
+    os.mkfifo(tmp_path / "pipe")
+    t = tools(tmp_path)
+    with trio.fail_after(5):
+        with pytest.raises(Exception, match="not a regular file"):
+            await t["read_file"].call({"path": "pipe"})
+        with pytest.raises(Exception, match="not a regular file"):
+            await t["write_file"].call({"path": "pipe", "content": "x"})
+
+
+async def test_a_big_file_is_read_by_its_two_ends(tmp_path: Path) -> None:
+    """A file far larger than the output limit is never read whole: its head and tail are
+    shown around a note giving its size."""
+    big = tmp_path / "big.log"
+    with open(big, "wb") as fh:
+        fh.write(b"HEAD\n" + b"x" * 5_000_000 + b"\nTAIL\n")
+    out = await tools(tmp_path, max_output_chars=100)["read_file"].call({"path": "big.log"})
+    assert out.startswith("HEAD\n") and out.endswith("\nTAIL\n")
+    assert "[... the middle of this 5000011-byte file is not shown ...]" in out
+    assert len(out) < 200
