@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
 
-from .._config_schema import API_KEY_ENV
+from ..providers.kinds import KINDS
 from ..redact import Redactor
 
 __all__ = ["BASE_ALLOW", "PROVIDER_KEYS", "SecretTest", "scrub_env", "secret_test"]
@@ -30,7 +30,7 @@ __all__ = ["BASE_ALLOW", "PROVIDER_KEYS", "SecretTest", "scrub_env", "secret_tes
 BASE_ALLOW: tuple[str, ...] = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE",
                                "LC_*", "TERM", "TZ", "TMPDIR")
 _SECRET_NAME = re.compile(r"(?i)(api_?key|secret|token|passw(or)?d|credential)")
-PROVIDER_KEYS = frozenset(API_KEY_ENV.values())
+PROVIDER_KEYS = frozenset(k.key_env for k in KINDS.values() if k.key_env)
 
 SecretTest = Callable[[str], bool]
 

@@ -12,7 +12,7 @@ import pytest
 
 from runtime.errors import ConfigError
 from runtime.model import Request, Response, TextPart, ToolCallPart, ToolResultPart, Usage
-from runtime.testing.scripted import ScriptedProvider
+from runtime.testing import ScriptedProvider
 
 BASE: dict[str, Any] = {
     "provider": "main",
