@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from runtime.errors import ConfigError
+from runtime.events import ToolCallStart
 from runtime.model import Request, Response, TextPart, ToolCallPart, ToolResultPart, Usage
 from runtime.testing import ScriptedProvider
 
@@ -24,6 +25,8 @@ PATCH = "*** Begin Patch\n*** Add File: via_function.txt\n+made by a function ca
         "*** End Patch\n"
 
 
+@pytest.mark.skipif("kind" not in ToolCallStart.__struct_fields__,
+                    reason="the normalized events carry a call's kind from the wire branch on")
 async def test_client_run_calls_are_answered_in_a_session(
         write_config: Callable[..., Path], run_agent: Callable[..., Any], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
