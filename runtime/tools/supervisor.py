@@ -156,11 +156,12 @@ async def run_tool_calls(calls: Sequence[ToolCallPart], registry: ToolRegistry, 
             continue
         name = job.tool.name
         mode = approval_mode(name, approval, job.tool.approval)
+        shown = clean_value(job.arguments)  # a person or a client reads them: valid UTF-8
         if mode == "ask" and approver is not None:
-            allowed, reason = await approver(call, job.arguments)
+            allowed, reason = await approver(call, shown)
             decision = Decision(allowed, mode, reason)
         else:
-            decision = await decide(name, job.arguments, mode, asker)
+            decision = await decide(name, shown, mode, asker)
         if not decision.allowed:
             await refuse(i, ToolOutcome(call.id, call.name, False,
                                         f"Tool call denied: {decision.reason}", rejected=True,

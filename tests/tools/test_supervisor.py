@@ -319,3 +319,19 @@ async def test_the_cap_is_the_registry_default_or_the_argument() -> None:
     (explicit,) = await run_tool_calls([call(1, "long")], reg, max_output_chars=500)
     assert "950 of 1000 characters cut" in default.content
     assert "500 of 1000 characters cut" in explicit.content
+
+
+async def test_approval_prompt_shows_undecodable_arguments() -> None:
+    """A call whose arguments hold a lone surrogate can still be shown to a person (as
+    \\xNN) and approved, instead of failing the prompt."""
+    reg = ToolRegistry()
+    prompts: list[str] = []
+
+    @reg.tool(approval="ask")
+    def touch(name: str) -> str:
+        return "touched"
+
+    (out,) = await run_tool_calls([call(1, "touch", '{"name": "caf\\udce9"}')], reg,
+                                  ask=lambda p: prompts.append(p) is None)
+    assert out.ok and out.content == "touched"
+    assert "caf\\\\xe9" in prompts[0]
