@@ -164,7 +164,7 @@ async def run_command(command: str | Sequence[str], *, cwd: Path,
 def format_result(result: ShellResult, timeout: float | None) -> str:
     """The text the model reads; a timeout is raised as a ToolError with the output."""
     if result.timed_out:
-        raise ToolError(f"timed out after {timeout:g} s; the command's process group was "
-                        f"killed\noutput so far:\n{result.output}")
+        raise ToolError(f"timed out after {timeout:g} s; the command and every process it "
+                        f"started were killed\noutput so far:\n{result.output}")
     body = result.output if result.output else "(no output)"
     return f"exit code: {describe_exit(result.exit_code)}\n{body}"
