@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import trio
 import yaml
 
+from runtime.cli import main
 from runtime.model import Response, TextPart, ToolCallPart, Usage
+from runtime.session.compare import comparable
 from runtime.testing import open_fake_server
 
 
@@ -42,19 +45,6 @@ def write(tmp_path: Path, base_url: str, mode: str, name: str, **extra: Any) -> 
     return path
 
 
-def comparable(run: Any) -> list[tuple[Any, ...]]:
-    """The transcript without timestamps, ids, durations and cache bookkeeping."""
-    out = []
-    for e in run.transcript:
-        if e["type"] in ("cache", "request", "warning", "session_start"):
-            continue
-        keep = {k: v for k, v in e.items()
-                if k not in ("ts", "run_id", "seq", "request_id", "provider_request_id", "duration",
-                             "ttft", "attempts", "cached", "cost_usd", "totals")}
-        out.append(tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in keep.items())))
-    return out
-
-
 async def test_read_through_twice_sends_nothing_the_second_time(tmp_path: Path,
                                                                 run_agent) -> None:
     """The second read-through run is served from the cache: zero requests, same answer."""
@@ -84,7 +74,13 @@ async def test_record_then_replay_is_identical_without_network(tmp_path: Path,
     assert recorded.outcome.exit_code == 0
     replayed = await run_agent(write(tmp_path, url, "replay", "rep"))  # server is closed now
     assert replayed.outcome.exit_code == 0, replayed.err
-    assert comparable(replayed) == comparable(recorded)
+    # the README's recipe: `python main.py compare` finds nothing that differs
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["compare", str(recorded.run_dir), str(replayed.run_dir)], stdout=out,
+                stderr=err)
+    assert code == 0 and out.getvalue().startswith("same:"), out.getvalue() + err.getvalue()
+    assert len(comparable(recorded.run_dir.joinpath("transcript.jsonl").read_bytes()
+                          .splitlines())) > 10
     assert (tmp_path / "ws-rep" / "a.txt").read_text() == "alpha"  # tools ran again
     assert [e["outcome"] for e in recorded.events("cache")] == ["store"] * 5
 
@@ -116,3 +112,30 @@ async def test_hash_prompts_keeps_prompt_text_out_of_the_cache(tmp_path: Path,
     assert files
     assert not any(canary.encode() in p.read_bytes() for p in files)
     assert any(b"a.txt holds alpha" in p.read_bytes() for p in files)
+
+
+def test_compare_shows_what_differs_and_ignores_the_rest(tmp_path: Path) -> None:
+    """Two journals that differ in an answer and in ids/times: only the answer is reported."""
+    def run(name: str, answer: str, ts: float) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        lines = [{"type": "session_start", "ts": ts, "run_id": name, "turn": 0, "seq": 1,
+                  "task": "t"},
+                 {"type": "request", "ts": ts, "run_id": name, "turn": 1, "seq": 2,
+                  "request_id": f"req_{name}"},
+                 {"type": "assistant", "ts": ts + 1, "run_id": name, "turn": 1, "seq": 3,
+                  "text": answer, "request_id": f"req_{name}", "duration": ts}]
+        (folder / "transcript.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        return folder
+
+    a, b, c = run("a", "yes", 1.0), run("b", "yes", 9.0), run("c", "no", 1.0)
+    out = io.StringIO()
+    assert main(["compare", str(a), str(b)], stdout=out, stderr=io.StringIO()) == 0
+    out = io.StringIO()
+    assert main(["compare", str(a), str(c)], stdout=out, stderr=io.StringIO()) == 1
+    diff = out.getvalue()
+    assert '-{"text": "yes"' in diff and '+{"text": "no"' in diff and "req_" not in diff
+    err = io.StringIO()
+    assert main(["compare", str(a), str(tmp_path / "nope")], stdout=io.StringIO(),
+                stderr=err) == 2
+    assert "no transcript.jsonl" in err.getvalue()

@@ -80,6 +80,8 @@ class TurnRequest:
     # the turn at once instead of waiting for its probe
     can_fail_over: bool = False
     estimate: int = -1
+    # cancelled by the session that gives the turn up (its own turn was cancelled)
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
 
 @attrs.frozen
@@ -315,4 +317,17 @@ async def provider_actor(
     async with trio.open_nursery() as nursery, recv:
         task_status.started(send)
         async for msg in recv:
-            nursery.start_soon(run_turn, provider, msg, opts, state)
+            nursery.start_soon(_turn, provider, msg, opts, state)
+
+
+async def _turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
+                state: dict[str, Any]) -> None:
+    """One turn in the actor's nursery. The session that asked may give it up (its turn
+    was cancelled): it cancels ``msg.scope``, or, if it left without doing so, its reply
+    channel is gone. Either way the attempt in flight is cancelled (the breaker gets no
+    verdict from it) and the actor goes on serving others."""
+    with msg.scope:
+        try:
+            await run_turn(provider, msg, opts, state)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # nobody is reading the replies any more

@@ -28,7 +28,7 @@ import trio
 
 from ..errors import ActorFailed, ProviderError
 from ..hooks import Hooks, ResponseEnd
-from ..model import Message, Params, Part, Request, ToolCallPart, Usage
+from ..model import Message, Params, Part, Request, ToolCallPart, ToolResultPart, Usage
 from ..pricing import PriceTable
 from ..providers.actor import TurnRequest
 from ..providers.kinds import KINDS
@@ -258,6 +258,7 @@ class Conductor:
         try:
             return await reader.read(reply_recv)
         except trio.Cancelled:
+            turn_req.scope.cancel()  # the provider stops the attempt in flight
             with trio.CancelScope(shield=True):
                 await self._record_partial(reader, handle)
             raise
@@ -345,10 +346,12 @@ class Conductor:
     # ---- tools ----------------------------------------------------------------------------
 
     async def _run_tools(self, calls: list[ToolCallPart], *, cut_off: bool = False,
-                         ) -> None:
-        """Run a turn's calls; the tool message (results in call order) joins the
+                         run: list[ToolCallPart] | None = None,
+                         existing: dict[str, ToolResultPart] | None = None) -> None:
+        """Run ``run`` (default: all) of a turn's ``calls``; ``existing`` results (from a
+        resumed journal) are kept. The tool message (results in call order) joins the
         conversation even when the turn is cancelled part-way."""
-        results: dict[str, ToolOutcome] = {}
+        results: dict[str, ToolResultPart] = dict(existing or {})
 
         async def started(call: ToolCallPart, tool: Tool) -> None:
             await self.rec.emit(ToolStart(call_id=call.id, name=call.name))
@@ -363,13 +366,17 @@ class Conductor:
                 await self.rec.emit(WarningRecord(
                     code="arguments_replaced", message=f"the arguments of call {call.id} "
                     f"({call.name}) were cut off at the token limit; they are sent back as {{}}"))
-            results[call.id] = out
+            part = out.to_part()
+            results[call.id] = (part if part.kind == call.kind
+                                else msgspec.structs.replace(part, kind=call.kind))
             await self._record_outcome(call, out)
 
+        todo = calls if run is None else run
         try:
-            await run_tool_calls(calls, self.registry, timeout=self.spec.tool_timeout,
-                                 approval=self.spec.approval, approver=self.approver,
-                                 on_start=started, on_done=done)
+            if todo:
+                await run_tool_calls(todo, self.registry, timeout=self.spec.tool_timeout,
+                                     approval=self.spec.approval, approver=self.approver,
+                                     on_start=started, on_done=done)
         finally:
             with trio.CancelScope(shield=True):
                 await self._close_calls(calls, results)
@@ -380,78 +387,53 @@ class Conductor:
         part = o.to_part()
         await self.rec.emit(ToolResultRecord(
             call_id=o.call_id, name=o.name, ok=o.ok, content=part.content,
-            duration=round(o.duration, 6), kind=part.kind, meta=part.meta, rejected=o.rejected,
+            duration=round(o.duration, 6), kind=call.kind, meta=part.meta, rejected=o.rejected,
             request_id=self._request_id))
 
-    async def _close_calls(self, calls: list[ToolCallPart], results: dict[str, ToolOutcome]
-                           ) -> None:
+    async def _interrupted(self, call: ToolCallPart) -> ToolResultPart:
+        """The result of a call that may or may not have taken effect (recorded)."""
+        await self.rec.emit(ToolResultRecord(
+            call_id=call.id, name=call.name, ok=False, content=INTERRUPTED_RESULT,
+            kind=call.kind, interrupted=True, request_id=self._request_id))
+        return ToolResultPart(call.id, INTERRUPTED_RESULT, is_error=True, name=call.name,
+                              kind=call.kind)
+
+    async def _close_calls(self, calls: list[ToolCallPart],
+                           results: dict[str, ToolResultPart]) -> None:
         """The tool message of ``calls``; a call without a result gets the interrupted one."""
         parts: list[Part] = []
         for call in calls:
-            out = results.get(call.id)
-            if out is None:
-                out = results[call.id] = ToolOutcome(call.id, call.name, False,
-                                                     INTERRUPTED_RESULT)
-                await self.rec.emit(ToolResultRecord(
-                    call_id=call.id, name=call.name, ok=False, content=INTERRUPTED_RESULT,
-                    kind=call.kind, interrupted=True, request_id=self._request_id))
-            part = out.to_part()
-            if part.kind != call.kind:
-                part = msgspec.structs.replace(part, kind=call.kind)
+            part = results.get(call.id)
+            if part is None:
+                part = results[call.id] = await self._interrupted(call)
             parts.append(part)
         self.chat.append(Message("tool", parts))
 
     async def _close_open_turn(self, restored: Restored) -> None:
         """Finish the turn a crash or an interruption left open, before anything is sent:
         calls that never started and calls of read-only tools run (again); any other call
-        without a result is closed as interrupted."""
+        without a result is closed as interrupted; results already journaled are kept."""
         self.turn = self.rec.turn = restored.turn
-        calls = restored.pending
-        if calls:
-            again = [c for c in calls if c.id not in restored.started
+        pending = restored.pending
+        if pending:
+            existing: dict[str, ToolResultPart] = {}
+            if self.chat.messages and self.chat.messages[-1].role == "tool":
+                existing = {p.call_id: p for p in self.chat.messages[-1].parts
+                            if isinstance(p, ToolResultPart)}
+                self.chat.replace(self.chat.messages[:-1])
+            calls = self.chat.messages[-1].tool_calls
+            again = [c for c in pending if c.id not in restored.started
                      or _read_only(self.registry.get(c.name))]
-            closed = {c.id: ToolOutcome(c.id, c.name, False, INTERRUPTED_RESULT)
-                      for c in calls if c not in again}
-            for c in calls:
-                if c.id in closed:
-                    await self.rec.emit(ToolResultRecord(
-                        call_id=c.id, name=c.name, ok=False, content=INTERRUPTED_RESULT,
-                        kind=c.kind, interrupted=True))
+            closed = [c for c in pending if c not in again]
+            for c in closed:
+                existing[c.id] = await self._interrupted(c)
             if closed:
                 await self.rec.emit(WarningRecord(
                     code="tool_interrupted",
                     message=f"{len(closed)} tool call(s) of turn {restored.turn} were running "
                     "when the session stopped; they are reported to the model as interrupted"))
-            if again:
-                results: dict[str, ToolOutcome] = dict(closed)
-
-                async def done(call: ToolCallPart, out: ToolOutcome) -> None:
-                    results[call.id] = out
-                    await self._record_outcome(call, out)
-
-                async def started(call: ToolCallPart, tool: Tool) -> None:
-                    await self.rec.emit(ToolStart(call_id=call.id, name=call.name))
-                    if not tool.read_only:
-                        await self.rec.flush()
-
-                try:
-                    await run_tool_calls(again, self.registry, timeout=self.spec.tool_timeout,
-                                         approval=self.spec.approval, approver=self.approver,
-                                         on_start=started, on_done=done)
-                finally:
-                    with trio.CancelScope(shield=True):
-                        self._drop_partial_tool_message()
-                        await self._close_calls(calls, results)
-            else:
-                self._drop_partial_tool_message()
-                await self._close_calls(calls, closed)
-        await self.rec.emit(TurnEnd(finish="tool_calls" if calls else "other"))
-
-    def _drop_partial_tool_message(self) -> None:
-        """A resumed conversation may end with the results that did arrive; the full tool
-        message replaces it."""
-        if self.chat.messages and self.chat.messages[-1].role == "tool":
-            self.chat.replace(self.chat.messages[:-1])
+            await self._run_tools(calls, run=again, existing=existing)
+        await self.rec.emit(TurnEnd(finish="tool_calls" if pending else "other"))
 
 
 def _answered(messages: list[Message]) -> bool:

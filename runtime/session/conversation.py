@@ -10,9 +10,11 @@ so turn 1,000 costs what turn 10 does.
 from __future__ import annotations
 
 import attrs
+import msgspec
 
 from ..model import BuiltinToolPart, Message, ReasoningPart
 from ..pricing import estimate_tokens
+from .records import sanitize
 
 __all__ = ["Conversation", "foreign_reasoning_removed"]
 
@@ -64,8 +66,15 @@ class Conversation:
         return len(self.messages)
 
     def append(self, m: Message) -> None:
+        """Add a message. Text that is not valid UTF-8 (from a user's tool or provider) is
+        made valid here, once, so that no encoder downstream can fail on it."""
+        try:
+            tokens = estimate_tokens([m])
+        except UnicodeEncodeError:
+            m = msgspec.convert(sanitize(msgspec.to_builtins(m)), Message)
+            tokens = estimate_tokens([m])
         self.messages.append(m)
-        self._tokens.append(estimate_tokens([m]))
+        self._tokens.append(tokens)
 
     def replace(self, messages: list[Message]) -> None:
         """A new shape (after a compaction or a repair): every view starts over."""

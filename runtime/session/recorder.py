@@ -34,30 +34,11 @@ from .journal import (
     WriteFile,
     now,
 )
-from .records import RecordBase, TextDelta
+from .records import RecordBase, TextDelta, clean_text, sanitize
 
-__all__ = ["Recorder", "Watcher", "sanitize"]
+__all__ = ["Recorder", "Watcher"]
 
 _encoder = msgspec.json.Encoder()
-
-
-def _clean(text: str) -> str:
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:  # pair what can be paired, replace lone surrogates
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
-
-def sanitize(value: Any) -> Any:
-    """``value`` (JSON-like) with every string valid UTF-8."""
-    if isinstance(value, str):
-        return _clean(value)
-    if isinstance(value, dict):
-        return {(_clean(k) if isinstance(k, str) else k): sanitize(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [sanitize(v) for v in value]
-    return value
 
 
 @attrs.define(eq=False)
@@ -120,7 +101,7 @@ class Recorder:
         if not self.delta_watchers or not text:
             return
         ev = TextDelta(ts=now(), run_id=self.run_id, turn=self.turn, seq=self.seq,
-                       text=self.redactor.text(_clean(text)), request_id=request_id)
+                       text=self.redactor.text(clean_text(text)), request_id=request_id)
         self._publish(ev, None)
 
     # ---- other files ------------------------------------------------------------------

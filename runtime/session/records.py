@@ -49,8 +49,10 @@ __all__ = [
     "UserMessage",
     "WarningCode",
     "WarningRecord",
+    "clean_text",
     "decode_line",
     "encode_record",
+    "sanitize",
 ]
 
 
@@ -317,3 +319,25 @@ def decode_line(line: bytes | str) -> Event | None:
         return _decoder.decode(line)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
+
+
+def clean_text(text: str) -> str:
+    """``text`` as valid UTF-8: surrogate pairs joined, lone surrogates (a careless decoder,
+    a ``surrogateescape`` file name) replaced by U+FFFD. Free when the text is valid."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def sanitize(value: Any) -> Any:
+    """A JSON-like value (msgspec builtins) with every string valid UTF-8."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {(clean_text(k) if isinstance(k, str) else k): sanitize(v)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [sanitize(v) for v in value]
+    return value

@@ -51,7 +51,14 @@ def strip_opaque(messages: list[Message]) -> list[Message]:
 
 
 def frame(key: bytes, run_id: str, record: Mapping[str, Any]) -> bytes:
-    blob = crypto.encrypt(key, msgspec.json.encode(record), context=run_id)
+    """One encrypted frame (text that is not valid UTF-8 is made valid first)."""
+    try:
+        plain = msgspec.json.encode(record)
+    except UnicodeEncodeError:
+        from .records import sanitize
+
+        plain = msgspec.json.encode(sanitize(record))
+    blob = crypto.encrypt(key, plain, context=run_id)
     return struct.pack(">I", len(blob)) + blob
 
 

@@ -17,7 +17,7 @@ from runtime.context import (
     request_tokens,
 )
 from runtime.model import Message, ReasoningPart, ToolCallPart, ToolResultPart
-from runtime.wire import codec_for
+from tests import pairing
 
 from .conversations import SYSTEM, TOOLS, conversations, turn
 
@@ -33,50 +33,10 @@ def manager(protocol: str, window: int, strategy: str = "elide", keep: int = 2,
 
 
 def wire(protocol: str, messages: list[Message]) -> dict[str, Any]:
-    from runtime.model import Request
-
-    req = Request(model="m", messages=messages, system=SYSTEM, tools=TOOLS)
-    return codec_for(protocol).encode_request(req, stream=False)
+    return pairing.wire(protocol, messages, system=SYSTEM, tools=TOOLS)
 
 
-def check_pairing(protocol: str, body: dict[str, Any]) -> None:
-    """Every call has its result right where the protocol wants it, and the reverse."""
-    if protocol == "anthropic":
-        msgs = body["messages"]
-        assert msgs[0]["role"] == "user"
-        for i, m in enumerate(msgs):
-            blocks = m["content"] if isinstance(m["content"], list) else []
-            if m["role"] == "assistant":
-                calls = {b["id"] for b in blocks if b["type"] == "tool_use"}
-                nxt = msgs[i + 1]["content"] if i + 1 < len(msgs) else []
-                answered = {b["tool_use_id"] for b in nxt if b.get("type") == "tool_result"}
-                assert calls == answered, (calls, answered)
-            else:
-                results = {b["tool_use_id"] for b in blocks if b["type"] == "tool_result"}
-                prev = msgs[i - 1]["content"] if i else []
-                asked = {b["id"] for b in prev if b.get("type") == "tool_use"}
-                assert results <= asked
-    elif protocol == "openai-chat":
-        open_calls: set[str] = set()
-        for m in body["messages"]:
-            if m["role"] == "tool":
-                assert m["tool_call_id"] in open_calls
-                open_calls.discard(m["tool_call_id"])
-                continue
-            assert not open_calls, f"calls without results: {open_calls}"
-            if m["role"] == "assistant":
-                open_calls = {c["id"] for c in m.get("tool_calls") or ()}
-        assert not open_calls
-    else:
-        seen: set[str] = set()
-        outputs: set[str] = set()
-        for item in body["input"]:
-            if item["type"] == "function_call":
-                seen.add(item["call_id"])
-            elif item["type"] == "function_call_output":
-                assert item["call_id"] in seen and item["call_id"] not in outputs
-                outputs.add(item["call_id"])
-        assert seen == outputs
+check_pairing = pairing.check_pairing
 
 
 def check_reasoning(before: list[Message], after: list[Message]) -> None:
