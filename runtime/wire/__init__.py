@@ -2,6 +2,10 @@
 
 ``codec_for(protocol)`` returns the codec module of ``openai-chat``, ``openai-responses`` or
 ``anthropic``; the OpenRouter and local dialects are ``openai-chat`` with a ``dialect``.
+
+``function_arguments(call)`` is the JSON every protocol sends for a call's arguments (``{}``
+for arguments that are not a JSON object, such as a call cut off by the token limit) and
+``arguments_replaced(call)`` says when it had to replace what the model sent.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ if TYPE_CHECKING:
     from ..errors import ProviderError
     from ..events import Event
 
-__all__ = ["PROTOCOLS", "codec_for", "decode_all"]
+from ._base import arguments_replaced as arguments_replaced
+from ._base import function_arguments as function_arguments
+
+__all__ = ["PROTOCOLS", "arguments_replaced", "codec_for", "decode_all", "function_arguments"]
 
 PROTOCOLS = {
     "openai-chat": "openai_chat",

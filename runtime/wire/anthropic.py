@@ -22,7 +22,6 @@ Canonical -> wire, in short:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..model import (
@@ -36,6 +35,7 @@ from ..model import (
     ToolCallPart,
     ToolResultPart,
 )
+from ._base import arguments_object, function_parameters
 from .anthropic_decode import decode_body, usage_of
 from .anthropic_stream import StreamDecoder
 
@@ -71,8 +71,8 @@ def headers(api_key: str | None) -> dict[str, str]:
 
 def encode_request(req: Request, *, stream: bool, dialect: str | None = None) -> dict[str, Any]:
     """The JSON body of a Messages request. ``dialect`` is accepted for interface symmetry
-    (llama.cpp's ``/v1/messages`` takes the same body). Raises ``ValueError`` for a tool
-    call whose arguments are not a JSON object: the conductor never sends those."""
+    (llama.cpp's ``/v1/messages`` takes the same body). A tool call whose arguments are not
+    a JSON object is sent with ``{}`` (see ``_base.arguments_object``)."""
     p = req.params
     body: dict[str, Any] = {
         "model": req.model,
@@ -84,7 +84,7 @@ def encode_request(req: Request, *, stream: bool, dialect: str | None = None) ->
         if req.cache_system:
             block["cache_control"] = dict(_EPHEMERAL)
         body["system"] = [block]
-    tools = [_tool(t.name, t.description, t.parameters) for t in req.tools]
+    tools = [_tool(t.name, t.description, function_parameters(t)) for t in req.tools]
     extra = dict(p.extra)
     extra_tools = extra.pop("tools", None)
     if isinstance(extra_tools, list):
@@ -287,8 +287,7 @@ def _assistant_blocks(msg: Message) -> list[dict[str, Any]]:
             if part.text:  # Anthropic rejects empty text blocks
                 blocks.append(_text(part))
         elif isinstance(part, ToolCallPart):
-            blocks.append({"type": "tool_use", "id": part.id, "name": part.name,
-                           "input": _arguments(part)})
+            blocks.append(_tool_use(part))
         elif isinstance(part, ReasoningPart):
             block = _reasoning(part)
             if block is not None:
@@ -299,20 +298,18 @@ def _assistant_blocks(msg: Message) -> list[dict[str, Any]]:
     return blocks
 
 
-def _arguments(part: ToolCallPart) -> dict[str, Any]:
-    try:
-        args = json.loads(part.arguments or "{}")
-    except ValueError as exc:
-        raise ValueError(
-            f"tool call {part.id} ({part.name}): arguments are not valid JSON, "
-            f"cannot be sent to Anthropic: {exc}"
-        ) from exc
-    if not isinstance(args, dict):
-        raise ValueError(
-            f"tool call {part.id} ({part.name}): arguments must be a JSON object, "
-            f"got {type(args).__name__}"
-        )
-    return args
+def _tool_use(part: ToolCallPart) -> dict[str, Any]:
+    """A call as a ``tool_use`` block: a client-run kind of call (``ToolKind``) as a plain
+    function call, arguments that are not a JSON object (cut off by the token limit) as
+    ``{}``; a programmatic call's ``caller`` goes back with it."""
+    block: dict[str, Any] = {"type": "tool_use", "id": part.id, "name": part.name,
+                             "input": arguments_object(part)}
+    raw = part.raw
+    if raw is not None and raw.get("type") == "tool_use":
+        for key in ("caller", "toolset_name"):
+            if key in raw:
+                block[key] = raw[key]
+    return block
 
 
 def _reasoning(part: ReasoningPart) -> dict[str, Any] | None:

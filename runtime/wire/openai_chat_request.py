@@ -4,7 +4,12 @@ Dialects: ``None`` / ``"openai"`` (OpenAI and OpenAI-compatible clouds), ``"open
 (``reasoning: {effort}``, ``cache_control`` on marked text, ``reasoning`` passed back) and
 ``"local"`` (llama.cpp, LM Studio, Ollama: ``max_tokens`` and no OpenAI-only fields such as
 ``store``). Reasoning parts go back verbatim only to the protocol that produced them; parts
-of another protocol are dropped (the conductor decides about failover summaries). Pure.
+of another protocol are dropped (the conductor decides about failover summaries).
+
+Every call goes back as a function call whose arguments are a JSON object (a client-run
+kind of call from OpenAI Responses as its JSON, a ``custom`` one as ``{"input": ...}``, a
+call cut off by the token limit as ``{}``: ``_base.function_arguments``); every tool is
+offered as a function (``_base.function_parameters``). Pure.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ..model import (
     ToolResultPart,
     ToolSpec,
 )
+from ._base import function_arguments, function_parameters
 
 __all__ = ["DIALECTS", "PROTOCOL", "encode_request", "image_url"]
 
@@ -81,7 +87,7 @@ def _assistant(m: Message, dialect: str) -> dict[str, Any]:
             texts.append(p.text)
         elif isinstance(p, ToolCallPart):
             calls.append({"id": p.id, "type": "function",
-                          "function": {"name": p.name, "arguments": p.arguments}})
+                          "function": {"name": p.name, "arguments": function_arguments(p)}})
         elif isinstance(p, ReasoningPart) and p.protocol == PROTOCOL:
             if p.kind.startswith("reasoning_details:"):
                 msg.setdefault("reasoning_details", []).append(
@@ -154,7 +160,7 @@ def _tool(t: ToolSpec) -> dict[str, Any]:
     fn: dict[str, Any] = {"name": t.name}
     if t.description:
         fn["description"] = t.description
-    fn["parameters"] = t.parameters
+    fn["parameters"] = function_parameters(t)
     if t.strict is not None:
         fn["strict"] = t.strict
     return {"type": "function", "function": fn}

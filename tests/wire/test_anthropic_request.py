@@ -150,12 +150,14 @@ def test_text_cache_and_inline_images() -> None:
     assert content[2]["source"] == {"type": "base64", "media_type": "image/gif", "data": "REVG"}
 
 
-@pytest.mark.parametrize("args", ['{"a": ', "[1, 2]"])
-def test_unparsed_tool_arguments_are_refused(args: str) -> None:
-    """A call whose arguments are not a JSON object cannot be sent: ValueError names it."""
+@pytest.mark.parametrize("args", ['{"a": ', "[1, 2]", ""])
+def test_unparsed_tool_arguments_go_back_as_an_empty_object(args: str) -> None:
+    """A call whose arguments are not a JSON object (cut off by the token limit) is sent
+    with input {} so that the history stays valid."""
     msgs = [Message.user("q"), Message("assistant", [ToolCallPart("call_9", "f", args)])]
-    with pytest.raises(ValueError, match="call_9"):
-        anthropic.encode_request(_req(msgs), stream=False)
+    body = anthropic.encode_request(_req(msgs), stream=False)
+    assert body["messages"][1]["content"] == [
+        {"type": "tool_use", "id": "call_9", "name": "f", "input": {}}]
 
 
 # ---------------------------------------------------------------- server side requests

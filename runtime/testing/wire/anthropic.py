@@ -26,6 +26,8 @@ from ...model import (
     ToolSpec,
     Usage,
 )
+from ...wire import function_arguments
+from ...wire._base import arguments_object
 from ...wire.anthropic import PROTOCOL
 
 __all__ = ["decode_request", "encode_json", "encode_stream", "error_body"]
@@ -200,6 +202,9 @@ def _usage(u: Usage | None) -> dict[str, Any]:
 
 
 def _input(call: ToolCallPart) -> dict[str, Any]:
+    """A call's input object (a non-stream body can only carry an object)."""
+    if call.kind != "function":
+        return arguments_object(call)
     try:
         value = json.loads(call.arguments or "{}")
     except ValueError as exc:
@@ -209,11 +214,27 @@ def _input(call: ToolCallPart) -> dict[str, Any]:
     return value
 
 
+def _partial_json(call: ToolCallPart) -> str:
+    """A call's input as a stream sends it, verbatim: a call cut off by the token limit
+    streams its cut-off JSON, as the API does when it stops at max_tokens."""
+    text = call.arguments if call.kind == "function" else function_arguments(call)
+    return "" if text.strip() in ("", "{}") else text
+
+
+def _tool_use(call: ToolCallPart, *, stream: bool) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_use", "id": call.id, "name": call.name,
+                             "input": {} if stream else _input(call)}
+    raw = call.raw
+    if raw is not None and raw.get("type") == "tool_use":
+        block.update((k, raw[k]) for k in ("caller", "toolset_name") if k in raw)
+    return block
+
+
 def _block(part: Part) -> dict[str, Any] | None:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
     if isinstance(part, ToolCallPart):
-        return {"type": "tool_use", "id": part.id, "name": part.name, "input": _input(part)}
+        return _tool_use(part, stream=False)
     if isinstance(part, ReasoningPart):
         if part.kind == "redacted_thinking":
             return {"type": "redacted_thinking", "data": part.encrypted or ""}
@@ -249,11 +270,16 @@ def _pieces(text: str, n: int) -> list[str]:
     return [text[i:i + n] for i in range(0, len(text), n)]
 
 
-def _block_events(i: int, block: dict[str, Any], n: int) -> list[bytes]:
+def _block_events(i: int, block: dict[str, Any], n: int,
+                  partial_json: str | None = None) -> list[bytes]:
     t = block["type"]
     deltas: list[dict[str, Any]] = []
-    if t == "text":
-        start: dict[str, Any] = {"type": "text", "text": ""}
+    start: dict[str, Any] = block  # redacted thinking, server tool results: complete
+    if partial_json is not None:  # a client tool call: its input text as sent
+        deltas = [{"type": "input_json_delta", "partial_json": s}
+                  for s in ["", *_pieces(partial_json, n)]]
+    elif t == "text":
+        start = {"type": "text", "text": ""}
         deltas = [{"type": "text_delta", "text": s} for s in _pieces(block["text"], n)]
     elif t == "thinking":
         start = {"type": "thinking", "thinking": "", "signature": ""}
@@ -266,8 +292,6 @@ def _block_events(i: int, block: dict[str, Any], n: int) -> list[bytes]:
         args = json.dumps(block["input"], separators=(",", ":")) if block["input"] else ""
         deltas = [{"type": "input_json_delta", "partial_json": s}
                   for s in ["", *_pieces(args, n)]]
-    else:  # redacted thinking, server tool results: complete in their start
-        start = block
     out = [_sse({"type": "content_block_start", "index": i, "content_block": start})]
     out += [_sse({"type": "content_block_delta", "index": i, "delta": d}) for d in deltas]
     out.append(_sse({"type": "content_block_stop", "index": i}))
@@ -283,8 +307,10 @@ def encode_stream(resp: Response, *, chunk_chars: int = 8) -> list[bytes]:
         "id": resp.id or "msg_fake", "type": "message", "role": "assistant",
         "model": resp.model or "claude-fake", "content": [], "stop_reason": None,
         "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})]
-    for i, block in enumerate(_content(resp)):
-        out += _block_events(i, block, n)
+    blocks = [(_tool_use(p, stream=True), _partial_json(p)) if isinstance(p, ToolCallPart)
+              else (_block(p), None) for p in resp.parts]
+    for i, (block, partial_json) in enumerate((b, j) for b, j in blocks if b is not None):
+        out += _block_events(i, block, n, partial_json)
         if i == 0:
             out.append(_sse({"type": "ping"}))
     out.append(_sse({"type": "message_delta",

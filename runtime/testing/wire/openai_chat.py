@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from ...model import ReasoningPart, Response, TextPart, ToolCallPart, Usage
+from ...wire import function_arguments
 from .openai_chat_request import decode_request
 
 __all__ = ["decode_request", "encode_json", "encode_stream", "error_body"]
@@ -29,6 +30,12 @@ def _finish(resp: Response) -> str:
     if resp.tool_calls:
         return "tool_calls"
     return _STOP_TO_FINISH.get(resp.stop, "stop")
+
+
+def _arguments(p: ToolCallPart) -> str:
+    """A call's arguments as a chat server sends them: verbatim (a call cut off by the
+    token limit stays cut off); a Responses-only kind of call as its function form."""
+    return p.arguments if p.kind == "function" else function_arguments(p)
 
 
 def _usage(u: Usage) -> dict[str, Any]:
@@ -88,7 +95,7 @@ def encode_json(resp: Response) -> dict[str, Any]:
                 msg[key] = msg.get(key, "") + p.text
         elif isinstance(p, ToolCallPart):
             calls.append({"id": p.id, "type": "function",
-                          "function": {"name": p.name, "arguments": p.arguments}})
+                          "function": {"name": p.name, "arguments": _arguments(p)}})
     text = resp.text
     if thinking:
         msg["content"] = [*thinking, *([{"type": "text", "text": text}] if text else [])]
@@ -145,7 +152,7 @@ def encode_stream(resp: Response, *, chunk_chars: int = 8) -> list[bytes]:
                                               "function": {"name": p.name,
                                                            "arguments": ""}}]}))
             out.extend(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
-                       for piece in _pieces(p.arguments, n))
+                       for piece in _pieces(_arguments(p), n))
         elif isinstance(p, ReasoningPart):
             if _is_detail(p):
                 out.extend(chunk({"reasoning_details": [frag]})
