@@ -29,6 +29,7 @@ from .model import (
     Response,
     TextPart,
     ToolCallPart,
+    ToolKind,
     Usage,
     normalize_finish,
 )
@@ -80,10 +81,15 @@ class ReasoningDelta(msgspec.Struct, tag_field="event", tag="reasoning", omit_de
 
 
 class ToolCallStart(msgspec.Struct, tag_field="event", tag="tool_start", omit_defaults=True):
+    """A client tool call begins at ``index``. ``kind`` says how it is shaped on the wire
+    (see ``ToolKind``): its deltas and arguments are the freeform input of a ``custom`` call,
+    JSON otherwise."""
+
     index: int
     id: str
     name: str
     item_id: str | None = None
+    kind: ToolKind = "function"
 
 
 class ToolCallDelta(msgspec.Struct, tag_field="event", tag="tool_delta", omit_defaults=True):
@@ -93,10 +99,12 @@ class ToolCallDelta(msgspec.Struct, tag_field="event", tag="tool_delta", omit_de
 
 class ToolCallEnd(msgspec.Struct, tag_field="event", tag="tool_end", omit_defaults=True):
     """The call at ``index`` is complete. ``arguments``, when given, is the whole argument
-    text and wins over the concatenated deltas (non-stream bodies, Responses ``done``)."""
+    text and wins over the concatenated deltas (non-stream bodies, Responses ``done``);
+    ``raw``, when given, is the provider's complete item (``ToolCallPart.raw``)."""
 
     index: int
     arguments: str | None = None
+    raw: dict[str, Any] | None = None
 
 
 class BuiltinTool(msgspec.Struct, tag_field="event", tag="builtin_tool", omit_defaults=True):
@@ -154,15 +162,27 @@ Event = (
 )
 
 
-class _Call:
-    __slots__ = ("args", "final", "id", "item_id", "name")
+# Responses output items that carry the result of a client-run kind of call: when one
+# arrives in the same response as its call, the provider ran that call itself (a hosted
+# shell), so the call is kept as a provider item and never run by us.
+_OUTPUT_OF = {"custom_tool_call_output": "custom", "shell_call_output": "shell",
+              "local_shell_call_output": "local_shell",
+              "apply_patch_call_output": "apply_patch"}
 
-    def __init__(self, id: str, name: str, item_id: str | None) -> None:
+
+class _Call:
+    __slots__ = ("args", "final", "hosted", "id", "item_id", "kind", "name", "raw")
+
+    def __init__(self, id: str, name: str, item_id: str | None,
+                 kind: ToolKind = "function") -> None:
         self.id = id
         self.name = name
         self.item_id = item_id
+        self.kind: ToolKind = kind
         self.args: list[str] = []
         self.final: str | None = None
+        self.raw: dict[str, Any] | None = None
+        self.hosted = False
 
 
 class Assembler:
@@ -223,16 +243,21 @@ class Assembler:
             assert isinstance(ev, ToolCallStart)
             existing = self._calls.get(ev.index)
             if existing is None:
-                self._start_call(ev.index, ev.id, ev.name, ev.item_id)
+                self._start_call(ev.index, ev.id, ev.name, ev.item_id, ev.kind)
             else:
                 existing.id = existing.id or ev.id
                 existing.name = existing.name or ev.name
                 existing.item_id = existing.item_id or ev.item_id
+                if ev.kind != "function":
+                    existing.kind = ev.kind
         elif t is ToolCallEnd:
             assert isinstance(ev, ToolCallEnd)
             call = self._calls.get(ev.index)
-            if call is not None and ev.arguments is not None:
-                call.final = ev.arguments
+            if call is not None:
+                if ev.arguments is not None:
+                    call.final = ev.arguments
+                if ev.raw is not None:
+                    call.raw = ev.raw
         elif t is UsageEvent:
             assert isinstance(ev, UsageEvent)
             self.usage = ev.usage
@@ -250,6 +275,9 @@ class Assembler:
         elif t is BuiltinTool:
             assert isinstance(ev, BuiltinTool)
             self._order.append(("builtin", ev))
+            kind = _OUTPUT_OF.get(ev.type)
+            if kind is not None and ev.raw is not None:
+                self._hosted(kind, ev.raw.get("call_id"))
         elif t is RefusalDelta:
             assert isinstance(ev, RefusalDelta)
             self.refusal = (self.refusal or "") + ev.text
@@ -257,11 +285,19 @@ class Assembler:
             assert isinstance(ev, ErrorEvent)
             self.error = ev
 
-    def _start_call(self, index: int, id: str, name: str, item_id: str | None) -> _Call:
-        call = _Call(id, name, item_id)
+    def _start_call(self, index: int, id: str, name: str, item_id: str | None,
+                    kind: ToolKind = "function") -> _Call:
+        call = _Call(id, name, item_id, kind)
         self._calls[index] = call
         self._order.append(("call", index))
         return call
+
+    def _hosted(self, kind: str, call_id: Any) -> None:
+        """The provider answered a client-run kind of call itself: it stays a provider
+        item (sent back verbatim to the same protocol), not a call for us to run."""
+        for call in self._calls.values():
+            if call.id == call_id and call.kind == kind and call.raw is not None:
+                call.hosted = True
 
     def _add_reasoning(self, ev: ReasoningDelta) -> None:
         slot = self._reasoning.get(ev.index)
@@ -292,8 +328,14 @@ class Assembler:
                 out.append(TextPart("".join(self._texts[key]), meta=self._text_meta.get(key)))
             elif what == "call":
                 c = self._calls[key]
+                if c.hosted and c.raw is not None:
+                    out.append(BuiltinToolPart(str(c.raw.get("type")), c.item_id, None,
+                                               self.protocol, c.raw, self.source))
+                    continue
                 args = c.final if c.final is not None else "".join(c.args)
-                out.append(ToolCallPart(c.id, c.name, args or "{}", c.item_id))
+                if not args and c.kind != "custom":
+                    args = "{}"
+                out.append(ToolCallPart(c.id, c.name, args, c.item_id, c.kind, c.raw))
             elif what == "reasoning":
                 s = self._reasoning[key]
                 summary = s["summary"] or []
@@ -345,9 +387,9 @@ def events_of(resp: Response, *, chunk_chars: int = 0) -> list[Event]:
             out.append(TextDelta(texts[0], index, part.meta))
             out.extend(TextDelta(p, index) for p in texts[1:])
         elif isinstance(part, ToolCallPart):
-            out.append(ToolCallStart(index, part.id, part.name, part.item_id))
+            out.append(ToolCallStart(index, part.id, part.name, part.item_id, part.kind))
             out.extend(ToolCallDelta(index, p) for p in pieces(part.arguments))
-            out.append(ToolCallEnd(index))
+            out.append(ToolCallEnd(index, raw=part.raw))
         elif isinstance(part, ReasoningPart):
             out.append(ReasoningDelta(
                 index, part.text, part.kind, part.id, part.signature, part.encrypted,

@@ -2,7 +2,9 @@
 
 Reads a raw response body (an SSE event stream or a JSON body, the format is detected
 unless ``--stream`` / ``--json`` says it) and prints one JSON object: ``text``,
-``tool_calls``, ``finish_reason``, ``usage`` (canonical), ``reasoning``, ``error``.
+``tool_calls`` (``id``, ``name``, ``arguments`` parsed, ``kind``: ``function`` or a client-run
+Responses kind whose ``arguments`` for ``custom`` is the freeform text), ``finish_reason``,
+``usage`` (canonical), ``reasoning``, ``error``.
 A missing file or an unknown protocol is a one-line error on stderr and exit 2.
 """
 
@@ -51,7 +53,7 @@ def view(resp: Response, error: dict[str, Any] | None) -> dict[str, Any]:
             args: Any = json.loads(c.arguments)
         except ValueError:
             args = c.arguments
-        calls.append({"id": c.id, "name": c.name, "arguments": args})
+        calls.append({"id": c.id, "name": c.name, "arguments": args, "kind": c.kind})
     usage = None
     if resp.usage is not None:
         u = resp.usage

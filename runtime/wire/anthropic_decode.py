@@ -21,10 +21,10 @@ from ..events import (
     UsageEvent,
 )
 from ..model import Usage, normalize_finish
-from ._base import json_of, malformed
+from ._base import has_content, json_of, malformed, nothing
 
-__all__ = ["arguments_of", "block_of", "complete_block", "decode_body", "error_event",
-           "usage_of"]
+__all__ = ["arguments_of", "block_of", "call_raw", "complete_block", "decode_body",
+           "error_event", "usage_of"]
 
 
 class _Usage(msgspec.Struct):
@@ -81,6 +81,19 @@ def arguments_of(value: dict[str, Any] | None) -> str:
     return msgspec.json.encode(value or {}).decode()
 
 
+_CALL_EXTRAS = ("caller", "toolset_name")
+
+
+def call_raw(block: dict[str, Any]) -> dict[str, Any] | None:
+    """What of a ``tool_use`` block must go back with it beyond id, name and input: the
+    ``caller`` of a programmatic call (the code execution that made it) and a toolset
+    member's ``toolset_name`` (anthropic-sdk-python ``BetaToolUseBlockParam``); None for a
+    plain call."""
+    if not any(k in block for k in _CALL_EXTRAS):
+        return None
+    return {k: block[k] for k in ("type", "id", "name", *_CALL_EXTRAS) if k in block}
+
+
 def complete_block(i: int, raw: dict[str, Any]) -> list[Event]:
     """The events of one whole content block (a JSON body, or a block that a stream
     sends complete in its ``content_block_start``)."""
@@ -98,7 +111,8 @@ def complete_block(i: int, raw: dict[str, Any]) -> list[Event]:
     if t == "tool_use":
         if b.id is None or b.name is None:
             raise malformed(f"tool_use block {i} lacks its id or name", details=str(raw))
-        return [ToolCallStart(i, b.id, b.name), ToolCallEnd(i, arguments_of(b.input))]
+        return [ToolCallStart(i, b.id, b.name),
+                ToolCallEnd(i, arguments_of(b.input), raw=call_raw(raw))]
     # server tools and their results: server_tool_use, web_search_tool_result, ...
     return [BuiltinTool(t, b.id if b.id is not None else b.tool_use_id, b.name, i, raw)]
 
@@ -125,6 +139,8 @@ def decode_body(body: bytes) -> list[Event]:
     events: list[Event] = [ResponseStart(m.id, m.model)]
     for i, raw in enumerate(m.content):
         events.extend(complete_block(i, raw))
+    if m.stop_reason is None and not has_content(events):
+        raise nothing("Anthropic response body")
     if m.usage is not None:
         events.append(UsageEvent(usage_of(m.usage), raw=m.usage))
     calls = any(isinstance(e, ToolCallStart) for e in events)

@@ -5,6 +5,13 @@ are tracked separately by ``index`` because servers differ in how they nest them
 (llama.cpp leaves its text block open while a tool block starts and stops both at the end).
 Every surprise becomes ``malformed(...)`` naming the state it arrived in.
 
+Some streams (programmatic tool calling) carry the answer whole in ``message_start``: its
+``content`` blocks and ``stop_reason`` decode to the events the same blocks would give
+streamed, and such a message is complete even if the stream ends before ``message_stop``.
+A repeated ``message_start`` is ignored when it is a verbatim repeat (same id, content and
+stop reason) and ``malformed_response`` otherwise (another message spliced in). A stream
+that ends with neither content nor a stop reason nor an error is ``malformed_response``.
+
 HOT PATH: ``feed`` runs per streamed chunk. Each ``data`` is decoded by a module-level
 ``msgspec.json.Decoder`` of typed Structs; text and tool-argument deltas of the open block
 take an inlined path.
@@ -30,8 +37,15 @@ from ..events import (
     UsageEvent,
 )
 from ..model import normalize_finish
-from ._base import json_of, malformed
-from .anthropic_decode import arguments_of, block_of, complete_block, error_event, usage_of
+from ._base import has_content, json_of, malformed, nothing
+from .anthropic_decode import (
+    arguments_of,
+    block_of,
+    call_raw,
+    complete_block,
+    error_event,
+    usage_of,
+)
 from .sse import SSEEvent
 
 __all__ = ["MOVES", "StreamDecoder"]
@@ -96,6 +110,8 @@ class _MessageInfo(msgspec.Struct):
     id: str | None = None
     model: str | None = None
     usage: dict[str, Any] | None = None
+    content: list[dict[str, Any]] | None = None
+    stop_reason: str | None = None
 
 
 class _MessageStart(msgspec.Struct):
@@ -131,14 +147,16 @@ _KNOWN_SET = frozenset(_KNOWN)
 
 #: Legal moves of the stream: ``{state: {event type: next state}}``. Block events are
 #: checked per ``index`` on top of this (a delta or stop needs its block open).
+#: A ``message_start`` after the first is checked to be a verbatim repeat.
 MOVES: dict[str, dict[str, str]] = {
     "idle": {"message_start": "open", "ping": "idle", "error": "failed"},
     "open": {"content_block_start": "open", "content_block_delta": "open",
              "content_block_stop": "open", "ping": "open", "message_delta": "closing",
-             "message_stop": "done", "error": "failed"},
+             "message_stop": "done", "error": "failed", "message_start": "open"},
     "closing": {"message_delta": "closing", "content_block_stop": "closing",
-                "ping": "closing", "message_stop": "done", "error": "failed"},
-    "done": {"ping": "done"},
+                "ping": "closing", "message_stop": "done", "error": "failed",
+                "message_start": "closing"},
+    "done": {"ping": "done", "message_start": "done"},
     # after an in-stream error nothing more is decoded; the stream may just end
     "failed": dict.fromkeys(_KNOWN, "failed"),
     "closed": {},  # close() was called
@@ -162,8 +180,8 @@ class _Open:
 class StreamDecoder:
     """Feed SSE events of one Messages stream; ``close()`` at the end of the bytes."""
 
-    __slots__ = ("_blocks", "_calls", "_reason", "_seen", "_text", "_tool", "_usage",
-                 "_usage_sent", "sse_events", "state")
+    __slots__ = ("_blocks", "_calls", "_content", "_message", "_reason", "_seen", "_text",
+                 "_tool", "_usage", "_usage_sent", "_whole", "sse_events", "state")
 
     def __init__(self) -> None:
         self.sse_events = 0
@@ -176,6 +194,9 @@ class StreamDecoder:
         self._usage_sent = False
         self._reason: str | None = None
         self._calls = False
+        self._content = False  # something of an answer arrived (see close())
+        self._message: tuple[Any, ...] | None = None  # what message_start said
+        self._whole = False  # message_start carried a stop_reason: the message is complete
 
     def feed(self, ev: SSEEvent) -> list[Event]:
         self.sse_events += 1
@@ -193,7 +214,10 @@ class StreamDecoder:
                 delta = d.delta
                 if type(delta) is _Text:
                     if d.index == self._text:
-                        return [TextDelta(delta.text, d.index)]
+                        text = delta.text
+                        if text:
+                            self._content = True
+                        return [TextDelta(text, d.index)]
                 elif type(delta) is _Json and d.index == self._tool:
                     self._blocks[d.index].has_delta = True
                     return [ToolCallDelta(d.index, delta.partial_json)]
@@ -227,9 +251,7 @@ class StreamDecoder:
             if name == "ping":
                 return []
             if name == "message_start":
-                info = _MSG_START.decode(ev.data).message
-                self._usage = info.usage
-                return [ResponseStart(info.id, info.model)]
+                return self._message_start(_MSG_START.decode(ev.data).message, state)
             if name == "message_delta":
                 return self._message_delta(_MSG_DELTA.decode(ev.data))
             if name == "error":
@@ -245,7 +267,7 @@ class StreamDecoder:
         self._text = self._tool = -1
         if state in ("failed", "closed"):
             return []
-        if state != "done":
+        if state != "done" and not (self._whole and not self._blocks):
             raise ProviderError(
                 ErrorKind.STREAM_INTERRUPTED,
                 f"Anthropic stream ended in state {state!r} before message_stop",
@@ -253,6 +275,8 @@ class StreamDecoder:
         out: list[Event] = []
         for index in sorted(self._blocks):  # blocks a lenient server never stopped
             out.extend(self._finish(index, self._blocks.pop(index), state))
+        if self._reason is None and not self._content:
+            raise nothing("Anthropic stream")
         if not self._usage_sent and self._usage is not None:
             out.append(UsageEvent(usage_of(self._usage), raw=self._usage))
         out.append(Finish(self._reason, normalize_finish(self._reason, self._calls)))
@@ -274,6 +298,31 @@ class StreamDecoder:
             payload = {"error": {"message": data.strip() or "error event"}}
         return error_event(payload)
 
+    def _message_start(self, info: _MessageInfo, state: str) -> list[Event]:
+        said = (info.id, info.model, info.content or [], info.stop_reason)
+        if self._message is not None:
+            if said != self._message:
+                raise malformed(f"a second message_start (id {info.id!r}) in stream state "
+                                f"{state!r} is not a repeat of the first (id "
+                                f"{self._message[0]!r}): another message spliced in")
+            return []  # a verbatim repeat
+        self._message = said
+        self._usage = info.usage
+        out: list[Event] = [ResponseStart(info.id, info.model)]
+        for i, raw in enumerate(info.content or ()):
+            # an answer carried whole: each block as if it had been streamed
+            self._seen.add(i)
+            block = complete_block(i, raw)
+            if raw.get("type") == "tool_use":
+                self._calls = True
+            out.extend(block)
+        if has_content(out):
+            self._content = True
+        if info.stop_reason is not None:
+            self._reason = info.stop_reason
+            self._whole = True
+        return out
+
     def _open(self, index: int, what: str, state: str) -> _Open:
         blk = self._blocks.get(index)
         if blk is None:
@@ -288,6 +337,8 @@ class StreamDecoder:
         kind = blk.kind
         if type(delta) is _Text:
             if kind == "text":
+                if delta.text:
+                    self._content = True
                 return [TextDelta(delta.text, i)]
         elif type(delta) is _Json:
             if kind == "tool":
@@ -354,7 +405,10 @@ class StreamDecoder:
         if t == "text":
             self._blocks[i] = _Open("text", raw)
             self._text = i
+            if b.text:
+                self._content = True
             return [TextDelta(b.text or "", i)]
+        self._content = True  # every other block is part of the answer
         if t == "thinking":
             blk = self._blocks[i] = _Open("thinking", raw)
             if b.thinking:
@@ -389,10 +443,10 @@ class StreamDecoder:
         kind = blk.kind
         if kind == "tool":
             if blk.has_delta:
-                return [ToolCallEnd(i)]
+                return [ToolCallEnd(i, raw=call_raw(blk.start))]
             start_input = blk.start.get("input")
             return [ToolCallEnd(i, arguments_of(start_input if isinstance(start_input, dict)
-                                              else None))]
+                                              else None), raw=call_raw(blk.start))]
         if kind == "thinking":
             raw: dict[str, Any] = {"type": "thinking", "thinking": "".join(blk.pieces)}
             if blk.sig:

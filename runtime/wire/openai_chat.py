@@ -6,6 +6,13 @@ Only choice 0 is decoded. Reasoning comes in several dialects, each its own part
 ``type`` the recordings' ``expect.reasoning`` uses): ``reasoning_content`` (DeepSeek,
 llama.cpp), ``reasoning`` (OpenRouter, Groq), ``reasoning_details:<detail type>`` (one part
 per OpenRouter detail, signature / data opaque) and ``thinking_chunk`` (Mistral).
+
+Tool calls: a call without an ``id`` gets one made from the response id and its index
+(unique across a conversation, which Anthropic and Responses require after a failover); a
+fragment without ``index`` and ``id`` continues the last call unless it names a function
+(then it starts the next one: servers that send each call whole); the legacy
+``function_call`` (``functions`` API) is decoded as a tool call. A response with neither
+content nor a finish reason nor an error is ``malformed_response``.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from ..events import (
     ToolCallStart,
 )
 from ..model import normalize_finish
-from ._base import malformed
+from ._base import malformed, nothing
 from .openai_chat_request import PROTOCOL, encode_request
 from .openai_chat_types import (
     CHUNK,
@@ -74,7 +81,18 @@ def _arguments(args: str | dict[str, Any] | None) -> str | None:
     return msgspec.json.encode(args).decode()
 
 
-def _message_events(msg: Delta, out: list[Event]) -> bool:
+LEGACY_CALL = 1 << 20  # the tool-call index of a legacy ``function_call``
+
+
+def call_id(response_id: str | None, index: int) -> str:
+    """An id for a call the server sent without one: unique per response, so that a
+    conversation never holds two calls of the same id."""
+    if index == LEGACY_CALL:
+        return f"call_{response_id}_fn" if response_id else "call_fn"
+    return f"call_{response_id}_{index}" if response_id else f"call_{index}"
+
+
+def _message_events(msg: Delta, out: list[Event], rid: str | None) -> bool:
     """Events of a complete non-stream ``message``; returns whether it has tool calls."""
     if msg.reasoning_content:
         out.append(ReasoningDelta(index=SLOT_CONTENT, text=msg.reasoning_content,
@@ -97,8 +115,15 @@ def _message_events(msg: Delta, out: list[Event]) -> bool:
         fn = tc.function
         if fn is None or not fn.name:
             raise malformed(f"tool call {i} of the message has no function name")
-        out.append(ToolCallStart(i, tc.id or f"call_{i}", fn.name))
+        out.append(ToolCallStart(i, tc.id or call_id(rid, i), fn.name))
         out.append(ToolCallEnd(i, _arguments(fn.arguments) or "{}"))
+    legacy = msg.function_call
+    if legacy is not None and not calls:
+        if not legacy.name:
+            raise malformed("the message's function_call has no name")
+        out.append(ToolCallStart(LEGACY_CALL, call_id(rid, LEGACY_CALL), legacy.name))
+        out.append(ToolCallEnd(LEGACY_CALL, _arguments(legacy.arguments) or "{}"))
+        return True
     return bool(calls)
 
 
@@ -120,7 +145,9 @@ def decode_body(body: bytes) -> list[Event]:
         raise malformed("chat completion body has no choice 0 with a message",
                         details=body.decode("utf-8", "replace"))
     out: list[Event] = [ResponseStart(obj.id, obj.model)]
-    has_calls = _message_events(choice.message, out)
+    has_calls = _message_events(choice.message, out, obj.id)
+    if choice.finish_reason is None and len(out) == 1:
+        raise nothing("chat completion body")
     if obj.usage is not None:
         out.append(usage_event(obj.usage))
     out.append(Finish(choice.finish_reason, normalize_finish(choice.finish_reason, has_calls)))
@@ -150,8 +177,8 @@ _decode_head = COMPLETION.decode
 class StreamDecoder:
     """Feeds SSE events of a chat completion stream, returns normalized events."""
 
-    __slots__ = ("_calls", "_details", "_errored", "_finish", "_has_calls", "_last_call",
-                 "_started", "sse_events", "state")
+    __slots__ = ("_calls", "_content", "_details", "_errored", "_finish", "_has_calls",
+                 "_last_call", "_rid", "_started", "sse_events", "state")
 
     def __init__(self) -> None:
         self.sse_events = 0
@@ -163,6 +190,8 @@ class StreamDecoder:
         self._has_calls = False
         self._errored = False
         self._details: dict[int, dict[str, Any]] = {}
+        self._rid: str | None = None  # the response id (ids of calls sent without one)
+        self._content = False  # something of an answer arrived (see close())
 
     def _move(self, kind: str, data: str) -> None:
         nxt = MOVES[self.state].get(kind)
@@ -188,6 +217,7 @@ class StreamDecoder:
                 chunk = head = _decode_head(data)
                 if head.error is None:
                     self._started = True
+                    self._rid = head.id
                     out.append(ResponseStart(head.id, head.model))
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             if not data.strip():  # an empty keep-alive ``data:`` line
@@ -206,9 +236,11 @@ class StreamDecoder:
                 if d is not None:
                     c = d.content
                     if (d.reasoning_content or d.reasoning or d.reasoning_details
-                            or d.tool_calls or d.refusal or (c and c.__class__ is not str)):
+                            or d.tool_calls or d.refusal or d.function_call
+                            or (c and c.__class__ is not str)):
                         self._rich_delta(d, out)
                     elif c:
+                        self._content = True
                         out.append(TextDelta(c))  # type: ignore[arg-type]
                 if ch.finish_reason is not None:
                     self._finish = ch.finish_reason
@@ -255,6 +287,12 @@ class StreamDecoder:
     def _rich_delta(self, d: Delta, out: list[Event]) -> None:
         """Everything but a plain text delta, in part order: reasoning, text, tool calls,
         refusal."""
+        before = len(out)
+        self._rich(d, out)
+        if len(out) > before:
+            self._content = True
+
+    def _rich(self, d: Delta, out: list[Event]) -> None:
         if d.reasoning_content:
             out.append(ReasoningDelta(SLOT_CONTENT, d.reasoning_content, "reasoning_content"))
         if d.reasoning:
@@ -269,29 +307,42 @@ class StreamDecoder:
                 content_events(c, out)
         if d.tool_calls:
             self._tool_events(d.tool_calls, out)
+        elif d.function_call is not None:
+            self._tool_events([ToolCallFragment(index=LEGACY_CALL,
+                                                function=d.function_call)], out)
         if d.refusal:
             out.append(RefusalDelta(d.refusal))
 
     def _tool_events(self, frags: list[ToolCallFragment], out: list[Event]) -> None:
         for tc in frags:
             idx = tc.index
-            if idx is None:
-                idx = len(self._calls) if tc.id is not None else self._last_call
             fn = tc.function
+            if idx is None:
+                if tc.id is not None:
+                    idx = next((i for i, c in self._calls.items() if c == tc.id), None)
+                    if idx is None:
+                        idx = self._next_index()
+                elif fn is not None and fn.name and self._calls:
+                    idx = self._next_index()  # a name starts the next call
+                else:
+                    idx = self._last_call
             if idx not in self._calls:
                 name = fn.name if fn is not None else None
                 if not name:
                     raise malformed(f"chat stream: tool call {idx} starts without a name "
                                     f"in state {self.state!r}")
-                call_id = tc.id or f"call_{idx}"
-                self._calls[idx] = call_id
+                cid = tc.id or call_id(self._rid, idx)
+                self._calls[idx] = cid
                 self._has_calls = True
-                out.append(ToolCallStart(idx, call_id, name))
+                out.append(ToolCallStart(idx, cid, name))
             self._last_call = idx
             if fn is not None and fn.arguments is not None:
                 args = fn.arguments
                 out.append(ToolCallDelta(idx, args if type(args) is str else
                                          msgspec.json.encode(args).decode()))
+
+    def _next_index(self) -> int:
+        return max((i for i in self._calls if i != LEGACY_CALL), default=-1) + 1
 
     def _details_events(self, details: list[dict[str, Any]], out: list[Event]) -> None:
         for pos, det in enumerate(details):
@@ -325,6 +376,8 @@ class StreamDecoder:
             dtype = merged.get("type")
             out.append(ReasoningDelta(index=slot, kind=f"reasoning_details:{dtype}",
                                       raw=merged))
+        if self._finish is None and not self._content:
+            raise nothing("chat stream")
         out.extend(ToolCallEnd(i) for i in self._calls)
         out.append(Finish(self._finish, normalize_finish(self._finish, self._has_calls)))
         return out

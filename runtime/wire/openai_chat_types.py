@@ -62,7 +62,8 @@ class ToolCallFragment(msgspec.Struct, gc=False):
 
 
 class Delta(msgspec.Struct, gc=False):
-    """A stream ``delta`` or a non-stream ``message`` (the same fields)."""
+    """A stream ``delta`` or a non-stream ``message`` (the same fields). ``function_call``
+    is the legacy single call (``functions`` API) that older servers still send."""
 
     content: str | list[ContentChunk] | None = None
     reasoning_content: str | None = None
@@ -70,6 +71,7 @@ class Delta(msgspec.Struct, gc=False):
     reasoning_details: list[dict[str, Any]] | None = None
     tool_calls: list[ToolCallFragment] | None = None
     refusal: str | None = None
+    function_call: Function | None = None
 
 
 class Choice(msgspec.Struct, gc=False):

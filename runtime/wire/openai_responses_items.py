@@ -1,12 +1,21 @@
 """OpenAI Responses decoding shared by the body and the stream decoder.
 
-An output item (``message``, ``function_call``, ``reasoning`` or a provider-executed item)
+An output item (``message``, a client-run call, ``reasoning`` or a provider-executed item)
 becomes normalized events by ``OutputFolder.item_done``; the folder remembers which parts a
 stream already delivered as deltas, so that the complete item (``response.output_item.done``,
 the terminal ``response.completed`` object, or a non-streamed body) only adds the parts that
 were never streamed and never counts anything twice. Index scheme (shared by both paths, so that they assemble the
 same): a text part is ``output_index << 16 | content_index``; a tool call, a reasoning item
 and a builtin item use their ``output_index``.
+
+Client-run calls (``CLIENT_CALLS``): ``function_call`` and the items the client must run
+too, each a call of its ``ToolKind`` (shapes: openai-python ``types/responses/``
+``response_custom_tool_call.py``, ``response_function_shell_tool_call.py``,
+``response_output_item.py`` ``LocalShellCall``, ``response_apply_patch_tool_call.py``):
+``id`` is the ``call_id``, ``item_id`` the item id, ``arguments`` the custom call's freeform
+``input`` or the JSON of the ``action`` / ``operation``, ``raw`` the whole item. A
+``shell_call`` in a provider's container (``environment`` other than ``local``) is a
+provider item.
 
 Pure: no I/O, no trio.
 """
@@ -29,10 +38,11 @@ from ..events import (
     ToolCallStart,
     UsageEvent,
 )
-from ..model import Usage
-from ._base import malformed
+from ..model import ToolKind, Usage
+from ._base import has_content, malformed
 
 __all__ = [
+    "CLIENT_CALLS",
     "PROTOCOL",
     "ItemHead",
     "OutputFolder",
@@ -42,10 +52,18 @@ __all__ = [
     "head_of",
     "item_head",
     "item_of",
+    "terminal_error",
     "usage_events",
 ]
 
 PROTOCOL = "openai-responses"
+
+#: Output item types the client must run, and the kind of call each is.
+CLIENT_CALLS: dict[str, ToolKind] = {
+    "function_call": "function", "custom_tool_call": "custom", "shell_call": "shell",
+    "local_shell_call": "local_shell", "apply_patch_call": "apply_patch"}
+#: The name a call of a kind without a name of its own is given (the tool it asks for).
+KIND_NAMES = {"shell": "shell", "local_shell": "local_shell", "apply_patch": "apply_patch"}
 
 
 class _Part(msgspec.Struct):
@@ -72,6 +90,15 @@ class _Call(msgspec.Struct):
     call_id: str | None = None
     name: str | None = None
     arguments: str | None = None
+    input: str | None = None  # custom_tool_call
+    action: dict[str, Any] | None = None  # shell_call, local_shell_call
+    operation: dict[str, Any] | None = None  # apply_patch_call
+
+
+def _hosted(item: dict[str, Any]) -> bool:
+    """A shell call the provider runs in its own container (not ``local``)."""
+    env = item.get("environment")
+    return isinstance(env, dict) and env.get("type") not in (None, "local")
 
 
 class _Reasoning(msgspec.Struct):
@@ -189,6 +216,18 @@ def finish_reason(head: ResponseHead) -> str | None:
     return head.status
 
 
+def terminal_error(head: ResponseHead) -> ErrorEvent | None:
+    """The error a terminal response object reports: its ``error``, or a ``failed`` /
+    ``cancelled`` status (such a response is no answer, whatever event carried it)."""
+    if head.error is not None:
+        return error_event({"error": head.error})
+    if head.status == "failed":
+        return error_event({"error": {"message": "the response failed"}})
+    if head.status == "cancelled":
+        return error_event({"error": {"message": "the response was cancelled"}})
+    return None
+
+
 def usage_events(raw: Any) -> list[Event]:
     """A ``UsageEvent`` in the canonical convention (``input_tokens`` already includes the
     cached tokens; ``output_tokens`` already includes reasoning), or nothing."""
@@ -218,8 +257,8 @@ def error_event(payload: Any) -> ErrorEvent:
 class OutputFolder:
     """Turns complete output items into events, minus what deltas already delivered."""
 
-    __slots__ = ("calls_started", "has_calls", "reasoning_streamed", "refusal_len",
-                 "text_seen")
+    __slots__ = ("calls_started", "content", "has_calls", "reasoning_streamed",
+                 "refusal_len", "text_seen")
 
     def __init__(self) -> None:
         self.text_seen: set[int] = set()
@@ -227,26 +266,38 @@ class OutputFolder:
         self.calls_started: set[int] = set()
         self.reasoning_streamed: set[int] = set()
         self.has_calls = False
+        self.content = False  # a complete item brought something of an answer
 
     def item_done(self, oi: int, item: dict[str, Any], head: ItemHead) -> list[Event]:
         """Events for the complete output item ``item`` (see ``item_of``) at ``oi``."""
+        out = self._item(oi, item, head)
+        if not self.content and has_content(out):
+            self.content = True
+        return out
+
+    def _item(self, oi: int, item: dict[str, Any], head: ItemHead) -> list[Event]:
         t = head.type
         if t == "message":
             return self._message(oi, item)
-        if t == "function_call":
-            return self._call(oi, item)
+        kind = CLIENT_CALLS.get(t)
+        if kind is not None and not _hosted(item):
+            return self._call(oi, item, kind)
         if t == "reasoning":
             return self._reasoning(oi, item)
         name = head.name if isinstance(head.name, str) else None
         return [BuiltinTool(type=t, id=head.id, name=name, index=oi, raw=item)]
 
     def call_started(self, oi: int, head: ItemHead) -> list[Event]:
-        """``ToolCallStart`` for a function call announced by ``output_item.added``."""
+        """``ToolCallStart`` for a client-run call announced by ``output_item.added``."""
+        kind = CLIENT_CALLS[head.type]
         cid = head.call_id or head.id
-        if cid is None or not isinstance(head.name, str):
-            return []  # completed at output_item.done
+        name = KIND_NAMES.get(kind, head.name)
+        if cid is None or not isinstance(name, str) or kind == "shell":
+            # completed at output_item.done; a shell call only then surely says where it
+            # runs (a provider's container makes it a provider item)
+            return []
         self.calls_started.add(oi)
-        return [ToolCallStart(index=oi, id=cid, name=head.name, item_id=head.id)]
+        return [ToolCallStart(index=oi, id=cid, name=name, item_id=head.id, kind=kind)]
 
     def _message(self, oi: int, item: dict[str, Any]) -> list[Event]:
         m: _Message = _convert(item, _Message, "Responses message item")
@@ -268,18 +319,32 @@ class OutputFolder:
                     self.refusal_len = len(r)
         return out
 
-    def _call(self, oi: int, item: dict[str, Any]) -> list[Event]:
-        c: _Call = _convert(item, _Call, "Responses function_call item")
+    def _call(self, oi: int, item: dict[str, Any], kind: ToolKind) -> list[Event]:
+        c: _Call = _convert(item, _Call, f"Responses {item.get('type')} item")
         cid = c.call_id or c.id
-        if cid is None or c.name is None:
-            raise malformed("Responses function_call item lacks call_id or name",
+        name = KIND_NAMES.get(kind, c.name)
+        if cid is None or name is None:
+            raise malformed(f"Responses {c.type} item lacks call_id or name",
                             details=msgspec.json.encode(item).decode())
+        raw: dict[str, Any] | None = item
+        if kind == "function":
+            args = c.arguments
+            if "caller" not in item and "namespace" not in item:
+                raw = None  # an ordinary call goes back from its fields alone
+        elif kind == "custom":
+            args = c.input if c.input is not None else ""
+        else:
+            value = c.operation if kind == "apply_patch" else c.action
+            what = "operation" if kind == "apply_patch" else "action"
+            if value is None:
+                raise malformed(f"Responses {c.type} item has no {what} object",
+                                details=msgspec.json.encode(item).decode())
+            args = msgspec.json.encode(value).decode()
         out: list[Event] = []
         if oi not in self.calls_started:
             self.calls_started.add(oi)
-            out.append(ToolCallStart(index=oi, id=cid, name=c.name, item_id=c.id))
-        out.append(ToolCallEnd(index=oi, arguments=c.arguments if c.arguments is not None
-                               else None))
+            out.append(ToolCallStart(index=oi, id=cid, name=name, item_id=c.id, kind=kind))
+        out.append(ToolCallEnd(index=oi, arguments=args, raw=raw))
         self.has_calls = True
         return out
 

@@ -4,10 +4,16 @@ A state machine whose legal moves are the table ``MOVES`` (``{state: {event type
 state}}``). States: ``start`` (nothing yet), ``open`` (the response exists, no output item is
 open), ``item`` (at least one output item is open), ``done`` (a terminal
 ``response.completed`` / ``response.incomplete`` arrived) and ``failed`` (an error was
-reported: an ``error`` event or ``response.failed``; whatever follows is ignored). A known
+reported: an ``error`` event, ``response.failed``, or a terminal object whose status is
+``failed`` / ``cancelled`` or that carries an error; whatever follows is ignored). A known
 event type that is not a legal move from the current state raises ``malformed_response``
 naming that state; unknown event types (progress events of builtin tools, annotations,
-audio, ...) are ignored. ``Finish`` comes from ``close()``.
+audio, shell command progress, ...) are ignored. ``Finish`` comes from ``close()``; a
+stream that ends with neither content nor a status nor an error is ``malformed_response``.
+
+Client-run calls (``function_call``, ``custom_tool_call``, ``shell_call``,
+``local_shell_call``, ``apply_patch_call``) start when their item is added; a custom call's
+``response.custom_tool_call_input.delta`` events are its argument deltas.
 
 Servers differ: llama.cpp sends no ``output_index`` (items are found by ``item_id``, function
 calls by ``call_id``), keeps several items open at once and names its function-call item by
@@ -39,8 +45,9 @@ from ..events import (
     ToolCallDelta,
 )
 from ..model import normalize_finish
-from ._base import malformed
+from ._base import malformed, nothing
 from .openai_responses_items import (
+    CLIENT_CALLS,
     ItemHead,
     OutputFolder,
     ResponseHead,
@@ -50,6 +57,7 @@ from .openai_responses_items import (
     item_head,
     item_of,
     phase_meta,
+    terminal_error,
     usage_events,
 )
 from .sse import SSEEvent
@@ -85,6 +93,7 @@ _IN_ITEM = {t: "item" for t in (
     "response.output_text.annotation.added",
     "response.refusal.delta", "response.refusal.done",
     "response.function_call_arguments.delta", "response.function_call_arguments.done",
+    "response.custom_tool_call_input.delta", "response.custom_tool_call_input.done",
     "response.reasoning_summary_part.added", "response.reasoning_summary_part.done",
     "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done",
     "response.reasoning_text.delta", "response.reasoning_text.done",
@@ -108,9 +117,9 @@ _KNOWN = frozenset(t for moves in MOVES.values() for t in moves) | {"response.cr
 class StreamDecoder:
     """Feed SSE events with ``feed``; call ``close`` at the end of the stream."""
 
-    __slots__ = ("_closed", "_done_ids", "_finish", "_folder", "_ids", "_key", "_model",
-                 "_n_done", "_next", "_open", "_phase", "_seen", "_started", "_summary_at",
-                 "sse_events", "state")
+    __slots__ = ("_closed", "_content", "_done_ids", "_finish", "_folder", "_ids", "_key",
+                 "_model", "_n_done", "_next", "_open", "_phase", "_seen", "_started",
+                 "_summary_at", "sse_events", "state")
 
     def __init__(self) -> None:
         self.sse_events = 0
@@ -121,7 +130,9 @@ class StreamDecoder:
         self._open: dict[int, str] = {}  # output index -> item type
         self._phase: dict[int, dict[str, Any] | None] = {}  # message item -> TextPart.meta
         self._ids: dict[str, int] = {}  # item id / call id -> output index
-        self._done_ids: set[str] = set()
+        # (item type, id or call id) of completed items: a call and the output item that
+        # answers it share a call_id, yet are two items
+        self._done_ids: set[tuple[str, str]] = set()
         self._n_done = 0
         self._next = 0
         self._started = False
@@ -129,6 +140,7 @@ class StreamDecoder:
         self._summary_at: dict[int, int] = {}
         self._finish: str | None = None
         self._closed = False
+        self._content = False  # a delta brought something of an answer (see close())
 
     def feed(self, sse: SSEEvent) -> list[Event]:
         self.sse_events += 1
@@ -147,6 +159,8 @@ class StreamDecoder:
             oi = ev.output_index
             d = ev.delta
             if oi in self._open and d is not None:  # items are only open in state "item"
+                if d:
+                    self._content = True
                 key = oi << 16 | ev.content_index
                 if key != self._key:
                     self._key = key
@@ -178,7 +192,11 @@ class StreamDecoder:
         self._closed = True
         if self.state == "done":
             reason = self._finish
-            return [Finish(reason, normalize_finish(reason, self._folder.has_calls))]
+            folder = self._folder
+            if reason is None and not (self._content or folder.content
+                                       or folder.calls_started):
+                raise nothing("Responses stream")
+            return [Finish(reason, normalize_finish(reason, folder.has_calls))]
         if self.state == "failed":
             return []
         raise ProviderError(
@@ -257,10 +275,10 @@ class StreamDecoder:
         self._next = max(self._next, oi + 1)
         self._open[oi] = head.type
         for k in head.keys:
-            self._ids[k] = oi
+            self._ids.setdefault(k, oi)
         if head.phase is not None:
             self._phase[oi] = phase_meta(head.phase)
-        if head.type == "function_call":
+        if head.type in CLIENT_CALLS:
             return self._folder.call_started(oi, head)
         return []
 
@@ -268,7 +286,9 @@ class StreamDecoder:
         head = self._item(ev)
         item: dict[str, Any] = ev.item
         keys = head.keys
-        if keys and any(k in self._done_ids for k in keys):
+        done = self._done_ids
+        t = head.type
+        if keys and any((t, k) in done for k in keys):
             return []  # the same item completed twice: never count it twice
         oi = ev.output_index
         if oi is None:
@@ -277,7 +297,7 @@ class StreamDecoder:
                 oi = self._next
         self._next = max(self._next, oi + 1)
         self._open.pop(oi, None)
-        self._done_ids.update(keys)
+        done.update((t, k) for k in keys)
         self._n_done += 1
         if not self._open:
             self.state = "open"
@@ -286,6 +306,8 @@ class StreamDecoder:
     def _on_text(self, ev: _Event) -> list[Event]:
         oi = self._index(ev)
         d = self._delta(ev)
+        if d:
+            self._content = True
         key = oi << 16 | ev.content_index
         self._key = key
         if key in self._seen:
@@ -296,6 +318,8 @@ class StreamDecoder:
     def _on_refusal(self, ev: _Event) -> list[Event]:
         self._index(ev)
         d = self._delta(ev)
+        if d:
+            self._content = True
         self._folder.refusal_len += len(d)
         return [RefusalDelta(d)]
 
@@ -310,12 +334,14 @@ class StreamDecoder:
             d = "\n\n" + d
         self._summary_at[oi] = ev.summary_index
         self._folder.reasoning_streamed.add(oi)
+        self._content = True
         return [ReasoningDelta(index=oi, text=d)]
 
     def _on_reasoning_text(self, ev: _Event) -> list[Event]:
         oi = self._index(ev)
         d = self._delta(ev)
         self._folder.reasoning_streamed.add(oi)
+        self._content = True
         return [ReasoningDelta(index=oi, text=d)]
 
     def _on_checked(self, ev: _Event) -> list[Event]:
@@ -331,20 +357,23 @@ class StreamDecoder:
         for pos, raw in enumerate(output if len(output) > self._n_done else ()):
             ih = item_head(raw)
             keys = ih.keys
-            if not keys or any(k in self._done_ids for k in keys):
+            if not keys or any((ih.type, k) in self._done_ids for k in keys):
                 continue
             oi = next((self._ids[k] for k in keys if k in self._ids), None)
             if oi is None:
                 oi = pos if pos >= self._next else self._next
             self._next = max(self._next, oi + 1)
             self._open.pop(oi, None)
-            self._done_ids.update(keys)
+            self._done_ids.update((ih.type, k) for k in keys)
             out.extend(self._folder.item_done(oi, *item_of(raw)))
         self._open.clear()
         out.extend(usage_events(head.usage))
-        if ev.type == "response.failed":
-            out.append(error_event({"error": head.error} if head.error is not None
-                                   else {"error": {"message": "the response failed"}}))
+        failure = terminal_error(head)
+        if failure is None and ev.type == "response.failed":
+            failure = error_event({"error": {"message": "the response failed"}})
+        if failure is not None:
+            self.state = "failed"
+            out.append(failure)
         else:
             self._finish = finish_reason(head)
         return out
@@ -379,6 +408,7 @@ def _handlers() -> dict[str, Callable[[StreamDecoder, _Event], list[Event]]]:
         "response.output_text.delta": s._on_text,
         "response.refusal.delta": s._on_refusal,
         "response.function_call_arguments.delta": s._on_args,
+        "response.custom_tool_call_input.delta": s._on_args,
         "response.reasoning_summary_text.delta": s._on_summary,
         "response.reasoning_text.delta": s._on_reasoning_text,
         "response.completed": s._on_terminal,

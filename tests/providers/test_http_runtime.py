@@ -13,8 +13,16 @@ import pytest
 import trio
 
 from runtime.errors import ErrorKind, ProviderError
-from runtime.events import Event, Finish, ResponseStart, TextDelta, ToolCallDelta, assemble
-from runtime.model import Request, Response, TextPart, ToolCallPart, Usage
+from runtime.events import (
+    Event,
+    Finish,
+    ResponseStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    assemble,
+)
+from runtime.model import Message, Request, Response, TextPart, ToolCallPart, ToolResultPart, Usage
 from runtime.providers import HTTPProvider, ProviderSpec, Timeouts
 from runtime.testing import faults
 from runtime.testing.script import Script
@@ -227,3 +235,53 @@ async def test_stale_keepalive_connection_is_resent_once() -> None:
             _, err, _ = await collect(provider(server, "openai-chat", client),
                                       Request("m", []), stream=True)
     assert err is not None and err.kind is ErrorKind.CONNECTION and err.retryable
+
+
+CLIENT_RUN = Response("resp_cr", "gpt-5.1", [
+    TextPart("Running it."),
+    ToolCallPart("call_c", "run_python", 'print("hi")\n', "ctc_1", "custom"),
+    ToolCallPart("call_s", "shell", '{"commands": ["ls -la"], "max_output_length": 100}',
+                 "sh_1", "shell"),
+], None, "tool_calls", Usage(20, 9))
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_client_run_responses_items_arrive_as_calls_of_their_kind(stream: bool) -> None:
+    """Over loopback, a Responses answer carrying a custom_tool_call and a shell_call
+    decodes through the HTTP runtime to ToolCallParts of those kinds; the next request
+    sends them back as their items with the matching output items."""
+    with trio.fail_after(10):
+        async with open_fake_server([CLIENT_RUN, SCRIPTED]) as server, \
+                httpx.AsyncClient() as client:
+            p = provider(server, "openai-responses", client)
+            resp, err, events = await collect(p, Request("m", [Message.user("go")]),
+                                              stream=stream)
+            assert err is None and resp is not None
+            assert [(c.id, c.kind, c.name, c.item_id) for c in resp.tool_calls] == [
+                ("call_c", "custom", "run_python", "ctc_1"),
+                ("call_s", "shell", "shell", "sh_1")]
+            assert resp.tool_calls[0].arguments == 'print("hi")\n'
+            assert json.loads(resp.tool_calls[1].arguments) == {
+                "commands": ["ls -la"], "max_output_length": 100}
+            assert resp.stop == "tool_calls"
+            kinds = [e.kind for e in events if isinstance(e, ToolCallStart)]
+            assert kinds == ["custom", "shell"]
+            results = Message("tool", [
+                ToolResultPart("call_c", "hi\n", kind="custom"),
+                ToolResultPart("call_s", "a.txt\n", kind="shell", meta={"outputs": [
+                    {"stdout": "a.txt\n", "stderr": "", "exit_code": 0}]})])
+            history = Request("m", [Message.user("go"), resp.message(), results])
+            again, err, _ = await collect(p, history, stream=stream)
+            assert err is None and again is not None
+    sent = server.requests[1].body["input"]
+    assert [i["type"] for i in sent[1:]] == [
+        "message", "custom_tool_call", "shell_call", "custom_tool_call_output",
+        "shell_call_output"]
+    assert sent[4] == {"type": "custom_tool_call_output", "call_id": "call_c", "output": "hi\n"}
+    assert sent[5] == {"type": "shell_call_output", "call_id": "call_s",
+                       "max_output_length": 100, "output": [
+                           {"stdout": "a.txt\n", "stderr": "",
+                            "outcome": {"type": "exit", "exit_code": 0}}]}
+    canonical = server.requests[1].canonical
+    assert [(c.id, c.kind) for c in canonical.messages[1].tool_calls] == [
+        ("call_c", "custom"), ("call_s", "shell")]

@@ -202,7 +202,8 @@ BAD_STREAMS = {
     "delta before message_start": [_delta(0, {"type": "text_delta", "text": "x"})],
     "delta for a block never started": [_sse("message_start", START),
                                         _delta(3, {"type": "text_delta", "text": "x"})],
-    "message_start twice": [_sse("message_start", START), _sse("message_start", START)],
+    "another message_start": [_sse("message_start", START), _sse("message_start", {
+        **START, "message": {**START["message"], "id": "msg_2"}})],
     "content after message_stop": [_sse("message_start", START), *END, *_text_block(0, "x")],
     "block started twice": [_sse("message_start", START), *_text_block(0, "a"),
                             *_text_block(0, "b")],
@@ -250,10 +251,12 @@ def test_state_machine_names_the_state() -> None:
     """The error for an illegal move says which event came in which state."""
     dec = anthropic.StreamDecoder()
     dec.feed(SSEEvent(json.dumps(START), "message_start"))
+    dec.feed(SSEEvent('{"type":"message_delta","delta":{"stop_reason":"end_turn"}}',
+                      "message_delta"))
     dec.feed(SSEEvent('{"type":"message_stop"}', "message_stop"))
-    with pytest.raises(ProviderError, match="message_start event in stream state 'done'"):
-        dec.feed(SSEEvent(json.dumps(START), "message_start"))
-    assert dec.sse_events == 3
+    with pytest.raises(ProviderError, match="content_block_stop event in stream state 'done'"):
+        dec.feed(SSEEvent('{"type":"content_block_stop","index":0}', "content_block_stop"))
+    assert dec.sse_events == 4
     assert isinstance(dec.close()[-1], Finish)
     with pytest.raises(ProviderError, match="state 'closed'"):
         dec.feed(SSEEvent('{"type":"ping"}', "ping"))

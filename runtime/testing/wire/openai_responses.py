@@ -5,6 +5,14 @@ or without ``type``, system/developer messages, provider tools) back into a cano
 ``Request``; ``encode_json`` / ``encode_stream`` write a canonical ``Response`` the way the
 real API does (``response.created`` ... ``response.completed``, no ``[DONE]``);
 ``error_body`` is the API's error JSON. Pure: no I/O.
+
+Client-run kinds of calls (``ToolCallPart.kind``) are sent as their items, streamed the way
+the API streams them (a custom call's input as ``response.custom_tool_call_input.delta``,
+a shell call's commands as ``response.shell_call_command.*``), and their output items are
+read back as ``ToolResultPart`` s of that kind (``shell``: ``meta["outputs"]``;
+``apply_patch``: ``meta["status"]``). Shapes: openai-python ``types/responses/``
+(``response_custom_tool_call.py``, ``response_function_shell_tool_call.py``,
+``response_apply_patch_tool_call.py``, ``response_input_item_param.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from ...model import (
     Response,
     TextPart,
     ToolCallPart,
+    ToolKind,
     ToolResultPart,
     ToolSpec,
     Usage,
@@ -115,8 +124,53 @@ def _params(body: dict[str, Any], builtin_tools: list[Any]) -> Params:
     )
 
 
+_CALL_KINDS: dict[str, ToolKind] = {
+    "custom_tool_call": "custom", "shell_call": "shell", "local_shell_call": "local_shell",
+    "apply_patch_call": "apply_patch"}
+_OUTPUT_KINDS: dict[str, ToolKind] = {f"{t}_output": k for t, k in _CALL_KINDS.items()}
+_OUTPUT_KINDS["function_call_output"] = "function"
+
+
+def _client_call(item: dict[str, Any], kind: ToolKind) -> ToolCallPart:
+    if kind == "custom":
+        name, args = str(item.get("name") or ""), str(item.get("input") or "")
+    else:
+        payload = item.get("operation" if kind == "apply_patch" else "action")
+        name, args = kind, msgspec.json.encode(payload or {}).decode()
+    return ToolCallPart(id=str(item.get("call_id") or item.get("id") or ""), name=name,
+                        arguments=args, item_id=item.get("id"), kind=kind, raw=item)
+
+
+def _output_part(item: dict[str, Any], kind: ToolKind) -> ToolResultPart:
+    call_id = str(item.get("call_id") or item.get("id") or "")
+    out = item.get("output")
+    if kind == "shell":
+        outputs: list[dict[str, Any]] = []
+        for o in out if isinstance(out, list) else ():
+            outcome = o.get("outcome") if isinstance(o, dict) else None
+            entry = {"stdout": o.get("stdout", ""), "stderr": o.get("stderr", "")}
+            if isinstance(outcome, dict) and outcome.get("type") == "timeout":
+                entry["timed_out"] = True
+            elif isinstance(outcome, dict):
+                entry["exit_code"] = outcome.get("exit_code")
+            outputs.append(entry)
+        text = "".join(str(o["stdout"]) + str(o["stderr"]) for o in outputs)
+        return ToolResultPart(call_id, text, kind=kind, meta={"outputs": outputs})
+    content: str | list[TextPart | ImagePart] = (
+        out if isinstance(out, str) else _content_parts(out))
+    if kind == "apply_patch":
+        status = item.get("status")
+        return ToolResultPart(call_id, content, is_error=status == "failed", kind=kind,
+                              meta={"status": status})
+    return ToolResultPart(call_id, content, kind=kind)
+
+
 def _item_part(item: dict[str, Any]) -> Part | None:
     t = item.get("type")
+    kind = _CALL_KINDS.get(str(t))
+    env = item.get("environment")
+    if kind is not None and not (isinstance(env, dict) and env.get("type") != "local"):
+        return _client_call(item, kind)
     if t == "function_call":
         args = item.get("arguments")
         return ToolCallPart(id=str(item.get("call_id") or item.get("id") or ""),
@@ -133,6 +187,23 @@ def _item_part(item: dict[str, Any]) -> Part | None:
                              encrypted=item.get("encrypted_content") or None,
                              summary=summary, protocol=PROTOCOL, raw=item)
     return BuiltinToolPart(item_type=str(t), id=item.get("id"), protocol=PROTOCOL, raw=item)
+
+
+def _native_tool(t: Any) -> ToolSpec | None:
+    """A client-run native tool (custom, local shell, apply_patch) as a ToolSpec; a shell
+    in the provider's container stays a provider tool."""
+    if not isinstance(t, dict):
+        return None
+    kind = t.get("type")
+    if kind == "custom" and isinstance(t.get("name"), str):
+        fmt = t.get("format")
+        return ToolSpec(t["name"], str(t.get("description") or ""), kind="custom",
+                        format=fmt if isinstance(fmt, dict) else None)
+    env = t.get("environment")
+    if kind in ("shell", "local_shell", "apply_patch") and not (
+            isinstance(env, dict) and env.get("type") != "local"):
+        return ToolSpec(str(kind), kind=kind)
+    return None
 
 
 def decode_request(body: dict[str, Any]) -> Request:
@@ -184,12 +255,8 @@ def _decode_request(body: dict[str, Any]) -> Request:
                     if isinstance(p, TextPart))
             else:
                 messages.append(Message("user", list(_content_parts(item.get("content")))))
-        elif t == "function_call_output":
-            out = item.get("output")
-            content: str | list[TextPart | ImagePart] = (
-                out if isinstance(out, str) else _content_parts(out))
-            current("tool").parts.append(
-                ToolResultPart(call_id=str(item.get("call_id") or ""), content=content))
+        elif t in _OUTPUT_KINDS:
+            current("tool").parts.append(_output_part(item, _OUTPUT_KINDS[t]))
         else:
             part = _item_part(item)
             if part is not None:
@@ -197,7 +264,10 @@ def _decode_request(body: dict[str, Any]) -> Request:
     tools: list[ToolSpec] = []
     builtin_tools: list[Any] = []
     for t in body.get("tools") or ():
-        if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("name"), str):
+        native = _native_tool(t)
+        if native is not None:
+            tools.append(native)
+        elif isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("name"), str):
             params = t.get("parameters")
             tools.append(ToolSpec(t["name"], t.get("description") or "",
                                   params if isinstance(params, dict) else
@@ -260,9 +330,7 @@ def _items(resp: Response) -> list[dict[str, Any]]:
             continue
         msg = None
         if isinstance(p, ToolCallPart):
-            items.append({"id": p.item_id or f"fc_{next(ids):04d}", "type": "function_call",
-                          "status": "completed", "arguments": p.arguments, "call_id": p.id,
-                          "name": p.name})
+            items.append(_call_item(p, next(ids)))
         elif isinstance(p, ReasoningPart):
             if p.raw is not None and p.raw.get("type") == "reasoning":
                 items.append(p.raw)
@@ -285,6 +353,36 @@ def _items(resp: Response) -> list[dict[str, Any]]:
             items.append(msg)
         msg["content"].append({"type": "refusal", "refusal": resp.refusal})
     return items
+
+
+_ID_PREFIX = {"function": "fc", "custom": "ctc", "shell": "sh", "local_shell": "lsh",
+              "apply_patch": "apc"}
+
+
+def _payload(p: ToolCallPart) -> dict[str, Any]:
+    try:
+        value = msgspec.json.decode(p.arguments)
+    except msgspec.DecodeError:
+        value = None
+    return value if isinstance(value, dict) else {}
+
+
+def _call_item(p: ToolCallPart, n: int) -> dict[str, Any]:
+    """A call as its output item (its ``raw`` item when it has one, with the call's
+    current id and arguments)."""
+    item_id = p.item_id or f"{_ID_PREFIX[p.kind]}_{n:04d}"
+    if p.kind == "function":
+        return {"id": item_id, "type": "function_call", "status": "completed",
+                "arguments": p.arguments, "call_id": p.id, "name": p.name}
+    raw = p.raw if p.raw is not None and p.raw.get("type") in _CALL_KINDS else {}
+    item: dict[str, Any] = {**raw, "id": item_id, "call_id": p.id, "status": "completed"}
+    if p.kind == "custom":
+        item.update(type="custom_tool_call", name=p.name, input=p.arguments)
+    elif p.kind == "apply_patch":
+        item.update(type="apply_patch_call", operation=_payload(p))
+    else:
+        item.update(type=f"{p.kind}_call", action=_payload(p))
+    return item
 
 
 def _response_object(resp: Response, output: list[dict[str, Any]], status: str,
@@ -318,6 +416,10 @@ def _in_progress(item: dict[str, Any]) -> dict[str, Any]:
         return {**item, "status": "in_progress", "content": []}
     if t == "function_call":
         return {**item, "status": "in_progress", "arguments": ""}
+    if t == "custom_tool_call":
+        return {**item, "status": "in_progress", "input": ""}
+    if t == "shell_call":
+        return {**item, "status": "in_progress", "action": {**item["action"], "commands": []}}
     if t == "reasoning":
         return {"id": item.get("id"), "type": "reasoning", "summary": []}
     return {**item, "status": "in_progress"} if "status" in item else dict(item)
@@ -345,6 +447,22 @@ def _item_events(oi: int, item: dict[str, Any], n: int) -> list[dict[str, Any]]:
                         "delta": piece})
         evs.append({"type": "response.function_call_arguments.done", **base,
                     "arguments": item["arguments"]})
+    elif t == "custom_tool_call":
+        base = {"item_id": iid, "output_index": oi}
+        for piece in _pieces(item["input"], n):
+            evs.append({"type": "response.custom_tool_call_input.delta", **base,
+                        "delta": piece})
+        evs.append({"type": "response.custom_tool_call_input.done", **base,
+                    "input": item["input"]})
+    elif t == "shell_call":
+        for ci, command in enumerate(item["action"].get("commands") or ()):
+            base = {"output_index": oi, "command_index": ci}
+            evs.append({"type": "response.shell_call_command.added", **base, "command": ""})
+            for piece in _pieces(str(command), n):
+                evs.append({"type": "response.shell_call_command.delta", **base,
+                            "delta": piece})
+            evs.append({"type": "response.shell_call_command.done", **base,
+                        "command": command})
     elif t == "reasoning":
         for si, s in enumerate(item.get("summary") or ()):
             base = {"item_id": iid, "output_index": oi, "summary_index": si}
