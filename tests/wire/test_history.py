@@ -306,3 +306,22 @@ def test_a_call_cut_off_by_the_token_limit_round_trips_to_a_valid_history(
     else:
         sent = next(i["arguments"] for i in body["input"] if i["type"] == "function_call")
     assert json.loads(sent) == {}
+
+
+@pytest.mark.parametrize(("choice", "wire"), [
+    ("read_file", {"type": "function", "name": "read_file"}),
+    ("run_python", {"type": "custom", "name": "run_python"}),
+    ("shell", {"type": "shell"}), ("apply_patch", {"type": "apply_patch"}),
+    ("local_shell", "required"), ("auto", "auto")])
+def test_responses_tool_choice_names_a_tool_by_its_kind(choice: str, wire: Any) -> None:
+    """Forcing a tool uses the tool_choice shape of its kind (openai-python
+    tool_choice_custom_param / tool_choice_shell_param / tool_choice_apply_patch_param)."""
+    from runtime.model import Params
+
+    tools = [ToolSpec("read_file"), ToolSpec("run_python", kind="custom"),
+             ToolSpec("shell", kind="shell"), ToolSpec("apply_patch", kind="apply_patch"),
+             ToolSpec("local_shell", kind="local_shell")]
+    body = openai_responses.encode_request(
+        Request("m", [Message.user("q")], tools=tools, params=Params(tool_choice=choice)),
+        stream=False)
+    assert body["tool_choice"] == wire

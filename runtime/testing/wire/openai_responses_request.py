@@ -71,6 +71,8 @@ def _tool_choice(choice: Any) -> str | None:
         return choice
     if isinstance(choice, dict) and isinstance(choice.get("name"), str):
         return str(choice["name"])
+    if isinstance(choice, dict) and choice.get("type") in ("shell", "apply_patch"):
+        return str(choice["type"])  # the tool of that kind (named after it)
     return None
 
 
