@@ -119,13 +119,10 @@ def nothing(what: str) -> ProviderError:
 
 # -- what a history sends back ----------------------------------------------------------
 
-_EMPTY_OBJECT = "{}"
-
-
 def _object(text: str) -> dict[str, Any] | None:
     try:
         value = _decoder.decode(text)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeError):  # lone surrogates cannot be JSON either
         return None
     return value if isinstance(value, dict) else None
 

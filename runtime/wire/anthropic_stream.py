@@ -187,7 +187,9 @@ class StreamDecoder:
         self.sse_events = 0
         self.state = "idle"
         self._blocks: dict[int, _Open] = {}
-        self._text = -1  # index of the open text block, for the hot path
+        # index of the open text block, for the hot path: set once some content arrived, so
+        # that the hot path never needs to note it (close() tells an empty answer apart)
+        self._text = -1
         self._tool = -1  # index of the open tool_use block, for the hot path
         self._seen: set[int] = set()
         self._usage: dict[str, Any] | None = None
@@ -214,10 +216,7 @@ class StreamDecoder:
                 delta = d.delta
                 if type(delta) is _Text:
                     if d.index == self._text:
-                        text = delta.text
-                        if text:
-                            self._content = True
-                        return [TextDelta(text, d.index)]
+                        return [TextDelta(delta.text, d.index)]
                 elif type(delta) is _Json and d.index == self._tool:
                     self._blocks[d.index].has_delta = True
                     return [ToolCallDelta(d.index, delta.partial_json)]
@@ -339,6 +338,7 @@ class StreamDecoder:
             if kind == "text":
                 if delta.text:
                     self._content = True
+                    self._text = i  # from now on the hot path (it needs no content check)
                 return [TextDelta(delta.text, i)]
         elif type(delta) is _Json:
             if kind == "tool":
@@ -404,9 +404,10 @@ class StreamDecoder:
         t = b.type
         if t == "text":
             self._blocks[i] = _Open("text", raw)
-            self._text = i
             if b.text:
                 self._content = True
+            if self._content:  # else the first text delta takes the table path: see _delta
+                self._text = i
             return [TextDelta(b.text or "", i)]
         self._content = True  # every other block is part of the answer
         if t == "thinking":

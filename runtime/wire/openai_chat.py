@@ -35,7 +35,7 @@ from ..events import (
     ToolCallStart,
 )
 from ..model import normalize_finish
-from ._base import malformed, nothing
+from ._base import has_content, malformed, nothing
 from .openai_chat_request import PROTOCOL, encode_request
 from .openai_chat_types import (
     CHUNK,
@@ -177,7 +177,7 @@ _decode_head = COMPLETION.decode
 class StreamDecoder:
     """Feeds SSE events of a chat completion stream, returns normalized events."""
 
-    __slots__ = ("_calls", "_content", "_details", "_errored", "_finish", "_has_calls",
+    __slots__ = ("_calls", "_details", "_errored", "_fast", "_finish", "_has_calls",
                  "_last_call", "_rid", "_started", "sse_events", "state")
 
     def __init__(self) -> None:
@@ -191,7 +191,9 @@ class StreamDecoder:
         self._errored = False
         self._details: dict[int, dict[str, Any]] = {}
         self._rid: str | None = None  # the response id (ids of calls sent without one)
-        self._content = False  # something of an answer arrived (see close())
+        # the answer began and brought content: chunks take the hot path from then on
+        # (before, each is checked for content: close() tells an empty answer apart)
+        self._fast = False
 
     def _move(self, kind: str, data: str) -> None:
         nxt = MOVES[self.state].get(kind)
@@ -210,12 +212,14 @@ class StreamDecoder:
             self._move("done", data)
             return []
         out: list[Event] = []
+        slow = False
         try:
-            if self._started:
+            if self._fast:
                 chunk = _decode_chunk(data)
-            else:
+            else:  # until the answer began: the head, then whether content arrived
+                slow = True
                 chunk = head = _decode_head(data)
-                if head.error is None:
+                if head.error is None and not self._started:
                     self._started = True
                     self._rid = head.id
                     out.append(ResponseStart(head.id, head.model))
@@ -240,7 +244,6 @@ class StreamDecoder:
                             or (c and c.__class__ is not str)):
                         self._rich_delta(d, out)
                     elif c:
-                        self._content = True
                         out.append(TextDelta(c))  # type: ignore[arg-type]
                 if ch.finish_reason is not None:
                     self._finish = ch.finish_reason
@@ -251,6 +254,8 @@ class StreamDecoder:
         if nxt is None:
             self._move(kind, data)
         self.state = nxt  # type: ignore[assignment]
+        if slow and self._started and has_content(out):
+            self._fast = True  # content arrived (close() needs to know no more)
         return out
 
     def _bad(self, exc: Exception, data: str) -> ProviderError:
@@ -287,12 +292,6 @@ class StreamDecoder:
     def _rich_delta(self, d: Delta, out: list[Event]) -> None:
         """Everything but a plain text delta, in part order: reasoning, text, tool calls,
         refusal."""
-        before = len(out)
-        self._rich(d, out)
-        if len(out) > before:
-            self._content = True
-
-    def _rich(self, d: Delta, out: list[Event]) -> None:
         if d.reasoning_content:
             out.append(ReasoningDelta(SLOT_CONTENT, d.reasoning_content, "reasoning_content"))
         if d.reasoning:
@@ -376,7 +375,7 @@ class StreamDecoder:
             dtype = merged.get("type")
             out.append(ReasoningDelta(index=slot, kind=f"reasoning_details:{dtype}",
                                       raw=merged))
-        if self._finish is None and not self._content:
+        if self._finish is None and not self._fast:
             raise nothing("chat stream")
         out.extend(ToolCallEnd(i) for i in self._calls)
         out.append(Finish(self._finish, normalize_finish(self._finish, self._has_calls)))

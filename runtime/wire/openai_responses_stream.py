@@ -126,7 +126,7 @@ class StreamDecoder:
         self.state = "start"
         self._folder = OutputFolder()
         self._seen = self._folder.text_seen
-        self._key = -1  # the text part the last delta went to
+        self._key = -1  # the text part the last delta went to, once content arrived
         self._open: dict[int, str] = {}  # output index -> item type
         self._phase: dict[int, dict[str, Any] | None] = {}  # message item -> TextPart.meta
         self._ids: dict[str, int] = {}  # item id / call id -> output index
@@ -159,11 +159,12 @@ class StreamDecoder:
             oi = ev.output_index
             d = ev.delta
             if oi in self._open and d is not None:  # items are only open in state "item"
-                if d:
-                    self._content = True
                 key = oi << 16 | ev.content_index
                 if key != self._key:
-                    self._key = key
+                    if d:
+                        self._content = True
+                    if self._content:  # _key is set only once content arrived (close())
+                        self._key = key
                     if key not in self._seen:  # a part's first delta carries its meta
                         self._seen.add(key)
                         return [TextDelta(d, key, self._phase.get(oi))]
@@ -309,7 +310,8 @@ class StreamDecoder:
         if d:
             self._content = True
         key = oi << 16 | ev.content_index
-        self._key = key
+        if self._content:
+            self._key = key
         if key in self._seen:
             return [TextDelta(d, key)]
         self._seen.add(key)
