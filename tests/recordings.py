@@ -14,8 +14,8 @@ from typing import Any
 import attrs
 
 from runtime.errors import ProviderError, error_from_event, error_from_response
-from runtime.events import ErrorEvent, Event, ToolCallDelta, assemble
-from runtime.model import BuiltinToolPart, Response, Usage
+from runtime.events import ErrorEvent, Event, ToolCallDelta, ToolCallStart, assemble
+from runtime.model import BuiltinToolPart, Response, ToolCallPart, Usage
 from runtime.providers.kinds import KINDS
 from runtime.testing.expect import builtin_view, reasoning_view
 from runtime.wire import decode_all
@@ -84,12 +84,21 @@ def decode_recorded(folder: str, inter: dict[str, Any]) -> Decoded:
                                      code=ev.code)
     deltas: dict[int, int] | None = None
     if stream:
-        deltas = {}
-        for ev in events:
-            if isinstance(ev, ToolCallDelta):
-                deltas[ev.index] = deltas.get(ev.index, 0) + 1
+        deltas = function_argument_deltas(events)
     return Decoded(assemble(events, protocol=protocol), error, events, deltas,
                    count if stream else None)
+
+
+def function_argument_deltas(events: list[Event]) -> dict[int, int]:
+    """ToolCallDelta count per function call index (``expect.argument_delta_count`` counts
+    function calls only)."""
+    functions = {ev.index for ev in events
+                 if isinstance(ev, ToolCallStart) and ev.kind == "function"}
+    deltas: dict[int, int] = {}
+    for ev in events:
+        if isinstance(ev, ToolCallDelta) and ev.index in functions:
+            deltas[ev.index] = deltas.get(ev.index, 0) + 1
+    return deltas
 
 
 def canonical_usage(protocol: str, u: dict[str, Any] | None) -> Usage | None:
@@ -133,14 +142,19 @@ def assert_matches(protocol: str, resp: Response | None, error: ProviderError | 
     calls = [
         {"id": c.id, "name": c.name, "arguments": json.loads(c.arguments)}
         | ({"item_id": c.item_id} if codec == "openai-responses" else {})
-        for c in resp.tool_calls
+        for c in resp.tool_calls if c.kind == "function"
     ]
     want = [{k: v for k, v in c.items() if k != "argument_delta_count"} for c in exp["tool_calls"]]
     assert calls == want
     if argument_deltas is not None:
         counts = [c.get("argument_delta_count") for c in exp["tool_calls"]]
         assert list(argument_deltas.values()) == counts
-    builtins = [builtin_view(p, codec) for p in resp.parts if isinstance(p, BuiltinToolPart)]
+    # the format lists every non-function output item with the provider's items, the
+    # client-run Responses kinds (custom_tool_call, shell_call, ...) included
+    builtins = [builtin_view(p, codec) if isinstance(p, BuiltinToolPart) else
+                {"type": (p.raw or {}).get("type"), "id": p.item_id} for p in resp.parts
+                if isinstance(p, BuiltinToolPart)
+                or (isinstance(p, ToolCallPart) and p.kind != "function")]
     assert builtins == exp["builtin_tool_calls"]
     assert resp.finish_reason == exp["finish_reason"]
     assert resp.usage == canonical_usage(codec, exp["usage"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from runtime.events import (
     Finish,
     ResponseStart,
     TextDelta,
-    ToolCallDelta,
     ToolCallStart,
     assemble,
 )
@@ -27,7 +25,13 @@ from runtime.providers import HTTPProvider, ProviderSpec, Timeouts
 from runtime.testing import faults
 from runtime.testing.script import Script
 from runtime.testing.server import open_fake_server
-from tests.recordings import CODEC_OF, assert_matches, load, recording_files
+from tests.recordings import (
+    CODEC_OF,
+    assert_matches,
+    function_argument_deltas,
+    load,
+    recording_files,
+)
 
 KIND_OF = {"openai-chat": "openai-chat", "openrouter": "openrouter",
            "openai-responses": "openai-responses", "anthropic": "anthropic"}
@@ -96,7 +100,7 @@ async def test_recording_replayed_through_the_runtime(path: Path) -> None:
                 body = inter["request"]["body"]
                 req = decode_request(protocol, body)
                 resp, err, events = await collect(p, req, stream=bool(body.get("stream")))
-                deltas = Counter(e.index for e in events if isinstance(e, ToolCallDelta))
+                deltas = function_argument_deltas(events)
                 if err is not None and (exp["error"] or {}).get("in_stream"):
                     resp = assemble(events, protocol)  # what arrived before the error
                 assert_matches(folder, resp, err, exp,
@@ -285,3 +289,27 @@ async def test_client_run_responses_items_arrive_as_calls_of_their_kind(stream: 
     canonical = server.requests[1].canonical
     assert [(c.id, c.kind) for c in canonical.messages[1].tool_calls] == [
         ("call_c", "custom"), ("call_s", "shell")]
+
+
+async def test_a_capture_with_client_run_items_replays_through_the_runtime(
+        tmp_path: Path) -> None:
+    """A captured Responses stream holding client-run items, served from a recording file
+    over loopback, decodes through the runtime exactly as its expect says."""
+    from tests.wire.test_client_calls import ITEMS, recording_of
+
+    inter, exp = recording_of(ITEMS)
+    path = tmp_path / "openai-responses" / "capture.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"source": "test", "protocol": "openai-responses",
+                                "provider": "openai", "categories": ["stream"],
+                                "interactions": [inter], "expect": [exp]}))
+    with trio.fail_after(10):
+        async with open_fake_server(Script.from_recording(path)) as server, \
+                httpx.AsyncClient() as client:
+            resp, err, events = await collect(provider(server, "openai-responses", client),
+                                              Request("m", [Message.user("go")]), stream=True)
+    assert err is None and resp is not None
+    assert [c.kind for c in resp.tool_calls] == [
+        "custom", "shell", "local_shell", "apply_patch", "function"]
+    assert_matches("openai-responses", resp, err, exp,
+                   argument_deltas=function_argument_deltas(events))

@@ -233,3 +233,50 @@ def test_function_calls_are_unchanged_and_keep_their_caller() -> None:
     [a, b] = resp.tool_calls
     assert (a.kind, a.raw, b.kind) == ("function", None, "function")
     assert b.raw is not None and b.raw["caller"] == program["caller"]
+
+
+def recording_of(items: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A streamed interaction in the recordings' format carrying ``items`` and a function
+    call, with the ``expect`` an independent parser writes for it (function calls under
+    tool_calls, every other output item, client-run kinds included, under
+    builtin_tool_calls)."""
+    fc = {"id": "fc_01", "type": "function_call", "status": "completed", "call_id": "call_f1",
+          "name": "read_file", "arguments": '{"path": "a.py"}'}
+    evs = stream_events([*items, fc])
+    oi = len(items)
+    at = next(i for i, e in enumerate(evs) if e["type"] == "response.output_item.done"
+              and e["output_index"] == oi)
+    for k, piece in enumerate(['{"path": ', '"a.py"}']):
+        evs.insert(at + k, {"type": "response.function_call_arguments.delta",
+                            "item_id": "fc_01", "output_index": oi, "delta": piece})
+    body = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in evs)
+    inter = {"request": {"method": "POST", "path": "/v1/responses",
+                         "headers": {"content-type": "application/json"},
+                         "body": {"model": "gpt-5.1", "input": "go", "stream": True}},
+             "response": {"status": 200, "headers": {"content-type": "text/event-stream"},
+                          "body": body}}
+    exp = {"interaction": 0, "status": 200, "stream": True, "error": None,
+           "response_id": "resp_01", "model": "gpt-5.1", "text": "", "text_parts": [],
+           "tool_calls": [{"id": "call_f1", "item_id": "fc_01", "name": "read_file",
+                           "arguments": {"path": "a.py"}, "argument_delta_count": 2}],
+           "builtin_tool_calls": [{"type": i["type"], "id": i["id"]} for i in items],
+           "finish_reason": "completed",
+           "usage": {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42,
+                     "cached_tokens": 0, "cache_write_tokens": None, "reasoning_tokens": 0},
+           "reasoning": [], "refusal": None, "n_choices": None, "done_sentinel": None,
+           "sse_event_count": len(evs)}
+    return inter, exp
+
+
+def test_recordings_list_client_run_items_with_the_provider_items() -> None:
+    """The recordings' expect lists client-run items among the non-function output items;
+    the recording comparison reads our calls of those kinds the same way, so a capture
+    holding them still decodes exactly as its expect says."""
+    from tests.recordings import assert_matches, decode_recorded
+
+    inter, exp = recording_of(ITEMS)
+    got = decode_recorded("openai-responses", inter)
+    assert got.sse_events == exp["sse_event_count"]
+    assert got.response is not None and len(got.response.tool_calls) == 5
+    assert_matches("openai-responses", got.response, got.error, exp,
+                   argument_deltas=got.argument_deltas)
