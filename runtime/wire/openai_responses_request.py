@@ -2,8 +2,8 @@
 
 The system prompt goes to ``instructions``; messages become ``input`` items: user and
 assistant messages, each call as the item of its kind and each result as the matching
-output item, reasoning and builtin items of this protocol passed back verbatim. ``Params``
-map to ``max_output_tokens``, ``reasoning``, ``text.format``, ``tool_choice`` ...;
+output item, reasoning and builtin items of this protocol passed back verbatim (a
+``compaction`` item in its input form). ``Params`` map to ``max_output_tokens``, ``reasoning``, ``text.format``, ``tool_choice`` ...;
 ``Params.extra`` is merged last (one level deep for objects; ``tools`` and ``include``
 lists are extended, so provider tools such as ``{"type": "web_search"}`` can be offered
 through ``extra["tools"]``).
