@@ -48,7 +48,7 @@ from .resilience.ratelimit import RateLimiter
 from .resilience.retry import RetryPolicy
 from .session.conductor import Conductor, Limits, ProviderHandle, SessionSpec
 from .session.handle import Session, read_journal
-from .session.journal import RunFolder
+from .session.journal import RunFolder, offload
 from .session.restore import Restored, fold, restore_legacy
 from .session.traces import TRACE_FILE, key_for_run, read_traces
 from .tools import ToolRegistry, builtin_tools
@@ -224,10 +224,10 @@ class Engine:
         rid: str
         if resume is not None:
             rid, run_dir = resume, base / resume
-            restored = await trio.to_thread.run_sync(self._restore, run_dir, rid)
-            await trio.to_thread.run_sync(RunFolder(run_dir).repair)
+            restored = await offload(self._restore, run_dir, rid)
+            await offload(RunFolder(run_dir).repair)
         else:
-            rid, run_dir = await trio.to_thread.run_sync(self._new_folder, base, run_id)
+            rid, run_dir = await offload(self._new_folder, base, run_id)
         run_id = rid
         spec = SessionSpec(
             run_id=rid, order=tuple(order), system=cfg.system,

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
-import trio.testing
 import yaml
 
 from runtime.cli.attach import attach
@@ -92,11 +90,3 @@ def run_agent() -> Callable[..., Any]:
         return Run(result, session.run_dir, out.getvalue(), err.getvalue(), eng)
 
     return run
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    """Virtual time that jumps once the run loop has been idle for 10 ms of real time (not
-    at once): a journal write in a worker thread counts as idle to trio, and must not let
-    the clock run ahead of a session waiting for it."""
-    return trio.testing.MockClock(autojump_threshold=0.01)

@@ -27,7 +27,7 @@ from ..accounting import Accounts
 from ..model import ToolCallPart
 from ..redact import Redactor
 from .conductor import Conductor
-from .journal import TRANSCRIPT, JournalError, RunFolder, journal_actor
+from .journal import TRANSCRIPT, JournalError, RunFolder, journal_actor, offload
 from .outcome import Outcome, SessionResult, Status, outcome
 from .recorder import Recorder
 from .records import ApprovalDecision, ApprovalRequest, Event, RecordBase, SessionEnd, decode_line
@@ -171,7 +171,7 @@ class Session:
                     await rec.flush()
                 except (trio.BrokenResourceError, trio.ClosedResourceError, JournalError):
                     pass
-            for ev, line in await trio.to_thread.run_sync(read_journal, self.run_dir, last):
+            for ev, line in await offload(read_journal, self.run_dir, last):
                 if ev.seq > last:
                     last = ev.seq
                     yield ev, line  # type: ignore[misc]

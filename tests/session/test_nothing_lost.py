@@ -151,7 +151,7 @@ async def test_a_given_run_id_that_climbs_out_is_refused(tmp_path: Path) -> None
     async with Engine.open(cfg, environ=ENV) as engine:
         try:
             await engine.start("go", run_id="../escape")
-        except Exception as exc:  # noqa: BLE001 - the type is checked below
+        except Exception as exc:
             assert type(exc).__name__ == "ConfigError" and "--run-id" in str(exc)
         else:
             raise AssertionError("expected a ConfigError")
