@@ -109,6 +109,7 @@ class Engine:
     logging_dir: Path
     sessions: dict[str, Session] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
+    _actors: trio.Nursery | None = None
 
     # ---- opening ------------------------------------------------------------------------
 
@@ -142,8 +143,13 @@ class Engine:
             try:
                 async with contextlib.AsyncExitStack() as stack:   # clients, MCP, cache
                     registry = _registry(cfg, tools, redactor)
+                    later: list[Engine] = []   # the engine, once it exists
                     if cfg.tools.mcp:
-                        await _start_mcp(cfg, stack, registry, mcp_errlog)
+                        def notify(message: str) -> None:
+                            if later:
+                                later[0].notify(message)
+
+                        await _start_mcp(cfg, stack, registry, mcp_errlog, notify)
                     cache = _response_cache(cfg)
                     if cache is not None:
                         stack.push_async_callback(cache.backend.aclose)
@@ -170,6 +176,8 @@ class Engine:
                                      trio.CapacityLimiter(max(4, min(64, budget // 4))),
                                      logging_dir)
                         hooks.on_failure = engine._hook_failed
+                        engine._actors = actors
+                        later.append(engine)
                         closing = trio.Event()
                         engine._nursery = await actors.start(_host, closing)
                         try:
@@ -258,6 +266,15 @@ class Engine:
                           restored=restored, slots=self.file_slots, started_at=started_at,
                           on_record=self.hooks.record if self.hooks.active else None,
                           task_status=task_status)
+
+    def notify(self, message: str, code: str = "mcp") -> None:
+        """Something that concerns every running session (an MCP server crashed or went
+        down): a warning in each of their transcripts."""
+        if self._actors is None:
+            return
+        for s in list(self.sessions.values()):
+            if not s.done:
+                self._actors.start_soon(s.warn, message, code)
 
     async def _hook_failed(self, label: str, exc: BaseException, ev: Any) -> None:
         """A hook raised: it is disabled; the session whose event it was says so once."""
@@ -351,13 +368,15 @@ def _client(transport: httpx.AsyncBaseTransport | None, ssl_context: ssl.SSLCont
 
 
 async def _start_mcp(cfg: AgentConfig, stack: contextlib.AsyncExitStack,
-                     registry: ToolRegistry, errlog: TextIO | None) -> None:
+                     registry: ToolRegistry, errlog: TextIO | None,
+                     notify: Callable[[str], Any]) -> None:
     """The MCP servers of ``tools.mcp``, closed with the engine; their tools registered."""
     from .tools.mcp import open_mcp_tools
 
     if errlog is None:  # a server's stderr goes nowhere unless the client wants it
         errlog = stack.enter_context(open(os.devnull, "w"))  # noqa: ASYNC230
-    for t in await stack.enter_async_context(open_mcp_tools(cfg.tools.mcp, errlog=errlog)):
+    for t in await stack.enter_async_context(open_mcp_tools(cfg.tools.mcp, errlog=errlog,
+                                                            notify=notify)):
         registry.register(t)
 
 

@@ -39,7 +39,6 @@ from typing import Any, Literal, TextIO
 import anyio
 import attrs
 import mcp_types as mt
-import structlog
 import trio
 from mcp import ClientSession
 from mcp.client._transport import TransportStreams
@@ -57,7 +56,8 @@ from .validate import check_schema
 __all__ = ["McpServer", "McpServerConfig", "McpStartError", "mcp_tools", "open_mcp_servers",
            "open_mcp_tools"]
 
-log = structlog.get_logger("conductor.mcp")
+Notify = Callable[[str], None]
+"""Told what happens to a server (crashed, restarted, down, a tool skipped), one sentence."""
 
 State = Literal["starting", "up", "crashed", "down", "closed"]
 _CLIENT = mt.Implementation(name="conductor", version="0.1")
@@ -90,7 +90,7 @@ class McpServer:
 
     def __init__(self, name: str, config: McpServerConfig, *, start_timeout: float = 30.0,
                  max_restarts: int = 1, errlog: TextIO | None = None,
-                 cwd: str | Path | None = None) -> None:
+                 cwd: str | Path | None = None, notify: Notify | None = None) -> None:
         if (config.command is None) == (config.url is None):
             raise ValueError(f"MCP server {name!r} needs exactly one of command and url")
         self.name = name
@@ -99,6 +99,7 @@ class McpServer:
         self.max_restarts = max_restarts
         self.errlog = errlog
         self.cwd = cwd
+        self.notify = notify or (lambda message: None)
         self.state: State = "starting"
         self.restarts = 0
         self.tools: list[Tool] = []
@@ -125,7 +126,8 @@ class McpServer:
                 if self.restarts >= self.max_restarts:
                     self._go_down(f"it crashed again after its restart ({reason})")
                     return
-                log.warning("mcp server crashed", server=self.name, reason=reason)
+                self.notify(f"MCP server {self.name} crashed ({reason}); it is restarted "
+                            "for the next call")
                 self._set_state("crashed")
                 await self._wanted.wait()
                 self._wanted = trio.Event()
@@ -173,8 +175,8 @@ class McpServer:
                     self._session = session
                     up = True
                     self._set_state("up")
-                    log.info("mcp server up", server=self.name, transport=self.transport,
-                             tools=len(self.tools), restarts=self.restarts)
+                    if self.restarts:
+                        self.notify(f"MCP server {self.name} is up again after a restart")
                     ready()
                     await dead.wait()
                     self._session = None
@@ -212,11 +214,11 @@ class McpServer:
             try:
                 check_schema(schema)
             except ValueError as exc:
-                log.warning("mcp tool skipped", server=self.name, tool=t.name, reason=str(exc))
+                self.notify(f"MCP tool {t.name} of {self.name} is not offered: {exc}")
                 continue
             if name in seen:
-                log.warning("mcp tool skipped", server=self.name, tool=t.name,
-                            reason=f"its name {name!r} is taken")
+                self.notify(f"MCP tool {t.name} of {self.name} is not offered: its name "
+                            f"{name!r} is taken")
                 continue
             seen.add(name)
             desc = t.description or t.title or f"{t.name} (MCP server {self.name})"
@@ -229,7 +231,7 @@ class McpServer:
 
     def _go_down(self, reason: str) -> None:
         self._down_reason = reason
-        log.error("mcp server down", server=self.name, reason=reason)
+        self.notify(f"MCP server {self.name} is down: {reason}; its calls get an error")
         self._set_state("down")
 
     # -- calls -------------------------------------------------------------------------
@@ -302,13 +304,13 @@ def _devnull() -> TextIO:
 
 @asynccontextmanager
 async def open_mcp_servers(configs: Mapping[str, McpServerConfig], *, start_timeout: float = 30.0,
-                           errlog: TextIO | None = None,
-                           cwd: str | Path | None = None) -> AsyncIterator[list[McpServer]]:
+                           errlog: TextIO | None = None, cwd: str | Path | None = None,
+                           notify: Notify | None = None) -> AsyncIterator[list[McpServer]]:
     """Start every server concurrently (in a nursery this context owns), yield them once
     all are up, close them all on exit. A server that does not start raises
     :class:`McpStartError` naming it, after the others are closed."""
-    servers = [McpServer(name, cfg, start_timeout=start_timeout, errlog=errlog, cwd=cwd)
-               for name, cfg in configs.items()]
+    servers = [McpServer(name, cfg, start_timeout=start_timeout, errlog=errlog, cwd=cwd,
+                         notify=notify) for name, cfg in configs.items()]
     failures: list[tuple[str, str]] = []
     async with trio.open_nursery() as nursery:
         try:
@@ -336,11 +338,11 @@ async def open_mcp_servers(configs: Mapping[str, McpServerConfig], *, start_time
 
 @asynccontextmanager
 async def open_mcp_tools(configs: Mapping[str, McpServerConfig], *, start_timeout: float = 30.0,
-                         errlog: TextIO | None = None,
-                         cwd: str | Path | None = None) -> AsyncIterator[list[Tool]]:
+                         errlog: TextIO | None = None, cwd: str | Path | None = None,
+                         notify: Notify | None = None) -> AsyncIterator[list[Tool]]:
     """Like :func:`open_mcp_servers`, yielding the tools of every server in config order."""
     async with open_mcp_servers(configs, start_timeout=start_timeout, errlog=errlog,
-                                cwd=cwd) as servers:
+                                cwd=cwd, notify=notify) as servers:
         yield [t for s in servers for t in s.tools]
 
 
