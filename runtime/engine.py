@@ -138,57 +138,63 @@ class Engine:
         _otel(hooks)
         ssl_context = ssl.create_default_context() if transport is None else None
         failures: list[BaseException] = []
-        async with trio.open_nursery() as root:     # the hooks runner
-            await root.start(hooks.run)
-            try:
-                async with contextlib.AsyncExitStack() as stack:   # clients, MCP, cache
-                    registry = _registry(cfg, tools, redactor)
-                    later: list[Engine] = []   # the engine, once it exists
-                    if cfg.tools.mcp:
-                        def notify(message: str) -> None:
-                            if later:
-                                later[0].notify(message)
+        try:
+            async with trio.open_nursery() as root:     # the hooks runner
+                await root.start(hooks.run)
+                try:
+                    async with contextlib.AsyncExitStack() as stack:   # clients, MCP, cache
+                        registry = _registry(cfg, tools, redactor)
+                        later: list[Engine] = []   # the engine, once it exists
+                        if cfg.tools.mcp:
+                            def notify(message: str) -> None:
+                                if later:
+                                    later[0].notify(message)
 
-                        await _start_mcp(cfg, stack, registry, mcp_errlog, notify)
-                    cache = _response_cache(cfg)
-                    if cache is not None:
-                        stack.push_async_callback(cache.backend.aclose)
-                    async with trio.open_nursery() as actors:   # provider actors, sessions
-                        runtimes: dict[str, _Runtime] = {}
-                        per_provider = max(4, budget // (2 * max(1, len(cfg.providers))))
-                        for name, pc in cfg.providers.items():
-                            client: httpx.AsyncClient | None = None
-                            provider = (providers or {}).get(name)
-                            if provider is None:
-                                if not KINDS[pc.kind].in_process:
-                                    client = await stack.enter_async_context(_client(
-                                        transport, ssl_context, per_provider))
-                                provider = build_provider(name, pc, client,  # type: ignore[arg-type]
-                                                          redact=redactor.text)
-                            opts = _actor_options(pc, cache)
-                            if opts.limiter is not None and hasattr(provider, "on_headers"):
-                                provider.on_headers = _header_observer(opts.limiter)
-                            mailbox = await actors.start(_supervised, name, provider, opts,
-                                                         failures)
-                            runtimes[name] = _Runtime(name, pc, mailbox, client, opts)
-                        engine = cls(cfg, runtimes, registry, redactor, _prices(cfg), hooks,
-                                     key, key_warning,
-                                     trio.CapacityLimiter(max(4, min(64, budget // 4))),
-                                     logging_dir)
-                        hooks.on_failure = engine._hook_failed
-                        engine._actors = actors
-                        later.append(engine)
-                        closing = trio.Event()
-                        engine._nursery = await actors.start(_host, closing)
-                        try:
-                            yield engine
-                        finally:
-                            engine._nursery = None
-                            with trio.CancelScope(shield=True):
-                                await engine._close_sessions(closing)
-                            actors.cancel_scope.cancel()
-            finally:
-                hooks.close()
+                            await _start_mcp(cfg, stack, registry, mcp_errlog, notify)
+                        cache = _response_cache(cfg)
+                        if cache is not None:
+                            stack.push_async_callback(cache.backend.aclose)
+                        async with trio.open_nursery() as actors:   # provider actors, sessions
+                            runtimes: dict[str, _Runtime] = {}
+                            per_provider = max(4, budget // (2 * max(1, len(cfg.providers))))
+                            for name, pc in cfg.providers.items():
+                                client: httpx.AsyncClient | None = None
+                                provider = (providers or {}).get(name)
+                                if provider is None:
+                                    if not KINDS[pc.kind].in_process:
+                                        client = await stack.enter_async_context(_client(
+                                            transport, ssl_context, per_provider))
+                                    provider = build_provider(name, pc, client,  # type: ignore[arg-type]
+                                                              redact=redactor.text)
+                                opts = _actor_options(pc, cache)
+                                if opts.limiter is not None and hasattr(provider, "on_headers"):
+                                    provider.on_headers = _header_observer(opts.limiter)
+                                mailbox = await actors.start(_supervised, name, provider, opts,
+                                                             failures)
+                                runtimes[name] = _Runtime(name, pc, mailbox, client, opts)
+                            engine = cls(cfg, runtimes, registry, redactor, _prices(cfg), hooks,
+                                         key, key_warning,
+                                         trio.CapacityLimiter(max(4, min(64, budget // 4))),
+                                         logging_dir)
+                            hooks.on_failure = engine._hook_failed
+                            engine._actors = actors
+                            later.append(engine)
+                            closing = trio.Event()
+                            engine._nursery = await actors.start(_host, closing)
+                            try:
+                                yield engine
+                            finally:
+                                engine._nursery = None
+                                with trio.CancelScope(shield=True):
+                                    await engine._close_sessions(closing)
+                                actors.cancel_scope.cancel()
+                finally:
+                    hooks.close()
+        except BaseExceptionGroup as group:
+            lone = _lone(group)
+            if lone is None:
+                raise
+            raise lone from None  # one failure comes out as itself (a ConfigError: exit 2)
         if failures:
             raise BaseExceptionGroup("a provider runtime actor failed", failures)
 
@@ -331,6 +337,19 @@ class Engine:
             restored.turn = int(state.get("turn", restored.turn))
             restored.pending, restored.turn_closed = [], True
         return restored
+
+
+def _lone(group: BaseExceptionGroup) -> BaseException | None:  # type: ignore[type-arg]
+    """The only exception inside ``group`` (nested groups included), or None."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else None
 
 
 async def _supervised(name: str, provider: Provider, opts: ActorOptions,
