@@ -58,9 +58,9 @@ async def test_sigterm_during_a_shell_command_exits_143_and_leaves_nothing_runni
                           tools=", builtin: [run_shell], approval: {run_shell: auto}")
             proc = await trio.lowlevel.open_process(
                 main_py("--config", str(path), "--run-id", "term"), env=ENV,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                while not marker.exists() or not marker.read_text().strip():
+                while not marker.exists() or not marker.read_text().strip():  # noqa: ASYNC110 - another process writes it
                     await trio.sleep(0.05)  # polling the command's own marker file
                 pgid = int(marker.read_text())
                 proc.send_signal(signal.SIGTERM)
