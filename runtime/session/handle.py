@@ -268,6 +268,12 @@ class Session:
     def turn(self) -> int:
         return self._recorder.turn if self._recorder is not None else 0
 
+    @property
+    def last_seq(self) -> int:
+        """The position of the last record written so far (a reader that has seen it is
+        up to date)."""
+        return self._recorder.seq if self._recorder is not None else 0
+
     async def run(self, make: Callable[[Recorder, trio.MemorySendChannel[StateMsg]], Conductor],
                   *, task: str | None, redactor: Redactor, key: bytes | None,
                   restored: Restored | None, slots: trio.CapacityLimiter | None,
