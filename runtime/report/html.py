@@ -43,6 +43,7 @@ pre { white-space: pre-wrap; word-break: break-word; margin: 6px 0 2px;
   font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 .prose { white-space: pre-wrap; word-break: break-word; margin: 6px 0 2px; }
 summary { cursor: pointer; color: var(--muted); }
+svg.chart { width: 100%; max-width: 760px; height: auto; display: block; }
 .chart text { fill: var(--muted); } .chart .grid { stroke: var(--line); stroke-width: 1; }
 .status-finished { color: var(--ok); } .status-crashed, .status-error,
 .status-provider_failed { color: var(--err); }
@@ -118,17 +119,10 @@ def _stats(stats: list[TurnStats]) -> str:
     return f'<table class="turns">{head}{"".join(rows)}</table>'
 
 
-_LABEL = {"user": "You", "assistant": "Assistant", "partial": "Assistant (interrupted: kept "
-          "for the record, not in the conversation)", "reasoning": "Reasoning",
-          "tool_call": "Tool call", "tool_result": "Tool result", "rejected": "Rejected",
-          "approval": "Approval", "error": "Provider error", "warning": "Warning",
-          "compaction": "Context compacted", "session": "Session", "end": "Session ended"}
-
-
 def _entry(e: Entry) -> str:
     classes = f"entry {e.kind} {e.level}"
     meta = " · ".join(f"{escape(k)}: {escape(v)}" for k, v in e.meta.items() if v)
-    head = (f'<div class="head">{escape(_LABEL.get(e.kind, e.kind))}: {escape(e.title)}</div>'
+    head = (f'<div class="head">{escape(e.title)}</div>'
             + (f'<div class="meta">{meta}</div>' if meta else ""))
     body = ""
     if e.text:

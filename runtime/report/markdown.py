@@ -125,17 +125,11 @@ def _body(e: Entry, *, prose: bool) -> str:
     return block
 
 
-_MARK = {"user": "**You**", "assistant": "**Assistant**", "partial": "**Assistant** "
-         "*(interrupted: kept for the record, not in the conversation)*",
-         "reasoning": "*Reasoning*", "tool_call": "**→ Tool call**",
-         "tool_result": "**← Tool result**", "rejected": "**✗ Rejected**",
-         "approval": "**Approval**", "error": "**⚠ Provider error**",
-         "warning": "*Warning*", "compaction": "**Context compacted**",
-         "session": "*Session*", "end": "**Session ended**"}
+_ICON = {"tool_call": "→ ", "tool_result": "← ", "rejected": "✗ ", "error": "⚠ "}
 
 
 def _entry(e: Entry) -> str:
-    head = f"{_MARK.get(e.kind, e.kind)} — {escape_inline(e.title)}"
+    head = f"**{_ICON.get(e.kind, '')}{escape_inline(e.title)}**"
     meta = _meta(e)
     if meta:
         head += f" · {meta}"

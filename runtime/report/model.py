@@ -125,7 +125,7 @@ def _error_entry(rec: Mapping[str, Any], turn: int, seq: int, ts: float,
         text += f"\nhint: {rec['hint']}"
     if rec.get("details"):
         text += f"\nbody: {rec['details']}"
-    return Entry("error", turn, seq, ts, f"provider error: {meta['kind']} {meta['status']}",
+    return Entry("error", turn, seq, ts, f"Provider error: {meta['kind']} {meta['status']}",
                  text, meta, "warn" if rec.get("will_retry") else "error")
 
 
@@ -135,11 +135,11 @@ def _entry(rec: RecordBase) -> Entry | None:
         assert isinstance(rec, SessionStart)
         meta = {"providers": ", ".join(rec.providers), "model": rec.model,
                 "tools": ", ".join(rec.tools) or "none"}
-        title = "session resumed" if rec.resumed else "session started"
+        title = "Session resumed" if rec.resumed else "Session started"
         return Entry("session", turn, seq, ts, title, "", meta)
     if t is UserMessage:
         assert isinstance(rec, UserMessage)
-        return Entry("user", turn, seq, ts, "user", rec.text)
+        return Entry("user", turn, seq, ts, "You", rec.text)
     if t is AssistantRecord:
         assert isinstance(rec, AssistantRecord)
         meta = {"provider": rec.provider, "model": rec.model or "",
@@ -149,44 +149,44 @@ def _entry(rec: RecordBase) -> Entry | None:
         if rec.cached:
             meta["cached"] = "yes"
         if rec.status == "interrupted":
-            return Entry("partial", turn, seq, ts, "assistant (interrupted: not in the "
-                         "conversation)", rec.text, meta, "warn")
+            return Entry("partial", turn, seq, ts, "Assistant (interrupted: kept for the "
+                         "record, not in the conversation)", rec.text, meta, "warn")
         if not rec.text and rec.stop == "tool_calls":
             return None   # its calls follow
-        return Entry("assistant", turn, seq, ts, "assistant", rec.text or "(no text)", meta)
+        return Entry("assistant", turn, seq, ts, "Assistant", rec.text or "(no text)", meta)
     if t is ReasoningRecord:
         assert isinstance(rec, ReasoningRecord)
-        return Entry("reasoning", turn, seq, ts, f"reasoning ({rec.kind})", rec.text)
+        return Entry("reasoning", turn, seq, ts, f"Reasoning ({rec.kind})", rec.text)
     if t is ToolCallRecord:
         assert isinstance(rec, ToolCallRecord)
-        return Entry("tool_call", turn, seq, ts, f"tool call: {rec.name}",
+        return Entry("tool_call", turn, seq, ts, f"Tool call: {rec.name}",
                      _arguments(rec.arguments), {"call": rec.call_id})
     if t is ToolResultRecord:
         assert isinstance(rec, ToolResultRecord)
         state = ("interrupted" if rec.interrupted else "rejected" if rec.rejected
                  else "ok" if rec.ok else "error")
-        return Entry("tool_result", turn, seq, ts, f"tool result: {rec.name} ({state})",
+        return Entry("tool_result", turn, seq, ts, f"Tool result: {rec.name} ({state})",
                      _text(rec.content), {"call": rec.call_id,
                                           "duration": f"{rec.duration:.2f} s"},
                      "ok" if rec.ok else "error")
     if t is ToolRejected:
         assert isinstance(rec, ToolRejected)
-        return Entry("rejected", turn, seq, ts, f"tool call rejected: {rec.name}",
+        return Entry("rejected", turn, seq, ts, f"Tool call rejected: {rec.name}",
                      "\n".join(rec.errors), {"call": rec.call_id}, "error")
     if t is ApprovalRequest:
         assert isinstance(rec, ApprovalRequest)
-        return Entry("approval", turn, seq, ts, f"approval asked: {rec.name}", "",
+        return Entry("approval", turn, seq, ts, f"Approval asked: {rec.name}", "",
                      {"call": rec.call_id})
     if t is ApprovalDecision:
         assert isinstance(rec, ApprovalDecision)
         verdict = "allowed" if rec.allow else "denied"
-        return Entry("approval", turn, seq, ts, f"approval: {verdict}", rec.reason or "",
+        return Entry("approval", turn, seq, ts, f"Approval: {verdict}", rec.reason or "",
                      {"call": rec.call_id, "by": rec.by or "-"}, "ok" if rec.allow else "warn")
     if t is ProviderErrorRecord:
         return _error_entry(_fields(rec), turn, seq, ts)
     if t is WarningRecord:
         assert isinstance(rec, WarningRecord)
-        return Entry("warning", turn, seq, ts, f"warning: {rec.code}", rec.message,
+        return Entry("warning", turn, seq, ts, f"Warning: {rec.code}", rec.message,
                      {"provider": rec.provider or ""}, "warn")
     if t is ContextCompacted:
         assert isinstance(rec, ContextCompacted)
@@ -197,11 +197,11 @@ def _entry(rec: RecordBase) -> Entry | None:
             meta["summarized"] = f"messages {rec.summarized[0]}-{rec.summarized[-1]}"
         if rec.reason:
             meta["reason"] = rec.reason
-        return Entry("compaction", turn, seq, ts, "context compacted", rec.summary or "", meta)
+        return Entry("compaction", turn, seq, ts, "Context compacted", rec.summary or "", meta)
     if t is SessionEnd:
         assert isinstance(rec, SessionEnd)
         level = "ok" if rec.status == "finished" else "error"
-        return Entry("end", turn, seq, ts, f"session ended: {rec.status} (exit "
+        return Entry("end", turn, seq, ts, f"Session ended: {rec.status} (exit "
                      f"{rec.exit_code})", rec.message or "", {}, level)
     return None
 
@@ -273,7 +273,7 @@ def build_report(run_id: str, records: Sequence[RecordBase], summary: Mapping[st
         if e is not None:
             entries.append(e)
         if isinstance(rec, SessionStart) and rec.task:
-            entries.append(Entry("user", rec.turn, rec.seq, rec.ts, "user", rec.task))
+            entries.append(Entry("user", rec.turn, rec.seq, rec.ts, "You", rec.task))
     entries.extend(_missing_errors(records, errors))
     acc = Accounts()
     for rec in records:

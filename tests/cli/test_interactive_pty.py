@@ -65,8 +65,13 @@ def spawn(tmp_path: Path, *args: str) -> pexpect.spawn:
     child = pexpect.spawn(sys.executable, [str(ROOT / "main.py"), *args], env=env,
                           cwd=str(tmp_path), encoding="utf-8", timeout=TIMEOUT,
                           dimensions=(40, 120))
-    child.logfile_read = open(tmp_path / "terminal.log", "w")  # noqa: SIM115
+    child.logfile_read = open(tmp_path / "terminal.log", "a")
     return child
+
+
+def stop(child: pexpect.spawn) -> None:
+    child.close(force=True)
+    child.logfile_read.close()
 
 
 def records(run_dir: Path) -> list[dict[str, Any]]:
@@ -113,7 +118,7 @@ def test_chat_turns_cancel_commands_approval_and_ctrl_d(tmp_path: Path,
         child.expect(r"\[finished\]")
         child.expect(pexpect.EOF)
     finally:
-        child.close(force=True)
+        stop(child)
     assert child.exitstatus == 0, (tmp_path / "terminal.log").read_text()[-3000:]
     run_dir = tmp_path / "logs" / "chat"
     recs = records(run_dir)
@@ -150,7 +155,7 @@ def test_ctrl_c_at_the_prompt_ends_with_130_and_resume_continues(
         child.sendcontrol("c")
         child.expect(pexpect.EOF)
     finally:
-        child.close(force=True)
+        stop(child)
     assert child.exitstatus == 130 or child.signalstatus == signal.SIGINT
     assert child.exitstatus == 130
     recs = records(tmp_path / "logs" / "r")
@@ -165,7 +170,7 @@ def test_ctrl_c_at_the_prompt_ends_with_130_and_resume_continues(
         child.sendline("/exit")
         child.expect(pexpect.EOF)
     finally:
-        child.close(force=True)
+        stop(child)
     assert child.exitstatus == 0
     recs = records(tmp_path / "logs" / "r")
     assert [r["text"] for r in recs if r["type"] == "user"] == ["first", "second"]
