@@ -177,3 +177,38 @@ def test_ctrl_c_at_the_prompt_ends_with_130_and_resume_continues(
     assert [m["role"] for m in served.requests[-1].body["messages"]] == [
         "user", "assistant", "user"]
     assert os.listdir(tmp_path / "logs") == ["r"]
+
+
+def test_a_task_on_a_terminal_streams_under_a_status_line(tmp_path: Path) -> None:
+    """With a task and a terminal the run is not interactive: the status line is drawn
+    while it runs and gone at the end, leaving the answer, the tool line and the closing
+    line whole."""
+    from tests.cli.test_status import screen_of
+
+    path = tmp_path / "agent.yaml"
+    path.write_text(f"""\
+provider: main
+providers:
+  main:
+    kind: scripted
+    script:
+      - tool_calls: [{{name: list_dir, arguments: {{path: .}}}}]
+      - text: "Here is the long answer that streams in many small pieces."
+tools: {{builtin: [list_dir], workspace: {tmp_path}}}
+logging: {{dir: {tmp_path / "logs"}}}
+reasoning: {{key_env: TEST_TRACE_KEY}}
+""")
+    child = spawn(tmp_path, "--config", str(path), "--task", "look", "--run-id", "t")
+    try:
+        child.expect(pexpect.EOF)
+    finally:
+        stop(child)
+    assert child.exitstatus == 0
+    with open(tmp_path / "terminal.log", newline="") as f:   # keep lone carriage returns
+        data = f.read()
+    assert "turn 1 ·" in data and "waiting for the first token" in data
+    rows = [r for r in screen_of(data, width=120) if r]
+    assert "Here is the long answer that streams in many small pieces." in rows
+    assert not any("· 00:0" in r for r in rows)          # the status line is gone
+    closing = "".join(rows[rows.index(next(r for r in rows if r.startswith("[finished]"))):])
+    assert closing.startswith("[finished] · 2 turns") and closing.endswith("logs/t")
