@@ -11,7 +11,7 @@ With no task and a terminal on stdin (or ``-i``) it is interactive
 is a terminal (``runtime.cli.status``).
 
 Subcommands (``python main.py NAME ...``) live in their own modules, listed in
-``SUBCOMMANDS``: each module has ``main(argv, *, stdout, stderr) -> int``: ``runs`` (the
+``SUBCOMMANDS``: each module has ``main(argv, *, stdout, stderr) -> int``: ``compare``, ``runs`` (the
 runs, newest first) and ``report RUN_ID`` (one run as Markdown or HTML).
 """
 
