@@ -49,7 +49,7 @@ Commands:
   /tools            the tools offered and their approval policy
   /model [NAME]     show or switch the model for the next turns: a model of the current
                     provider, a provider entry, or ENTRY:MODEL
-  /compact          shrink the conversation now (context management)
+  /compact [HOW]    shrink the conversation now (context.strategy, or elide / summarize)
   /save             where the run folder is (everything is already on disk)
   /exit             end the session"""
 
@@ -227,10 +227,15 @@ class Chat:
             return
         self.screen.start()
         try:
-            await compact()
+            done = await compact(arg or None)
+        except (ValueError, ConfigError) as exc:
+            done = None
+            self.say(f"error: {exc}")
         finally:
             self.screen.stop()
         await self._shown()
+        if done is not None and not getattr(done, "changed", True):
+            self.say(getattr(done, "message", "") or "nothing to compact")
 
     async def cmd_save(self, arg: str) -> None:
         self.say(f"run folder: {self.session.run_dir.resolve()} (every record is on disk; "

@@ -92,14 +92,14 @@ class Session:
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _turn_scope: trio.CancelScope | None = None
     _cancel_status: Status = "cancelled"
+    # (entry, model or None) -> that entry's handle, then its fallbacks' (Engine.handles_for)
+    _handles: Callable[[str, str | None], list[ProviderHandle]] | None = None
+    _idle: trio.Event = attrs.field(factory=trio.Event)   # set while waiting for input
     _inbox_send: trio.MemorySendChannel[str] | None = None
     _inbox_recv: trio.MemoryReceiveChannel[str] | None = None
     _approvals: dict[str, _Approval] = attrs.field(factory=dict)
     _always: set[str] = attrs.field(factory=set)
-    # (entry, model or None) -> that entry's handle, then its fallbacks' (Engine.handles_for)
-    _handles: Callable[[str, str | None], list[ProviderHandle]] | None = None
     _conductor: Conductor | None = None
-    _idle: trio.Event = attrs.field(factory=trio.Event)   # set while waiting for input
 
     def __attrs_post_init__(self) -> None:
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[str](16)
@@ -302,7 +302,7 @@ class Session:
                     task_status.started()
                     self.status = "running"
                     async with state:
-                        conductor = self._conductor = make(rec, state)
+                        conductor = make(rec, state)
                         final = await self._drive(conductor, task, restored)
                         summary = await self._close(conductor, state, final, started_at)
                     rec.close()
@@ -340,6 +340,7 @@ class Session:
                      restored: Restored | None) -> Outcome:
         conductor.on_status = self._set_status
         conductor.on_turn_scope = self._set_turn_scope
+        self._conductor = conductor
         result: Outcome | None = None
         try:
             with self._scope:
