@@ -28,6 +28,7 @@ from ..engine import Engine
 from ..errors import ConfigError
 from ..redact import Redactor
 from ..session.handle import Session, read_journal
+from ..session.journal import offload
 from ..session.outcome import SessionResult
 from ..session.records import ApprovalRequest, AssistantRecord, SessionStart, UserMessage
 from .chat_input import EndOfInput, Interrupted, LineReader
@@ -310,15 +311,14 @@ async def run_interactive(cfg: AgentConfig, out: TextIO, err: TextIO, *, redacto
         history: list[str] = []
         base = folder or engine.logging_dir
         if resume is not None:
-            history, view.quiet_until = await trio.to_thread.run_sync(
-                earlier_messages, base / resume)
+            history, view.quiet_until = await offload(earlier_messages, base / resume)
         session = await engine.start(task, resume=resume, run_id=run_id, keep_open=True,
                                      on_approval="wait", folder=folder)
         driver = session.driver
         say(f"conductor · run {session.run_id} · "
             f"{driver.name + ' (' + driver.model + ')' if driver else ''} · /help for help")
         if resume is not None:  # where the chat stopped
-            user, answer = await trio.to_thread.run_sync(last_exchange, session.run_dir)
+            user, answer = await offload(last_exchange, session.run_dir)
             if user:
                 view.note(f"(resumed) {PROMPT}{user}", "dim")
             view.answer(answer)

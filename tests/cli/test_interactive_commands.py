@@ -103,10 +103,21 @@ async def test_compact_asks_the_session(write_config: Any) -> None:
             calls.append(strategy)
             return Done()
 
-        if not hasattr(type(chat.session), "compact"):
+        if not hasattr(chat.session, "compact"):
             await chat.command("/compact")
             assert "not available" in said[-1]
-        chat.session.compact = compact  # type: ignore[method-assign,attr-defined]
+
+        class WithCompact:
+            """The session, with the context manager's ``compact``."""
+
+            def __init__(self, session: Any) -> None:
+                self._session = session
+                self.compact = compact
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._session, name)
+
+        chat.session = WithCompact(chat.session)  # type: ignore[assignment]
         await chat.command("/compact summarize")
         await chat.command("/compact")
         assert calls == ["summarize", None]
