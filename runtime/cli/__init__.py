@@ -105,7 +105,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return EXIT_USAGE
     redactor = Redactor(cfg.secrets(), cfg.logging.redact)
     fmt = args.log_format or cfg.logging.format
-    configure_logging(redactor, fmt, err)
+    screen = Screen(out, err, live=None if fmt == "console" else False)
+    # log lines of the runtime (MCP, tools) go above the status line too
+    configure_logging(redactor, fmt, cast(TextIO, ScreenStream(screen, answer=False))
+                      if screen.enabled else err)
     resume, folder = args.resume, None
     if resume is not None:
         from ..report.folder import resolve_run
@@ -125,8 +128,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
                       "or run it in a terminal)\n")
             return EXIT_USAGE
         return _interactive(cfg, out, err, redactor, task=task, resume=resume,
-                            folder=folder, run_id=args.run_id)
-    screen = Screen(out, err, live=None if fmt == "console" else False)
+                            folder=folder, run_id=args.run_id, screen=screen)
     if screen.enabled:
         console = Console(cast(TextIO, ScreenStream(screen, answer=True)),
                           cast(TextIO, ScreenStream(screen, answer=False)), redactor, fmt=fmt)
@@ -171,7 +173,7 @@ def _isatty(stream: object) -> bool:
 
 def _interactive(cfg: AgentConfig, out: TextIO, err: TextIO, redactor: Redactor, *,
                  task: str | None, resume: str | None, folder: Path | None,
-                 run_id: str | None) -> int:
+                 run_id: str | None, screen: Screen) -> int:
     """Interactive mode (``runtime.cli.interactive``); the terminal's modes are restored
     whatever happens to the line editor."""
     from .interactive import run_interactive
@@ -180,7 +182,7 @@ def _interactive(cfg: AgentConfig, out: TextIO, err: TextIO, redactor: Redactor,
     try:
         result = trio.run(lambda: run_interactive(cfg, out, err, redactor=redactor,
                                                   resume=resume, run_id=run_id,
-                                                  folder=folder, task=task))
+                                                  folder=folder, task=task, screen=screen))
     except ConfigError as exc:
         err.write(f"error: {exc}\n")
         return EXIT_USAGE

@@ -24,7 +24,6 @@ from ..session.records import (
     ToolCallRecord,
     ToolRejected,
     ToolResultRecord,
-    UserMessage,
     WarningRecord,
 )
 from .status import Screen
@@ -175,15 +174,10 @@ class ChatView:
         self.note(f"[compacted] {ev.strategy}: {ev.tokens_before:,} -> {ev.tokens_after:,} "
                   f"tokens{detail}", "magenta")
 
-    def _user(self, ev: UserMessage) -> None:
-        return None
-
-
 _HANDLERS: dict[type, Any] = {
     TextDelta: ChatView._delta, AssistantRecord: ChatView._assistant,
     ReasoningRecord: ChatView._reasoning, ToolCallRecord: ChatView._call,
     ToolResultRecord: ChatView._result, ToolRejected: ChatView._rejected,
     ApprovalDecision: ChatView._decision, ProviderErrorRecord: ChatView._provider_error,
     WarningRecord: ChatView._warning, ContextCompacted: ChatView._compacted,
-    UserMessage: ChatView._user,
 }

@@ -295,11 +295,11 @@ def last_exchange(run_dir: Path) -> tuple[str, str]:
 async def run_interactive(cfg: AgentConfig, out: TextIO, err: TextIO, *, redactor: Redactor,
                           resume: str | None = None, run_id: str | None = None,
                           folder: Path | None = None, task: str | None = None,
-                          reader: LineReader | None = None,
+                          reader: LineReader | None = None, screen: Screen | None = None,
                           environ: dict[str, str] | None = None, signals: bool = True,
                           **engine_options: Any) -> SessionResult:
     """The chat on one run (see the module docstring); returns how it ended."""
-    screen = Screen(out, err)
+    screen = screen or Screen(out, err)
     view = ChatView(screen, redactor)
 
     def say(text: str) -> None:
