@@ -93,7 +93,8 @@ def _facts(r: Report) -> str:
             ("retries", str(r.retries)), ("compactions", str(r.compactions))]
     for name, p in r.providers.items():
         rows.append((f"provider {escape(name)}",
-                     f"{p['requests']} requests, {p['tokens']['total']:,} tokens, "
+                     f"{p['requests']} request{'s' * (p['requests'] != 1)}, "
+                     f"{p['tokens']['total']:,} tokens, "
                      f"{escape(_cost(p['cost_usd']))}"))
     if r.message:
         rows.append(("message", escape(r.message)))

@@ -151,7 +151,8 @@ def render_markdown(report: Report) -> str:
              f"| cost | {_cost(t.get('cost_usd'))} |",
              f"| retries | {r.retries} |", f"| compactions | {r.compactions} |"]
     for name, p in r.providers.items():
-        lines.append(f"| provider {escape_inline(name)} | {p['requests']} requests, "
+        n = p["requests"]
+        lines.append(f"| provider {escape_inline(name)} | {n} request{'s' * (n != 1)}, "
                      f"{p['tokens']['total']:,} tokens, {_cost(p['cost_usd'])} |")
     if r.message:
         lines += ["", f"> {escape_inline(r.message)}"]

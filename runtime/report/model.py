@@ -111,8 +111,9 @@ def _error_entry(rec: Mapping[str, Any], turn: int, seq: int, ts: float,
                  source: str = "") -> Entry:
     status = rec.get("status")
     delay = rec.get("delay")
-    retry = (f"retrying in {float(delay):.1f} s" if rec.get("will_retry") and delay is not None
-             else "no retry")
+    wait = float(delay) if delay is not None else 0.0
+    retry = (f"retrying in {wait:.1f} s" if wait >= 1 else f"retrying in {wait:.2f} s") \
+        if rec.get("will_retry") and delay is not None else "no retry"
     meta = {"provider": str(rec.get("provider", "")), "model": str(rec.get("model", "")),
             "kind": str(rec.get("kind", "")), "status": "-" if status is None else str(status),
             "attempt": str(rec.get("attempt", "")), "retry": retry}
