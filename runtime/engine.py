@@ -226,6 +226,7 @@ class Engine:
         cfg = self.cfg
         base = folder or self.logging_dir
         order = self._order(provider)
+        handles = {h.name: h for h in self.handles_for(order[0], model)}
         restored: Restored | None = None
         if resume is not None:
             run_id = resume
@@ -249,8 +250,7 @@ class Engine:
                           cfg.limits.max_cost_usd),
             tool_timeout=cfg.tools.timeout, approval=dict(cfg.tools.approval),
             keep_open=keep_open)
-        handles = {n: self.runtimes[n].handle(model if n == order[0] else None) for n in order}
-        session = Session(rid, run_dir, on_approval=on_approval)
+        session = Session(rid, run_dir, on_approval=on_approval, handles=self.handles_for)
         self.sessions[rid] = session
         first = list(history or []) if restored is None else restored.messages
 
@@ -288,6 +288,19 @@ class Engine:
         if session is not None:
             await session.warn(f"hook {label} raised {type(exc).__name__}: {exc}; it is "
                                "disabled", code="hook_disabled")
+
+    def handles_for(self, provider: str, model: str | None = None) -> list[ProviderHandle]:
+        """How a session reaches entry ``provider`` (with ``model``, default its configured
+        one, within its ``models`` allowlist), then its fallbacks."""
+        order = self._order(provider)
+        rt = self.runtimes[provider]
+        allowed = rt.config.models
+        if model is not None and allowed and model not in allowed:
+            raise ConfigError(f"model {model!r} is not in the allowlist of provider "
+                              f"{provider!r} ({', '.join(allowed)})",
+                              path=f"providers.{provider}.models",
+                              fix="choose a listed model or add it to the allowlist")
+        return [self.runtimes[n].handle(model if n == provider else None) for n in order]
 
     def _order(self, provider: str | None) -> list[str]:
         cfg = self.cfg

@@ -6,8 +6,13 @@ exit code: 0 finished, 1 an internal failure, 2 bad configuration or usage, 3 pr
 failure after retries and fallbacks, 4 a budget or turn limit was hit, 130 interrupted
 (SIGINT), 143 terminated (SIGTERM).
 
+With no task and a terminal on stdin (or ``-i``) it is interactive
+(``runtime.cli.interactive``); otherwise a live status line is drawn on stderr when stderr
+is a terminal (``runtime.cli.status``).
+
 Subcommands (``python main.py NAME ...``) live in their own modules, listed in
-``SUBCOMMANDS``: each module has ``main(argv, *, stdout, stderr) -> int``.
+``SUBCOMMANDS``: each module has ``main(argv, *, stdout, stderr) -> int``: ``compare``, ``runs`` (the
+runs, newest first) and ``report RUN_ID`` (one run as Markdown or HTML).
 """
 
 from __future__ import annotations
@@ -15,21 +20,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO, cast
 
 import trio
 
-from ..config import load_config
+from ..config import AgentConfig, load_config
 from ..errors import ConfigError
 from ..redact import Redactor
 from .console import Console, configure_logging
+from .status import Screen, ScreenStream, is_terminal
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 EXIT_USAGE = 2
 
 # name -> module of runtime.cli with main(argv, *, stdout, stderr) -> int
-SUBCOMMANDS: dict[str, str] = {"compare": "compare"}
+SUBCOMMANDS: dict[str, str] = {"compare": "compare", "runs": "runs", "report": "report"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", choices=["read-through", "record-only", "bypass", "replay"],
                    help="response cache mode (cache.mode)")
     p.add_argument("--run-id", help="name of the run folder under logging/")
-    p.add_argument("--resume", metavar="RUN_ID", help="continue an earlier run from its journal")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an earlier run from its journal "
+                   "(an id as `runs` lists it, or last: the newest run)")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="chat on the terminal (the default with no task and a terminal on "
+                        "stdin); a task, if given, is the first message")
     p.add_argument("--log-format", choices=["console", "json"],
                    help="stderr log format (logging.format)")
     return p
@@ -94,9 +105,36 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return EXIT_USAGE
     redactor = Redactor(cfg.secrets(), cfg.logging.redact)
     fmt = args.log_format or cfg.logging.format
-    configure_logging(redactor, fmt, err)
-    console = Console(out, err, redactor, fmt=fmt)
-    if not args.resume:
+    screen = Screen(out, err, live=None if fmt == "console" else False)
+    # log lines of the runtime (MCP, tools) go above the status line too
+    configure_logging(redactor, fmt, cast(TextIO, ScreenStream(screen, answer=False))
+                      if screen.enabled else err)
+    resume, folder = args.resume, None
+    if resume is not None:
+        from ..report.folder import resolve_run
+
+        try:
+            resume, folder, _ = resolve_run(Path(cfg.logging.dir), resume)
+        except ConfigError as exc:
+            err.write(f"error: {exc}\n")
+            return EXIT_USAGE
+        if folder == Path(cfg.logging.dir):
+            folder = None
+    chat = args.interactive or (args.task is None and _isatty(sys.stdin)
+                                and (args.resume is not None or not cfg.task))
+    if chat:
+        if not _isatty(sys.stdin):
+            err.write("error: interactive mode needs a terminal on stdin (fix: give --task, "
+                      "or run it in a terminal)\n")
+            return EXIT_USAGE
+        return _interactive(cfg, out, err, redactor, task=task, resume=resume,
+                            folder=folder, run_id=args.run_id, screen=screen)
+    if screen.enabled:
+        console = Console(cast(TextIO, ScreenStream(screen, answer=True)),
+                          cast(TextIO, ScreenStream(screen, answer=False)), redactor, fmt=fmt)
+    else:
+        console = Console(out, err, redactor, fmt=fmt)
+    if not resume:
         task = task or cfg.task
         if not task or not task.strip():
             console.line(f"error: {args.config}: task: no task given (fix: pass --task TEXT, "
@@ -107,7 +145,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
 
     try:
         result = trio.run(lambda: run(cfg, console, task=task, run_id=args.run_id,
-                                      resume=args.resume))
+                                      resume=resume, folder=folder, screen=screen))
     except ConfigError as exc:
         console.line(f"error: {exc}")
         return EXIT_USAGE
@@ -127,3 +165,50 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     if result.status == "error":
         console.line(f"error: {result.message}")
     return result.exit_code
+
+
+def _isatty(stream: object) -> bool:
+    return is_terminal(stream)
+
+
+def _interactive(cfg: AgentConfig, out: TextIO, err: TextIO, redactor: Redactor, *,
+                 task: str | None, resume: str | None, folder: Path | None,
+                 run_id: str | None, screen: Screen) -> int:
+    """Interactive mode (``runtime.cli.interactive``); the terminal's modes are restored
+    whatever happens to the line editor."""
+    from .interactive import run_interactive
+
+    saved = _terminal_modes()
+    try:
+        result = trio.run(lambda: run_interactive(cfg, out, err, redactor=redactor,
+                                                  resume=resume, run_id=run_id,
+                                                  folder=folder, task=task, screen=screen))
+    except ConfigError as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return 130
+    finally:
+        _restore_terminal(saved)
+    return result.exit_code
+
+
+def _terminal_modes() -> Any:
+    try:
+        import termios
+
+        return termios.tcgetattr(sys.stdin.fileno())
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+
+
+def _restore_terminal(saved: Any) -> None:
+    if saved is None:
+        return
+    import termios
+
+    try:
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+    except (OSError, ValueError):
+        pass

@@ -37,6 +37,7 @@ from ..tools.registry import Tool
 from ..tools.supervisor import Approver
 from ..tools.validate import parse_arguments
 from .conversation import Conversation
+from .liveness import process_identity
 from .outcome import Outcome, outcome
 from .recorder import Recorder
 from .records import (
@@ -123,33 +124,65 @@ class Conductor:
 
     async def run(self, task: str | None, inbox: trio.MemoryReceiveChannel[str] | None,
                   restored: Restored | None = None) -> Outcome:
+        """The session: the task (or the turn a resumed run left open), then, with
+        ``keep_open``, one exchange per message of ``inbox`` until it is closed. A
+        ``keep_open`` session with nothing to answer yet (no task, a finished run resumed)
+        waits for its first message."""
         if task:
             self.chat.append(Message.user(task))
         await self.rec.emit(SessionStart(
             task=task, providers=list(self.spec.order), resumed=restored is not None,
-            model=self.providers[self.spec.order[0]].model, tools=self.registry.names()))
+            model=self.providers[self.spec.order[0]].model, tools=self.registry.names(),
+            process=process_identity()))
+        chatting = self.spec.keep_open and inbox is not None
+        result = outcome("finished", answer=restored.answer if restored is not None else "")
         if restored is not None:
             self.turn = self.rec.turn = restored.turn
             if restored.pending or not restored.turn_closed:
                 await self._close_open_turn(restored)
-            if not task and _answered(self.chat.messages):  # nothing new to ask
-                return outcome("finished", answer=restored.answer)
+            if not task and not chatting and _answered(self.chat.messages):
+                return result  # nothing new to ask
+        waiting = chatting and not task and (not self.chat.messages
+                                             or _answered(self.chat.messages))
         while True:
-            with trio.CancelScope() as scope:
-                self.on_turn_scope(scope)
-                result = await self.until_answer()
-            self.on_turn_scope(None)
-            if scope.cancelled_caught:
-                result = outcome("interrupted", message="the turn was cancelled")
-            if not self.spec.keep_open or inbox is None or result.status not in (
-                    "finished", "interrupted"):
-                return result
+            if not waiting:
+                with trio.CancelScope() as scope:
+                    self.on_turn_scope(scope)
+                    answer = await self.until_answer()
+                self.on_turn_scope(None)
+                if scope.cancelled_caught:
+                    answer = outcome("interrupted", message="the turn was cancelled",
+                                     answer=result.answer)
+                result = answer
+                if not chatting or result.status not in ("finished", "interrupted"):
+                    return result
+            waiting = False
             self.on_status("waiting_input")
+            assert inbox is not None
             try:
                 text = await inbox.receive()
-            except trio.EndOfChannel:
-                return result
+            except trio.EndOfChannel:  # the user ended the chat: a cancelled turn is no failure
+                return outcome("finished", answer=result.answer)
             await self.add_user(text)
+
+    async def switch(self, order: list[ProviderHandle]) -> None:
+        """Drive the next turns with ``order[0]`` (another entry, or another model of one),
+        failing over to the rest. Opaque reasoning only goes back to what produced it: the
+        per-entry views already keep it from other entries, and the reasoning of the model
+        an entry leaves is retired. Recorded as a ``model_switch`` warning."""
+        new = order[0]
+        before = self.providers[self.spec.order[self._current]]
+        for h in order:
+            old = self.providers.get(h.name)
+            if old is not None and old.model != h.model:
+                self.chat.retire(h.name, f"{h.name}@{old.model}")
+            self.providers[h.name] = h
+        self.spec = attrs.evolve(self.spec, order=tuple(h.name for h in order))
+        self._current = 0
+        await self.rec.emit(WarningRecord(
+            code="model_switch", provider=new.name,
+            message=f"the next turns go to {new.name} ({new.model}) instead of "
+                    f"{before.name} ({before.model})"))
 
     async def add_user(self, text: str) -> None:
         self.chat.append(Message.user(text))

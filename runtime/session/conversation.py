@@ -12,7 +12,7 @@ from __future__ import annotations
 import attrs
 import msgspec
 
-from ..model import BuiltinToolPart, Message, ReasoningPart
+from ..model import BuiltinToolPart, Message, Part, ReasoningPart
 from ..pricing import estimate_tokens
 from .records import sanitize
 
@@ -30,6 +30,10 @@ def _visible(m: Message, target: str) -> tuple[Message, int]:
             continue
         keep.append(p)
     return (m if not dropped else Message(m.role, keep)), dropped
+
+
+def _opaque_of(p: Part, source: str) -> bool:
+    return isinstance(p, ReasoningPart | BuiltinToolPart) and p.source == source
 
 
 def foreign_reasoning_removed(messages: list[Message], target: str) -> tuple[list[Message], int]:
@@ -81,6 +85,26 @@ class Conversation:
         self.messages = list(messages)
         self._tokens = [estimate_tokens([m]) for m in self.messages]
         self._views.clear()
+
+    def retire(self, source: str, retired: str) -> int:
+        """Re-label the reasoning and provider-executed items of ``source`` as ``retired``, a
+        name no entry has: no view shows them again (a model switch within one entry: a model
+        may not read another's signed reasoning). Returns how many parts were re-labelled."""
+        count = 0
+        messages: list[Message] = []
+        for m in self.messages:
+            if m.role == "assistant" and any(_opaque_of(p, source) for p in m.parts):
+                parts: list[Part] = []
+                for p in m.parts:
+                    if _opaque_of(p, source):
+                        p = msgspec.structs.replace(p, source=retired)  # type: ignore[type-var]
+                        count += 1
+                    parts.append(p)
+                m = Message(m.role, parts)
+            messages.append(m)
+        if count:
+            self.replace(messages)
+        return count
 
     def view(self, target: str) -> tuple[list[Message], int]:
         """A snapshot of what ``target`` may see, and how many parts were newly dropped for

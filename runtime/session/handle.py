@@ -10,7 +10,10 @@ and ``result()`` tells the truth about it.
 The handle: ``events()`` (the records, live, typed; from any position: what is already on
 disk is read back first), ``result()``, ``send(text)`` (the next user turn of a ``keep_open``
 session), ``approve(call_id, allow)`` (an ``approval: ask`` call), ``cancel()`` and
-``cancel_turn()`` (the current turn only; the session then waits for input).
+``cancel_turn()`` (the current turn only; the session then waits for input), and for a
+``keep_open`` session ``wait_input()`` (until it waits for the next message), ``close_input()``
+(no more messages: it finishes) and ``switch(provider, model)`` (the next turns go to another
+provider entry or model).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import trio
 from ..accounting import Accounts
 from ..model import ToolCallPart
 from ..redact import Redactor
-from .conductor import Conductor
+from .conductor import Conductor, ProviderHandle
 from .journal import TRANSCRIPT, JournalError, RunFolder, journal_actor, offload
 from .outcome import Outcome, SessionResult, Status, outcome
 from .recorder import Recorder
@@ -89,10 +92,14 @@ class Session:
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _turn_scope: trio.CancelScope | None = None
     _cancel_status: Status = "cancelled"
+    # (entry, model or None) -> that entry's handle, then its fallbacks' (Engine.handles_for)
+    _handles: Callable[[str, str | None], list[ProviderHandle]] | None = None
+    _idle: trio.Event = attrs.field(factory=trio.Event)   # set while waiting for input
     _inbox_send: trio.MemorySendChannel[str] | None = None
     _inbox_recv: trio.MemoryReceiveChannel[str] | None = None
     _approvals: dict[str, _Approval] = attrs.field(factory=dict)
     _always: set[str] = attrs.field(factory=set)
+    _conductor: Conductor | None = None
 
     def __attrs_post_init__(self) -> None:
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[str](16)
@@ -128,6 +135,43 @@ class Session:
         if self.done or self._inbox_send is None:
             raise RuntimeError(f"session {self.run_id} has ended")
         await self._inbox_send.send(text)
+        if self.status == "waiting_input":  # taken at once: wait_input() waits for the next
+            self._set_status("running")
+
+    def close_input(self) -> None:
+        """No more messages: a ``keep_open`` session finishes once its current turn is done
+        (a turn the user cancelled before does not make it fail)."""
+        if self._inbox_send is not None:
+            self._inbox_send.close()
+
+    async def wait_input(self) -> bool:
+        """Wait until a ``keep_open`` session waits for its next message (True) or has
+        ended (False)."""
+        await self._idle.wait()
+        return not self.done
+
+    async def switch(self, provider: str | None = None, model: str | None = None
+                     ) -> ProviderHandle:
+        """Send the next turns to provider entry ``provider`` (default: the current one)
+        with ``model`` (default: the entry's configured model, or the current model when
+        only the entry stays), within the entry's ``models`` allowlist; failover then goes
+        to that entry's fallbacks. Raises ``ConfigError`` for an unknown entry or a model
+        outside the allowlist. Returns the handle now driving the session."""
+        conductor = self._conductor
+        if conductor is None or self.done or self._handles is None:
+            raise RuntimeError(f"session {self.run_id} is not running")
+        if provider is None and model is None:
+            raise ValueError("name a provider entry, a model, or both")
+        current = conductor.providers[conductor.spec.order[0]]
+        order = self._handles(provider or current.name, model)
+        await conductor.switch(order)
+        return order[0]
+
+    @property
+    def driver(self) -> ProviderHandle | None:
+        """The provider entry and model the next turn goes to first."""
+        c = self._conductor
+        return None if c is None else c.providers[c.spec.order[0]]
 
     @property
     def pending_approvals(self) -> list[dict[str, Any]]:
@@ -224,6 +268,12 @@ class Session:
     def turn(self) -> int:
         return self._recorder.turn if self._recorder is not None else 0
 
+    @property
+    def last_seq(self) -> int:
+        """The position of the last record written so far (a reader that has seen it is
+        up to date)."""
+        return self._recorder.seq if self._recorder is not None else 0
+
     async def run(self, make: Callable[[Recorder, trio.MemorySendChannel[StateMsg]], Conductor],
                   *, task: str | None, redactor: Redactor, key: bytes | None,
                   restored: Restored | None, slots: trio.CapacityLimiter | None,
@@ -274,17 +324,23 @@ class Session:
                 self.run_id, self.run_dir, final.status, final.exit_code, final.answer,
                 final.message, self.turn, accounts.totals(), summary)
             self._done.set()
+            self._idle.set()
 
     def _set_turn_scope(self, scope: trio.CancelScope | None) -> None:
         self._turn_scope = scope
 
     def _set_status(self, status: str) -> None:
         self.status = status
+        if status == "waiting_input":
+            self._idle.set()
+        elif self._idle.is_set():
+            self._idle = trio.Event()
 
     async def _drive(self, conductor: Conductor, task: str | None,
                      restored: Restored | None) -> Outcome:
         conductor.on_status = self._set_status
         conductor.on_turn_scope = self._set_turn_scope
+        self._conductor = conductor
         result: Outcome | None = None
         try:
             with self._scope:

@@ -72,7 +72,9 @@ class RecordBase(msgspec.Struct, kw_only=True, tag_field="type"):
 
 
 class SessionStart(RecordBase, tag="session_start", kw_only=True):
-    """A run (or a resumed run) began. ``task`` is the user message it adds, if any."""
+    """A run (or a resumed run) began. ``task`` is the user message it adds, if any;
+    ``process`` (host, pid, start time) tells a run still going in another process from one
+    that was cut short (``runtime.session.liveness``)."""
 
     task: str | None = None
     providers: list[str] = msgspec.field(default_factory=list)
@@ -80,6 +82,7 @@ class SessionStart(RecordBase, tag="session_start", kw_only=True):
     tools: list[str] = msgspec.field(default_factory=list)
     resumed: bool = False
     metadata: dict[str, Any] | None = None
+    process: dict[str, Any] | None = None
 
 
 class UserMessage(RecordBase, tag="user", kw_only=True):
@@ -216,6 +219,7 @@ WarningCode = Literal[
     "tool_interrupted",    # a tool call without result was closed on resume
     "mcp",                 # an MCP server crashed, restarted or is down
     "resumed",             # a resumed run repaired its journal
+    "model_switch",        # the next turns go to another provider entry or model (Session.switch)
     "other",
 ]
 
