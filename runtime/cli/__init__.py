@@ -29,7 +29,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 EXIT_USAGE = 2
 
 # name -> module of runtime.cli with main(argv, *, stdout, stderr) -> int
-SUBCOMMANDS: dict[str, str] = {"compare": "compare"}
+SUBCOMMANDS: dict[str, str] = {"compare": "compare", "serve": "serve", "audit": "audit"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,6 +60,8 @@ __all__ = ["INTERRUPTED_RESULT", "Conductor", "Limits", "ProviderHandle", "Sessi
 
 INTERRUPTED_RESULT = ("interrupted: the session stopped while this call was running; it may "
                       "or may not have taken effect. Check before calling it again.")
+_STOPPED = outcome("terminated", message="stopped at the end of a turn: the service is "
+                   "shutting down; the session resumes from here")
 CUT_OFF_NOTE = ("\nYour answer was cut off at the output token limit (max_tokens) inside this "
                 "call's arguments: they were not valid JSON and were replaced by {} in the "
                 "conversation. Call the tool again with shorter arguments, or ask for a larger "
@@ -113,6 +115,8 @@ class Conductor:
     approver: Approver | None = None
     on_status: Callable[[str], None] = lambda status: None
     on_turn_scope: Callable[[trio.CancelScope | None], None] = lambda scope: None
+    # asked before each turn: True ends the session there, resumable (a service draining)
+    should_stop: Callable[[], bool] = lambda: False
     turn: int = 0
     _current: int = 0                 # index in spec.order of the provider of the last turn
     _last_input: tuple[int, int] = (0, 0)   # input tokens of the last request, messages then
@@ -128,22 +132,30 @@ class Conductor:
         await self.rec.emit(SessionStart(
             task=task, providers=list(self.spec.order), resumed=restored is not None,
             model=self.providers[self.spec.order[0]].model, tools=self.registry.names()))
+        answered: Outcome | None = None
         if restored is not None:
             self.turn = self.rec.turn = restored.turn
             if restored.pending or not restored.turn_closed:
                 await self._close_open_turn(restored)
             if not task and _answered(self.chat.messages):  # nothing new to ask
-                return outcome("finished", answer=restored.answer)
+                answered = outcome("finished", answer=restored.answer)
+                if not self.spec.keep_open or inbox is None:
+                    return answered
         while True:
-            with trio.CancelScope() as scope:
-                self.on_turn_scope(scope)
-                result = await self.until_answer()
-            self.on_turn_scope(None)
-            if scope.cancelled_caught:
-                result = outcome("interrupted", message="the turn was cancelled")
+            if answered is not None:  # a resumed keep_open session waits for input
+                result, answered = answered, None
+            else:
+                with trio.CancelScope() as scope:
+                    self.on_turn_scope(scope)
+                    result = await self.until_answer()
+                self.on_turn_scope(None)
+                if scope.cancelled_caught:
+                    result = outcome("interrupted", message="the turn was cancelled")
             if not self.spec.keep_open or inbox is None or result.status not in (
                     "finished", "interrupted"):
                 return result
+            if self.should_stop():
+                return _STOPPED
             self.on_status("waiting_input")
             try:
                 text = await inbox.receive()
@@ -162,6 +174,8 @@ class Conductor:
             limit = self._limit_reached()
             if limit is not None:
                 return limit
+            if self.should_stop():
+                return _STOPPED
             self.turn += 1
             self.rec.turn = self.turn
             result = await self._one_turn()

@@ -10,7 +10,8 @@ and ``result()`` tells the truth about it.
 The handle: ``events()`` (the records, live, typed; from any position: what is already on
 disk is read back first), ``result()``, ``send(text)`` (the next user turn of a ``keep_open``
 session), ``approve(call_id, allow)`` (an ``approval: ask`` call), ``cancel()`` and
-``cancel_turn()`` (the current turn only; the session then waits for input).
+``cancel_turn()`` (the current turn only; the session then waits for input), and
+``stop_at_turn_end()`` (end at the next turn boundary, resumable: a service draining).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class Session:
     _inbox_recv: trio.MemoryReceiveChannel[str] | None = None
     _approvals: dict[str, _Approval] = attrs.field(factory=dict)
     _always: set[str] = attrs.field(factory=set)
+    _stop_at_turn_end: bool = False
+    resumed_seq: int = 0               # the journal's last record before this run (resume)
 
     def __attrs_post_init__(self) -> None:
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[str](16)
@@ -123,11 +126,29 @@ class Session:
         self._turn_scope.cancel()
         return True
 
+    def stop_at_turn_end(self) -> None:
+        """End the session at the next turn boundary as ``terminated`` (resumable from
+        there): at once when it waits for input, after the turn in progress otherwise. A
+        service draining before a restart uses it; :meth:`cancel` still cuts a turn."""
+        self._stop_at_turn_end = True
+        if self.status == "waiting_input":
+            self.cancel("terminated")
+
     async def send(self, text: str) -> None:
         """The next user message (a ``keep_open`` session waits for it after each answer)."""
         if self.done or self._inbox_send is None:
             raise RuntimeError(f"session {self.run_id} has ended")
         await self._inbox_send.send(text)
+
+    def send_nowait(self, text: str) -> None:
+        """Like :meth:`send` without waiting: ``trio.WouldBlock`` when 16 messages are
+        already waiting to be read."""
+        if self.done or self._inbox_send is None:
+            raise RuntimeError(f"session {self.run_id} has ended")
+        try:
+            self._inbox_send.send_nowait(text)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise RuntimeError(f"session {self.run_id} has ended") from exc
 
     @property
     def pending_approvals(self) -> list[dict[str, Any]]:
@@ -224,6 +245,13 @@ class Session:
     def turn(self) -> int:
         return self._recorder.turn if self._recorder is not None else 0
 
+    @property
+    def totals(self) -> dict[str, Any]:
+        """Token and cost totals so far (the final ones once it has ended)."""
+        if self._result is not None:
+            return self._result.totals
+        return self._recorder.accounts.totals() if self._recorder is not None else {}
+
     async def run(self, make: Callable[[Recorder, trio.MemorySendChannel[StateMsg]], Conductor],
                   *, task: str | None, redactor: Redactor, key: bytes | None,
                   restored: Restored | None, slots: trio.CapacityLimiter | None,
@@ -233,6 +261,7 @@ class Session:
         path (see the module docstring)."""
         folder = RunFolder(self.run_dir)
         accounts = restored.accounts if restored is not None else Accounts()
+        self.resumed_seq = restored.seq if restored is not None else 0
         final: Outcome = outcome("error", message="the session did not start")
         summary: dict[str, Any] = {}
         journal_failure: BaseException | None = None
@@ -281,10 +310,14 @@ class Session:
     def _set_status(self, status: str) -> None:
         self.status = status
 
+    def _stopping(self) -> bool:
+        return self._stop_at_turn_end
+
     async def _drive(self, conductor: Conductor, task: str | None,
                      restored: Restored | None) -> Outcome:
         conductor.on_status = self._set_status
         conductor.on_turn_scope = self._set_turn_scope
+        conductor.should_stop = self._stopping
         result: Outcome | None = None
         try:
             with self._scope:
