@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ class AuditLog:
                   ) -> None:
         self._seq, self._prev = await trio.to_thread.run_sync(_last, self.path)
         async with trio.open_nursery() as nursery:
-            self._send = await nursery.start(line_writer, self.path, self._seal, True)
+            self._send = await nursery.start(partial(line_writer, self.path, self._seal, sync=True))
             task_status.started()
 
     def _seal(self, record: dict[str, Any]) -> bytes:

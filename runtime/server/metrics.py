@@ -20,7 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -49,6 +56,7 @@ class Metrics:
     """The service's metrics (see the module docstring)."""
 
     def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        disable_created_metrics()  # no *_created series: they double every counter
         reg = self.registry = CollectorRegistry(auto_describe=True)
         reg.register(_Sessions(counts))
         p = "conductor_"

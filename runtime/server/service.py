@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from functools import partial
 
 import msgspec
 import trio
@@ -85,7 +86,7 @@ class Service:
         records = await trio.to_thread.run_sync(self._load_state)
         async with trio.open_nursery() as writers:
             await writers.start(self.audit.run)
-            self._persist = await writers.start(line_writer, self.state_path, bytes, True)
+            self._persist = await writers.start(partial(line_writer, self.state_path, bytes, sync=True))
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._restore(records)
@@ -190,6 +191,9 @@ class Service:
             self.store.put(rec)
             with trio.CancelScope(shield=True):
                 await self.persist(rec)
+            # ended: the record has what the API shows; streams still open keep the handle
+            self.live.pop(rec.id, None)
+            self.engine.sessions.pop(rec.id, None)
         finally:
             self._active -= 1
             self._supervisors -= 1
