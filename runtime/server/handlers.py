@@ -37,7 +37,7 @@ __all__ = ["HANDLERS"]
 
 
 async def _admin_use(ctx: Ctx, rec: SessionRecord, action: str) -> None:
-    """An admin acting on someone else's session is an admin action: audited."""
+    """Acting on someone else's session (``admin``, or an approver) is audited as such."""
     if rec.owner != ctx.who.id:
         await ctx.service.audit.record("admin_access", ctx.who.id, session=rec.id,
                                        owner=rec.owner, action_taken=action)
@@ -137,7 +137,7 @@ async def send_message(request: Request, ctx: Ctx) -> Response:
 async def answer_approval(request: Request, ctx: Ctx) -> Response:
     body: ApprovalRequestBody = ctx.body
     svc = ctx.service
-    rec = svc.visible(ctx.who, request.path_params["id"])
+    rec = svc.visible(ctx.who, request.path_params["id"], approving=True)
     call_id = request.path_params["call_id"]
     await svc.approve(rec, call_id, body.allow, body.reason, body.always, ctx.who.id)
     await svc.audit.record("approval" if body.allow else "denial", ctx.who.id, session=rec.id,

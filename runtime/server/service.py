@@ -222,11 +222,15 @@ class Service:
             return contract_status(s.status) if s.status != "queued" else "running"
         return rec.status
 
-    def visible(self, principal: Principal, session_id: str) -> SessionRecord:
-        """The record of a session the caller may see (404 otherwise: whether another
-        caller's session exists is not told)."""
+    def visible(self, principal: Principal, session_id: str, *, approving: bool = False
+                ) -> SessionRecord:
+        """The record of a session the caller may act on: its own, any with ``admin``, and
+        for answering an approval any with ``approvals:write`` (approvers review other
+        callers' sessions). 404 otherwise: whether another caller's session exists is not
+        told."""
         rec = self.store.get(session_id)
-        if rec is None or (rec.owner != principal.id and not principal.admin):
+        shared = principal.admin or (approving and principal.allows("approvals:write"))
+        if rec is None or (rec.owner != principal.id and not shared):
             raise ApiError(404, "not_found", f"no session {session_id!r}")
         return rec
 
