@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -90,6 +90,8 @@ class Guard:
                     response.headers.update(ctx.headers)
             except ApiError as exc:
                 response = _error(exc, ctx.headers)
+            except ClientDisconnect:  # gone while sending its body: nobody reads this
+                response = _error(ApiError(400, "bad_request", "the client went away"))
             except Exception as exc:  # a bug: logged (redacted), a plain 500 answered
                 self.log("internal error in " + route.name + ": " +
                          "".join(traceback.format_exception(exc)))
@@ -150,6 +152,7 @@ class Guard:
         async for chunk in request.stream():
             size += len(chunk)
             if size > self.max_body:
+                await _discard(request, size, 16 * self.max_body)
                 raise ApiError(413, "payload_too_large", f"the body is over {self.max_body} "
                                "bytes (server.max_body_bytes)")
             chunks.append(chunk)
@@ -168,6 +171,19 @@ class Guard:
             raise ApiError(422, "validation", str(exc), field=_field(str(exc))) from None
         except msgspec.DecodeError as exc:
             raise ApiError(422, "validation", f"the body is not valid JSON: {exc}") from None
+
+
+async def _discard(request: Request, size: int, cap: int) -> None:
+    """Read (and drop) what the client is still sending, up to ``cap`` bytes, so that it
+    gets to read the 413 instead of a connection reset (a lingering close)."""
+    with trio.move_on_after(5):
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    return
+        except ClientDisconnect:
+            return
 
 
 def _field(message: str) -> str | None:

@@ -65,8 +65,9 @@ class RouteSpec:
             out[403] = "the credential lacks the scope"
         if self.body is not None:
             out.update({413: "body larger than server.max_body_bytes",
-                        415: "body is not application/json",
-                        422: "the body does not validate (the field is named)"})
+                        415: "body is not application/json"})
+        if self.body is not None or any(p.where != "path" for p in self.params):
+            out[422] = "a body, query or header parameter does not validate (it is named)"
         if "{id}" in self.path:
             out[404] = "no such session (or not yours)"
         return out
