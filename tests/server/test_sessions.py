@@ -14,14 +14,14 @@ from .conftest import Fake, server_config
 
 async def test_keep_open_conversation_then_cancel(tmp_path: Path, fake: Fake, serve: Any) -> None:
     """A keep_open session answers, takes the next message over HTTP (queued for it while it
-    finishes its turn), answers again, waits for input, and ends as cancelled; a message to
+    finishes its turn), answers again, and ends as cancelled; a message to
     an ended or one-shot session is a 409."""
     api = Api(serve(server_config(tmp_path, fake)).url)
     try:
         sid = (await api.create("first question", keep_open=True))["id"]
         with trio.fail_after(30):
             events = await api.events(sid, until="turn_end")
-        assert [r["type"] for r in records(events)][0] == "session_start"
+        assert next(r["type"] for r in records(events)) == "session_start"
         sent = await api.call("POST", "/v1/sessions/{id}/messages", id=sid,
                               json={"text": "second question"})
         assert sent.status_code == 202
@@ -30,7 +30,7 @@ async def test_keep_open_conversation_then_cancel(tmp_path: Path, fake: Fake, se
                                     until="turn_end")
         texts = [r["text"] for r in records(seen) if r["type"] == "assistant"]
         assert texts and texts[0].startswith("answer 2 to: second question")
-        assert [r["type"] for r in records(seen)][0] == "user"
+        assert next(r["type"] for r in records(seen)) == "user"
         cancelled = await api.call("POST", "/v1/sessions/{id}/cancel", id=sid)
         assert cancelled.status_code == 202
         with trio.fail_after(30):
