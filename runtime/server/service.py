@@ -275,7 +275,7 @@ class Service:
                                "still being processed")
         rec = SessionRecord(
             id=new_run_id(), owner=principal.id, created_at=round(self.clock(), 6),
-            task=self.engine.redactor.text(body.task), provider=body.provider,
+            status="queued", task=self.engine.redactor.text(body.task), provider=body.provider,
             model=body.model, max_turns=body.max_turns, keep_open=body.keep_open,
             metadata=dict(body.metadata) if body.metadata is not None else None,
             idempotency=idem)

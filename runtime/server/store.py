@@ -29,7 +29,7 @@ class SessionRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
     owner: str
     created_at: float
-    status: str = "queued"
+    status: str                                   # always written (no default)
     task: str | None = None
     provider: str | None = None
     model: str | None = None
