@@ -44,8 +44,19 @@ class Ctx:
     def __init__(self, service: Service, principal: Principal | None) -> None:
         self.service = service
         self.principal = principal
-        self.body: Any = None
         self.headers: dict[str, str] = {}
+        self.raw: bytes | None = None
+        self.body_type: type | None = None
+        self._body: Any = None
+
+    @property
+    def body(self) -> Any:
+        """The body decoded into the route's Struct (422 naming the field), on first use:
+        a handler looks its session up first, so a missing session is a 404 whatever the
+        body."""
+        if self._body is None and self.body_type is not None:
+            self._body = _decode(self.raw or b"", self.body_type)
+        return self._body
 
     @property
     def who(self) -> Principal:
@@ -84,7 +95,7 @@ class Guard:
             try:
                 await self._admit(route, request, ctx)
                 if route.body is not None:
-                    ctx.body = await self._body(route, request)
+                    ctx.raw, ctx.body_type = await self._body(route, request), route.body
                 response = await handler(request, ctx)
                 if isinstance(response, Response):
                     response.headers.update(ctx.headers)
@@ -105,8 +116,16 @@ class Guard:
         return endpoint
 
     async def _admit(self, route: RouteSpec, request: Request, ctx: Ctx) -> None:
-        if route.scope is None:
-            return
+        if route.scope is not None:
+            await self._authorize(route, request, ctx)
+        known = {p.name for p in route.params if p.where == "query"}
+        for name in request.query_params:
+            if name not in known:
+                raise ApiError(422, "validation", f"unknown query parameter {name!r}"
+                               + (f"; known: {', '.join(sorted(known))}" if known else ""),
+                               field=name)
+
+    async def _authorize(self, route: RouteSpec, request: Request, ctx: Ctx) -> None:
         ip = request.client.host if request.client else "unknown"
         now = trio.current_time()
         audit = self.service.audit
@@ -134,15 +153,15 @@ class Guard:
             self.service.metrics.rate_limited.inc()
             raise ApiError(429, "rate_limited", f"more than {decision.limit} requests a "
                            "minute for this credential", headers=decision.headers())
-        if not principal.allows(route.scope):
+        if route.scope is not None and not principal.allows(route.scope):
             await audit.record("forbidden", principal.id, ip=ip, scope=route.scope,
                                method=route.method, path=request.url.path)
             raise ApiError(403, "forbidden", f"this credential lacks the scope {route.scope}",
                            headers={"www-authenticate": 'Bearer realm="conductor", error='
                                     f'"insufficient_scope", scope="{route.scope}"'})
 
-    async def _body(self, route: RouteSpec, request: Request) -> Any:
-        """Read the body, refusing it (413) as soon as it is over the limit; decode it."""
+    async def _body(self, route: RouteSpec, request: Request) -> bytes:
+        """Read the body, refusing it (413) as soon as it is over the limit."""
         length = request.headers.get("content-length")
         if length is not None and length.strip().isdigit() and int(length) > self.max_body:
             raise ApiError(413, "payload_too_large", f"the body is {int(length)} bytes; "
@@ -157,20 +176,42 @@ class Guard:
                                "bytes (server.max_body_bytes)")
             chunks.append(chunk)
         data = b"".join(chunks)
-        assert route.body is not None
         if not data.strip():
             if route.body_required:
                 raise ApiError(422, "validation", "the request needs a JSON body")
-            return route.body()
+            return b"{}"
         ctype = request.headers.get("content-type", "")
         if ctype.split(";")[0].strip().lower() != "application/json":
             raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-        try:
-            return msgspec.json.decode(data, type=route.body)
-        except msgspec.ValidationError as exc:
-            raise ApiError(422, "validation", str(exc), field=_field(str(exc))) from None
-        except msgspec.DecodeError as exc:
-            raise ApiError(422, "validation", f"the body is not valid JSON: {exc}") from None
+        return data
+
+
+def _decode(data: bytes, body_type: type) -> Any:
+    """A JSON body as ``body_type``; integral numbers such as ``3.0`` count as integers
+    (JSON Schema's reading of ``integer``)."""
+    try:
+        raw = msgspec.json.decode(data)
+        if isinstance(raw, dict):
+            for name in _int_fields(body_type):
+                value = raw.get(name)
+                if isinstance(value, float) and value.is_integer():
+                    raw[name] = int(value)
+        return msgspec.convert(raw, body_type)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "validation", str(exc), field=_field(str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(422, "validation", f"the body is not valid JSON: {exc}") from None
+
+
+def _int_fields(body_type: type) -> list[str]:
+    info = msgspec.inspect.type_info(body_type)
+    out = []
+    for f in getattr(info, "fields", ()):
+        kinds = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
+        if any(isinstance(k, msgspec.inspect.IntType) for k in kinds) and not any(
+                isinstance(k, msgspec.inspect.FloatType) for k in kinds):
+            out.append(f.name)
+    return out
 
 
 async def _discard(request: Request, size: int, cap: int) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..config import AgentConfig
 from .app import Ctx, Handler, json_response
 from .errors import ApiError
 from .metrics import CONTENT_TYPE
@@ -21,6 +23,7 @@ from .models import (
     Accepted,
     ApprovalAnswer,
     ApprovalRequestBody,
+    CancelBody,
     CreateSession,
     Health,
     MessageBody,
@@ -115,8 +118,9 @@ async def session_events(request: Request, ctx: Ctx) -> Any:
         since = parse_last_event_id(request.headers.get("last-event-id"))
     except ValueError as exc:
         raise ApiError(422, "validation", str(exc), field="Last-Event-ID") from None
+    after = _query_int(request, "after", 0, 0, 999_999_999_999_999)
     if since is None:
-        since = _query_int(request, "after", 0, 0, 999_999_999_999_999)
+        since = after
     deltas = request.query_params.get("deltas", "true").lower()
     if deltas not in ("true", "false", "1", "0"):
         raise ApiError(422, "validation", "deltas must be true or false", field="deltas")
@@ -126,8 +130,8 @@ async def session_events(request: Request, ctx: Ctx) -> Any:
 
 
 async def send_message(request: Request, ctx: Ctx) -> Response:
-    body: MessageBody = ctx.body
     rec = ctx.service.visible(ctx.who, request.path_params["id"])
+    body: MessageBody = ctx.body
     ctx.service.send(rec, body.text)
     await ctx.service.audit.record("message", ctx.who.id, session=rec.id)
     await _admin_use(ctx, rec, "send_message")
@@ -135,9 +139,9 @@ async def send_message(request: Request, ctx: Ctx) -> Response:
 
 
 async def answer_approval(request: Request, ctx: Ctx) -> Response:
-    body: ApprovalRequestBody = ctx.body
     svc = ctx.service
     rec = svc.visible(ctx.who, request.path_params["id"], approving=True)
+    body: ApprovalRequestBody = ctx.body
     call_id = request.path_params["call_id"]
     await svc.approve(rec, call_id, body.allow, body.reason, body.always, ctx.who.id)
     await svc.audit.record("approval" if body.allow else "denial", ctx.who.id, session=rec.id,
@@ -150,8 +154,9 @@ async def answer_approval(request: Request, ctx: Ctx) -> Response:
 async def cancel_session(request: Request, ctx: Ctx) -> Response:
     svc = ctx.service
     rec = svc.visible(ctx.who, request.path_params["id"])
+    body: CancelBody = ctx.body
     status = await svc.cancel(rec)
-    await svc.audit.record("cancel", ctx.who.id, session=rec.id, reason=ctx.body.reason)
+    await svc.audit.record("cancel", ctx.who.id, session=rec.id, reason=body.reason)
     await _admin_use(ctx, rec, "cancel")
     return json_response(Accepted(rec.id, status), 202)  # type: ignore[arg-type]
 
@@ -169,16 +174,18 @@ async def metrics(request: Request, ctx: Ctx) -> Response:
     return Response(ctx.service.metrics.render(), 200, media_type=CONTENT_TYPE)
 
 
-_OPENAPI: bytes | None = None
+def spec_of(cfg: AgentConfig) -> dict[str, Any]:
+    """The OpenAPI document of a deployment: its provider names and, when every provider
+    has an allowlist, its models."""
+    lists = [p.models for p in cfg.providers.values()]
+    models = sorted({m for ms in lists for m in ms}) if all(lists) else []
+    return build(providers=list(cfg.providers), models=models)
 
 
 async def openapi(request: Request, ctx: Ctx) -> Response:
-    global _OPENAPI
-    if _OPENAPI is None:
-        import msgspec
-
-        _OPENAPI = msgspec.json.encode(build())
-    return Response(_OPENAPI, 200, media_type="application/json")
+    if ctx.service.openapi_json is None:
+        ctx.service.openapi_json = msgspec.json.encode(spec_of(ctx.service.engine.cfg))
+    return Response(ctx.service.openapi_json, 200, media_type="application/json")
 
 
 HANDLERS: dict[str, Handler] = {

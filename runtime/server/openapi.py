@@ -8,6 +8,7 @@ description and in ``x-required-scope``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -33,9 +34,23 @@ def _structs() -> list[type]:
     return seen
 
 
+_EVENT = {  # one event of the stream (OpenAPI 3.1: the schema of text/event-stream is per event)
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "description": "the record type; text_delta; stream_end"},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "description": "the record as JSON (a transcript line)"},
+        "id": {"type": "string", "pattern": "^[0-9]+$",
+               "description": "the record's seq (Last-Event-ID resumes after it)"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data", "event"],
+}
+
+
 def _content(kind: Any, refs: dict[type, Any]) -> dict[str, Any]:
     if kind == "sse":
-        return {"text/event-stream": {"schema": {"type": "string"}}}
+        return {"text/event-stream": {"schema": _EVENT}}
     if kind == "text":
         return {"text/plain": {"schema": {"type": "string"}}}
     if kind == "openapi":
@@ -91,11 +106,21 @@ def _operation(route: RouteSpec, refs: dict[type, Any]) -> dict[str, Any]:
     return op
 
 
-def build(*, title: str = "conductor", version: str = "1") -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the service."""
+def build(*, providers: Sequence[str] = (), models: Sequence[str] = (),
+          title: str = "conductor", version: str = "1") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the service; ``providers`` (and ``models``, when every
+    provider has an allowlist) narrow what ``POST /v1/sessions`` accepts to this
+    deployment's config."""
     structs = _structs()
     (schemas, components) = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}")
+    create = components["CreateSession"]["properties"]
+    if providers:
+        create["provider"] = {"anyOf": [{"enum": list(providers)}, {"type": "null"}],
+                              "default": None}
+    if models:
+        create["model"] = {"anyOf": [{"enum": list(models)}, {"type": "null"}],
+                           "default": None}
     refs = dict(zip(structs, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:

@@ -66,6 +66,7 @@ class Service:
         self.audit = AuditLog(engine.logging_dir / "audit.jsonl")
         self.state_path = engine.logging_dir / STATE_FILE
         self.draining = False
+        self.openapi_json: bytes | None = None   # the document, encoded once
         self.closing = trio.Event()          # set when the drain has ended the sessions
         self.clock = clock
         self._active = 0                     # sessions started and not yet ended
@@ -267,7 +268,7 @@ class Service:
             earlier = self.store.by_idempotency(principal.id, digest)
             if earlier is not None and earlier.created_at + IDEMPOTENCY_TTL > self.clock():
                 if earlier.idempotency != idem:
-                    raise ApiError(422, "idempotency_mismatch", "this Idempotency-Key was "
+                    raise ApiError(409, "idempotency_mismatch", "this Idempotency-Key was "
                                    "used with a different body", field="Idempotency-Key")
                 return earlier, True
             if (principal.id, digest) in self._creating:

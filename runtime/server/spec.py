@@ -66,8 +66,7 @@ class RouteSpec:
         if self.body is not None:
             out.update({413: "body larger than server.max_body_bytes",
                         415: "body is not application/json"})
-        if self.body is not None or any(p.where != "path" for p in self.params):
-            out[422] = "a body, query or header parameter does not validate (it is named)"
+        out[422] = "a body, query or header parameter does not validate, or is unknown (named)"
         if "{id}" in self.path:
             out[404] = "no such session (or not yours)"
         return out
@@ -82,7 +81,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/v1/sessions", "create_session", "Start a session",
               "sessions:write",
               {201: (SessionCreated, "created (queued when server.max_sessions run)"),
-               409: (ErrorBody, "Idempotency-Key reused while its first request runs"),
+               409: (ErrorBody, "Idempotency-Key reused with another body, or while its "
+                                "first request runs"),
                503: (ErrorBody, "the service is draining")},
               body=CreateSession,
               params=(Param("Idempotency-Key", "header",
@@ -92,8 +92,9 @@ ROUTES: tuple[RouteSpec, ...] = (
               "sessions:read", {200: (SessionList, "a page of sessions")},
               params=(Param("limit", "query", {"type": "integer", "minimum": 1,
                                                 "maximum": 200, "default": 50}),
-                      Param("cursor", "query", {"type": "string", "maxLength": 200},
-                            "the next of the previous page"),
+                      Param("cursor", "query", {"type": "string",
+                                                 "pattern": "^c[0-9]{1,18}$"},
+                            "the next of the previous page (opaque)"),
                       Param("status", "query", {"type": "string", "enum": [
                           "queued", "running", "waiting_approval", "waiting_input",
                           "finished", "failed", "limit", "cancelled", "interrupted"]}))),

@@ -44,7 +44,7 @@ def stream_end(reason: str, last_event_id: int, message: str) -> bytes:
 def parse_last_event_id(value: str | None) -> int | None:
     """The record position a client resumes after; None when absent; ValueError when it
     is not a non-negative integer."""
-    if value is None or not value.strip():
+    if value is None:
         return None
     text = value.strip()
     if not text.isdigit() or len(text) > 15:

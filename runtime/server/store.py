@@ -10,7 +10,6 @@ touching the service. Both here are plain data structures (no I/O, no clock).
 
 from __future__ import annotations
 
-import base64
 import collections
 from typing import Any, Protocol
 
@@ -95,7 +94,7 @@ class LocalStore:
 
     def page(self, owner: str | None, cursor: str | None, limit: int,
              status: str | None = None) -> tuple[list[SessionRecord], str | None]:
-        before = _decode_cursor(cursor) if cursor else None
+        before = _decode_cursor(cursor) if cursor is not None else None
         picked: list[SessionRecord] = []
         for rec in reversed(self._records.values()):  # insertion order is creation order
             if before is not None and rec.ordinal >= before:
@@ -152,15 +151,10 @@ class LocalQueue:
 
 
 def _encode_cursor(ordinal: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{ordinal}".encode()).decode().rstrip("=")
+    return f"c{ordinal}"
 
 
 def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, num = raw.partition(":")
-        if kind != "o" or not num.isdigit():
-            raise ValueError(cursor)
-        return int(num)
-    except (ValueError, UnicodeDecodeError):
-        raise BadCursor(f"not a cursor of this list: {cursor[:40]!r}") from None
+    if len(cursor) < 2 or cursor[0] != "c" or not cursor[1:].isdigit() or len(cursor) > 19:
+        raise BadCursor(f"not a cursor of this list: {cursor[:40]!r}")
+    return int(cursor[1:])

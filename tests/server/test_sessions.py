@@ -53,7 +53,7 @@ async def test_keep_open_conversation_then_cancel(tmp_path: Path, fake: Fake, se
 
 async def test_idempotency_key(tmp_path: Path, fake: Fake, serve: Any) -> None:
     """The same Idempotency-Key and body give the same session (marked as replayed); the
-    same key with another body is a 422; another caller's same key is its own."""
+    same key with another body is a 409; another caller's same key is its own."""
     api = Api(serve(server_config(tmp_path, fake)).url)
     try:
         headers = {"idempotency-key": "order-42"}
@@ -65,8 +65,8 @@ async def test_idempotency_key(tmp_path: Path, fake: Fake, serve: Any) -> None:
         assert "idempotent-replayed" not in one.headers
         other_body = await api.call("POST", "/v1/sessions", headers=headers,
                                     json={"task": "twice"})
-        assert other_body.status_code == 422
-        assert other_body.json()["error"]["field"] == "Idempotency-Key"
+        assert other_body.status_code == 409
+        assert other_body.json()["error"]["kind"] == "idempotency_mismatch"
         writer = await api.call("POST", "/v1/sessions", "writer", headers=headers,
                                 json={"task": "once"})
         assert writer.status_code == 201 and writer.json()["id"] != one.json()["id"]
