@@ -240,6 +240,17 @@ def _field(message: str) -> str | None:
     return path or None
 
 
+def _dispatch(methods: dict[str, Callable[[Request], Awaitable[Any]]]
+              ) -> Callable[[Request], Awaitable[Any]]:
+    """One endpoint per path (so a 405's ``Allow`` lists every method of the path)."""
+
+    async def endpoint(request: Request) -> Any:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await methods[method](request)
+
+    return endpoint
+
+
 def build_app(service: Service, handlers: dict[str, Handler], *,
               log: Callable[[str], None] = lambda m: None) -> Starlette:
     """The Starlette app of ``service``: exactly ``spec.ROUTES``, each by its handler."""
@@ -247,8 +258,11 @@ def build_app(service: Service, handlers: dict[str, Handler], *,
     missing = {r.name for r in ROUTES} - set(handlers)
     if missing:
         raise ValueError(f"no handler for route(s) {', '.join(sorted(missing))}")
-    routes = [Route(r.path, guard.wrap(r, handlers[r.name]), methods=[r.method], name=r.name)
-              for r in ROUTES]
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Any]]]] = {}
+    for r in ROUTES:
+        by_path.setdefault(r.path, {})[r.method] = guard.wrap(r, handlers[r.name])
+    routes = [Route(path, _dispatch(methods), methods=list(methods))
+              for path, methods in by_path.items()]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

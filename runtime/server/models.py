@@ -33,8 +33,11 @@ Status = Literal["queued", "running", "waiting_approval", "waiting_input", "fini
 STATUSES: tuple[str, ...] = ("queued", "running", "waiting_approval", "waiting_input",
                              "finished", "failed", "limit", "cancelled", "interrupted")
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200_000,
-                                   pattern=r"\S")]
+# not only whitespace (Python's whitespace, spelled out so that ECMA-262 readers of the
+# JSON Schema agree with the server's reading)
+_VISIBLE = ("[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029"
+            "\u202f\u205f\u3000]")
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200_000, pattern=_VISIBLE)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Reason = Annotated[str, msgspec.Meta(max_length=2000)]
 MetaKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

@@ -96,8 +96,10 @@ def fake() -> Iterator[Fake]:
         yield Fake(server, brain)
 
 
-def server_config(tmp_path: Path, fake: Fake, **server: Any) -> Path:
-    """An agent.yaml for ``serve``: the fake provider, run_shell asking for approval."""
+def server_config(tmp_path: Path, fake: Fake, *, tools: dict[str, Any] | None = None,
+                  **server: Any) -> Path:
+    """An agent.yaml for ``serve``: the fake provider, run_shell asking for approval
+    (``tools`` replaces the tools section); ``server`` keys go to the server section."""
     cfg: dict[str, Any] = {
         "provider": "main",
         "providers": {"main": {"kind": "openai-chat", "model": "fake-model",
@@ -105,7 +107,7 @@ def server_config(tmp_path: Path, fake: Fake, **server: Any) -> Path:
                                "base_url": fake.server.base_url("openai-chat"),
                                "retry": {"max_attempts": 1}}},
         "tools": {"builtin": ["run_shell", "list_dir"], "approval": {"run_shell": "ask"},
-                  "workspace": str(tmp_path / "workspace")},
+                  **(tools or {}), "workspace": str(tmp_path / "workspace")},
         "logging": {"dir": str(tmp_path / "logging")},
         "reasoning": {"encrypt": False},
         "pricing": {"fake-model": {"input": 1.0, "output": 2.0}},
@@ -131,6 +133,7 @@ class Served:
              "json"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[dict[str, Any]] = []
         self._listening = threading.Event()
+        self.draining = threading.Event()   # the drain has begun (its first log line)
         self.url = ""
         threading.Thread(target=self._read, daemon=True).start()
         if not self._listening.wait(60):
@@ -145,6 +148,8 @@ class Served:
             except ValueError:
                 line = {"event": "raw", "text": raw.decode(errors="replace")}
             self.lines.append(line)
+            if line.get("event") == "drain":
+                self.draining.set()
             if line.get("event") == "listening":
                 self.url = line["url"]
                 self._listening.set()

@@ -38,9 +38,8 @@ async def test_sigterm_drains_and_restart_resumes(tmp_path: Path, fake: Fake,
         import signal
 
         os.kill(first.pid, signal.SIGTERM)
-        with trio.fail_after(30):
-            while (await api.call("GET", "/ready", None)).status_code != 503:
-                await trio.sleep(0.01)
+        assert await trio.to_thread.run_sync(first.draining.wait, 30)
+        assert (await api.call("GET", "/ready", None)).status_code == 503
         refused = await api.call("POST", "/v1/sessions", json={"task": "too late"})
         assert refused.status_code == 503 and refused.json()["error"]["kind"] == "unavailable"
         approved = await api.call("POST", "/v1/sessions/{id}/approvals/{call_id}", id=asking,
