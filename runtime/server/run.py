@@ -54,6 +54,7 @@ async def serve(cfg: AgentConfig, *, host: str | None = None, port: int | None =
     hc.errorlog = None
     hc.graceful_timeout = 1.0
     hc.include_server_header = False
+    hc.backlog = 2048  # a burst of clients must not overflow the accept queue (SYN retries)
     async with Engine.open(cfg, environ=environ, mcp_errlog=stream, **engine_options) as engine:
         if engine.key_warning:
             say("warning", message=engine.key_warning, code="trace_key")

@@ -5,7 +5,8 @@ sessions waiting for a slot (``queue``; at most ``server.max_sessions`` run at o
 ``server.max_queue`` wait, more are refused), the live session handles, the audit log, the
 metrics and the server state file. ``run`` is its actor (started in the server's nursery):
 the audit and state writers, the dispatcher that starts queued sessions, one supervisor per
-session (its records feed the metrics; its end updates the record), and, on start, the
+session (its end updates the record; every record feeds the metrics through the engine's
+``record_listeners``), and, on start, the
 sessions that the previous process did not finish (``server.resume_on_start``).
 
 The server state file ``<logging.dir>/server_state.jsonl`` is append-only: one line per
@@ -63,6 +64,7 @@ class Service:
         self.queue: SessionQueue = queue or LocalQueue(self.cfg.max_queue)
         self.live: dict[str, Session] = {}
         self.metrics = Metrics(self.counts)
+        engine.record_listeners.append(self.metrics.observe)
         self.audit = AuditLog(engine.logging_dir / "audit.jsonl")
         self.state_path = engine.logging_dir / STATE_FILE
         self.draining = False
@@ -87,7 +89,7 @@ class Service:
         records = await trio.to_thread.run_sync(self._load_state)
         async with trio.open_nursery() as writers:
             await writers.start(self.audit.run)
-            self._persist = await writers.start(partial(line_writer, self.state_path, bytes, sync=True))
+            self._persist = await writers.start(partial(line_writer, self.state_path, bytes))
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._restore(records)
@@ -179,10 +181,9 @@ class Service:
         self._nursery.start_soon(self._supervise, rec, session)
 
     async def _supervise(self, rec: SessionRecord, session: Session) -> None:
-        """Every record to the metrics; at the end, the record's final state."""
+        """At the session's end, the record's final state (its records reach the metrics
+        through the engine's record listeners)."""
         try:
-            async for ev in session.events(since=session.resumed_seq):
-                self.metrics.observe(ev)
             result = await session.result()
             rec.status = contract_status(result.status)
             rec.resume = result.status == "terminated"

@@ -77,14 +77,25 @@ class EventStream:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._produce, frames_send)
             async with frames_recv:
-                while True:
+                ended = False
+                while not ended:
                     data = HEARTBEAT
                     with trio.move_on_after(heartbeat):
                         try:
                             data = await frames_recv.receive()
                         except trio.EndOfChannel:
                             break
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                    parts = [data]
+                    while len(parts) < 64:  # what is already there goes in one write
+                        try:
+                            parts.append(frames_recv.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                        except trio.EndOfChannel:
+                            ended = True
+                            break
+                    await send({"type": "http.response.body", "body": b"".join(parts),
+                                "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _produce(self, out: trio.MemorySendChannel[bytes]) -> None:

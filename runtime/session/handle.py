@@ -95,7 +95,6 @@ class Session:
     _approvals: dict[str, _Approval] = attrs.field(factory=dict)
     _always: set[str] = attrs.field(factory=set)
     _stop_at_turn_end: bool = False
-    resumed_seq: int = 0               # the journal's last record before this run (resume)
 
     def __attrs_post_init__(self) -> None:
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[str](16)
@@ -187,12 +186,19 @@ class Session:
             rec = self._recorder
             live = rec is not None and not rec.closed
             w = rec.watch(deltas=deltas) if live and rec is not None else None
+            replay: list[tuple[RecordBase, bytes]] | None = None
             if w is not None and rec is not None:
-                try:
-                    await rec.flush()
-                except (trio.BrokenResourceError, trio.ClosedResourceError, JournalError):
-                    pass
-            for ev, line in await offload(read_journal, self.run_dir, last):
+                start = rec.recent[0][0].seq - 1 if rec.recent else rec.seq
+                if last >= start:  # everything after `last` is still in memory
+                    replay = list(rec.recent)
+                else:
+                    try:
+                        await rec.flush()
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, JournalError):
+                        pass
+            if replay is None:
+                replay = await offload(read_journal, self.run_dir, last)
+            for ev, line in replay:
                 if ev.seq > last:
                     last = ev.seq
                     yield ev, line  # type: ignore[misc]
@@ -261,7 +267,6 @@ class Session:
         path (see the module docstring)."""
         folder = RunFolder(self.run_dir)
         accounts = restored.accounts if restored is not None else Accounts()
-        self.resumed_seq = restored.seq if restored is not None else 0
         final: Outcome = outcome("error", message="the session did not start")
         summary: dict[str, Any] = {}
         journal_failure: BaseException | None = None
