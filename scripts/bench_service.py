@@ -91,7 +91,7 @@ def _config(folder: Path, base_url: str, sessions: int) -> Path:
 class Serve:
     def __init__(self, config: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, *os.environ.get("BENCH_PY_ARGS", "").split(), "main.py", "serve", "--config", str(config), "--log-format",
+            [sys.executable, "main.py", "serve", "--config", str(config), "--log-format",
              "json"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.url = ""
