@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from ..session.journal import offload
 from .audit import GENESIS, seal
 from .files import line_writer, read_lines
 
@@ -51,7 +52,7 @@ class AuditLog:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        self._seq, self._prev = await trio.to_thread.run_sync(_last, self.path)
+        self._seq, self._prev = await offload(_last, self.path)
         async with trio.open_nursery() as nursery:
             self._send = await nursery.start(partial(line_writer, self.path, self._seal, sync=True))
             task_status.started()

@@ -17,6 +17,8 @@ from typing import Any
 
 import trio
 
+from ..session.journal import offload
+
 __all__ = ["line_writer", "read_lines", "replace"]
 
 _BATCH = 512
@@ -78,4 +80,4 @@ async def line_writer(path: Path, prepare: Callable[[Any], bytes], *, sync: bool
                     break
             data = b"".join(prepare(item) for item in batch)
             with trio.CancelScope(shield=True):  # a batch taken is a batch written
-                await trio.to_thread.run_sync(_append, path, data, sync)
+                await offload(_append, path, data, sync)

@@ -29,6 +29,7 @@ import trio
 from ..engine import Engine, new_run_id
 from ..errors import ConfigError
 from ..session.handle import Session
+from ..session.journal import offload
 from .auditlog import AuditLog
 from .auth import Principal
 from .errors import ApiError
@@ -86,7 +87,7 @@ class Service:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         """Writers up, earlier sessions restored, dispatcher running; until ``drain``."""
-        records = await trio.to_thread.run_sync(self._load_state)
+        records = await offload(self._load_state)
         async with trio.open_nursery() as writers:
             await writers.start(self.audit.run)
             self._persist = await writers.start(partial(line_writer, self.state_path, bytes))

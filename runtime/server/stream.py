@@ -24,6 +24,7 @@ import msgspec
 import trio
 
 from ..session.handle import Dropped, Session, read_journal
+from ..session.journal import offload
 from ..session.records import TextDelta
 from .sse import HEARTBEAT, RETRY, frame, stream_end
 from .store import SessionRecord
@@ -148,6 +149,6 @@ class EventStream:
 
     async def _from_disk(self, out: trio.MemorySendChannel[bytes]) -> None:
         run_dir = self.service.engine.logging_dir / self.rec.id
-        for rec, line in await trio.to_thread.run_sync(read_journal, run_dir, self.since):
+        for rec, line in await offload(read_journal, run_dir, self.since):
             self.last = rec.seq
             await out.send(frame(rec.type, line, rec.seq))

@@ -43,7 +43,7 @@ def test_any_edit_removal_or_swap_is_named(n: int, data: st.DataObject) -> None:
     i = data.draw(st.integers(0, n - 2))
     edited = list(lines)
     edited[i] = edited[i].replace(b'"n":', b'"n":1')
-    assert [p.line for p in verify_lines(edited).problems][0] == i + 1
+    assert next(p.line for p in verify_lines(edited).problems) == i + 1
     removed = lines[:i] + lines[i + 1:]
     report = verify_lines(removed)
     assert not report.ok and report.problems[0].line == i + 1
