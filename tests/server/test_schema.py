@@ -42,7 +42,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path, fake: Fake, serve: Any) -> N
          "-H", f"Authorization: Bearer {KEYS['admin'][0]}", "--checks", "all",
          "--max-examples", "15", "--max-time", "60", "--request-timeout", "20",
          "--workers", "1", "--seed", "1", "--no-color"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
     report = out.stdout[-6000:] + out.stderr[-2000:]
     assert out.returncode == 0, report
     assert "No issues found" in out.stdout or " passed" in out.stdout, report
