@@ -12,7 +12,7 @@ import httpx
 
 from runtime.server.spec import ROUTES
 
-from .conftest import KEYS, ROOT, Fake, server_config
+from .conftest import KEYS, Fake, server_config
 
 
 def test_every_route_is_documented(tmp_path: Path, fake: Fake, serve: Any) -> None:
