@@ -108,6 +108,9 @@ class Engine:
     file_slots: trio.CapacityLimiter
     logging_dir: Path
     sessions: dict[str, Session] = attrs.field(factory=dict)
+    # called with every record of every session as it is emitted (in order, synchronously:
+    # keep them quick and never blocking); the service's metrics are fed this way
+    record_listeners: list[Callable[[Any], None]] = attrs.field(factory=list)
     _nursery: trio.Nursery | None = None
     _actors: trio.Nursery | None = None
 
@@ -270,8 +273,22 @@ class Engine:
                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await session.run(make, task=task, redactor=self.redactor, key=self.key,
                           restored=restored, slots=self.file_slots, started_at=started_at,
-                          on_record=self.hooks.record if self.hooks.active else None,
-                          task_status=task_status)
+                          on_record=self._on_record(), task_status=task_status)
+
+    def _on_record(self) -> Callable[[Any], None] | None:
+        """What a new session calls with each record: the hooks (when any is registered)
+        and the record listeners."""
+        calls = [*([self.hooks.record] if self.hooks.active else []), *self.record_listeners]
+        if not calls:
+            return None
+        if len(calls) == 1:
+            return calls[0]
+
+        def each(rec: Any) -> None:
+            for call in calls:
+                call(rec)
+
+        return each
 
     def notify(self, message: str, code: str = "mcp") -> None:
         """Something that concerns every running session (an MCP server crashed or went

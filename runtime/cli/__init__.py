@@ -36,7 +36,8 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 EXIT_USAGE = 2
 
 # name -> module of runtime.cli with main(argv, *, stdout, stderr) -> int
-SUBCOMMANDS: dict[str, str] = {"compare": "compare", "runs": "runs", "report": "report"}
+SUBCOMMANDS: dict[str, str] = {"compare": "compare", "runs": "runs", "report": "report",
+                               "serve": "serve", "audit": "audit"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,8 @@ __all__ = ["Checker"]
 
 _MCP_NAME = re.compile(r"[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*")
 _URL = re.compile(r"https?://[^/\s]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ORIGIN = re.compile(r"https?://[^/\s]+")
 
 
 class Checker:
@@ -80,6 +82,56 @@ class Checker:
         if not ENV_NAME.fullmatch(cfg.reasoning.key_env):
             raise self.fail("reasoning.key_env", f"{cfg.reasoning.key_env!r} is not an "
                             "environment variable name", "use letters, digits and _")
+        self.server(config_dir)
+
+    def server(self, config_dir: Path) -> None:
+        """``server``: key names unique, hashes of 64 hex digits, one JWT key, origins that
+        are origins. The RS256 key file is made absolute (relative to the config's folder)
+        and must be readable; whether any credential is configured is ``serve``'s check."""
+        srv = self.cfg.server
+        seen: set[str] = set()
+        for i, key in enumerate(srv.api_keys):
+            path = f"server.api_keys[{i}]"
+            if not key.name.strip():
+                raise self.fail(f"{path}.name", "the key has no name",
+                                "give each key a name (it is who acts in the audit log)")
+            if key.name in seen:
+                raise self.fail(f"{path}.name", f"key name {key.name!r} is used twice",
+                                "give each key its own name")
+            seen.add(key.name)
+            if not _SHA256.fullmatch(key.sha256):
+                raise self.fail(f"{path}.sha256", "not a SHA-256 in hex (64 characters "
+                                "0-9 a-f)", "put the hash of the key, never the key: "
+                                "printf %s \"$KEY\" | sha256sum")
+            if not key.scopes:
+                raise self.fail(f"{path}.scopes", "the key has no scope",
+                                "list some of sessions:read, sessions:write, approvals:write, "
+                                "admin")
+        jwt = srv.jwt
+        if jwt is not None:
+            if (jwt.hs256_secret is None) == (jwt.rs256_public_key_file is None):
+                raise self.fail("server.jwt", "JWT needs exactly one of hs256_secret and "
+                                "rs256_public_key_file" + (" (both given)" if jwt.hs256_secret
+                                                           else " (neither given)"),
+                                "give hs256_secret: ${JWT_SECRET} or rs256_public_key_file: "
+                                "path/to/key.pem")
+            if jwt.hs256_secret is not None and len(jwt.hs256_secret) < 32:
+                raise self.fail("server.jwt.hs256_secret", "the secret is shorter than 32 "
+                                "characters (HS256 wants at least 256 bits)",
+                                "use a long random secret, e.g. openssl rand -hex 32")
+            if jwt.rs256_public_key_file is not None:
+                key_path = (config_dir.resolve() / Path(jwt.rs256_public_key_file)
+                            .expanduser()).resolve()
+                if not key_path.is_file():
+                    raise self.fail("server.jwt.rs256_public_key_file", f"{key_path} is not a "
+                                    "file", "point it at the PEM public key of the issuer")
+                jwt.rs256_public_key_file = str(key_path)
+        for i, origin in enumerate(srv.cors_origins):
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise self.fail(f"server.cors_origins[{i}]", f"{origin!r} is not an origin",
+                                "use scheme://host[:port] without a path, or *")
+        if not srv.host.strip():
+            raise self.fail("server.host", "the host is empty", "use 127.0.0.1 or 0.0.0.0")
 
     def provider(self, path: str, prov: ProviderConfig) -> None:
         kind = KINDS[prov.kind]

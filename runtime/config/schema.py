@@ -23,13 +23,16 @@ from ..providers.kinds import KindName
 __all__ = [
     "BUILTIN_TOOLS",
     "ENV_NAME",
+    "SCOPES",
     "AgentConfig",
+    "ApiKeyConfig",
     "ApprovalMode",
     "CacheConfig",
     "CacheMode",
     "CircuitConfig",
     "ContextConfig",
     "ContextStrategy",
+    "JwtConfig",
     "LimitsConfig",
     "LoggingConfig",
     "McpServer",
@@ -41,6 +44,8 @@ __all__ = [
     "RetryConfig",
     "ScriptToolCall",
     "ScriptTurn",
+    "ServerConfig",
+    "ServerRateLimit",
     "TimeoutConfig",
     "ToolsConfig",
     "normalise",
@@ -197,6 +202,54 @@ class ReasoningConfig(_Section):
     key_env: str = "CONDUCTOR_TRACE_KEY"
 
 
+Scope = Literal["sessions:read", "sessions:write", "approvals:write", "admin"]
+SCOPES: tuple[str, ...] = ("sessions:read", "sessions:write", "approvals:write", "admin")
+
+
+class ApiKeyConfig(_Section):
+    """One API key of the service: its ``name`` (who it is in the audit log), the SHA-256 of
+    the key in hex (the key itself is never stored) and its scopes."""
+
+    name: str
+    sha256: str
+    scopes: list[Scope] = msgspec.field(default_factory=list)
+
+
+class JwtConfig(_Section):
+    """Bearer JWTs: HS256 with a shared secret, or RS256 with a public key file; issuer,
+    audience and expiry are checked (``leeway`` seconds of clock skew)."""
+
+    hs256_secret: str | None = None
+    rs256_public_key_file: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    leeway: NonNegative = 30.0
+
+
+class ServerRateLimit(_Section):
+    requests_per_minute: PositiveInt = 600
+
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+
+class ServerConfig(_Section):
+    """``server``: service mode (``python main.py serve``)."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8400
+    api_keys: list[ApiKeyConfig] = msgspec.field(default_factory=list)
+    jwt: JwtConfig | None = None
+    max_body_bytes: PositiveInt = 1_000_000
+    max_sessions: PositiveInt = 100
+    max_queue: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    rate_limit: ServerRateLimit = msgspec.field(default_factory=ServerRateLimit)
+    shutdown_grace: NonNegative = 30.0
+    resume_on_start: bool = True
+    cors_origins: list[str] = msgspec.field(default_factory=list)
+    heartbeat: Positive = 15.0
+
+
 class AgentConfig(_Section, dict=True):
     """A whole agent.yaml. ``source`` / ``config_dir`` / ``environ`` are set by
     ``load_config`` (they are not keys of the file; ``msgspec.structs.replace`` drops them)."""
@@ -213,6 +266,7 @@ class AgentConfig(_Section, dict=True):
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     reasoning: ReasoningConfig = msgspec.field(default_factory=ReasoningConfig)
     pricing: dict[str, Price] = msgspec.field(default_factory=dict)
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
 
     @property
     def source(self) -> Path:
@@ -256,6 +310,8 @@ class AgentConfig(_Section, dict=True):
             out.extend(v for k, v in prov.headers.items() if _secret_name(k))
         for server in self.tools.mcp.values():
             out.extend(v for k, v in server.env.items() if _secret_name(k))
+        if self.server.jwt is not None:
+            out.append(self.server.jwt.hs256_secret or "")
         return list(dict.fromkeys(s for s in out if s))
 
 

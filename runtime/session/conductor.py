@@ -61,6 +61,8 @@ __all__ = ["INTERRUPTED_RESULT", "Conductor", "Limits", "ProviderHandle", "Sessi
 
 INTERRUPTED_RESULT = ("interrupted: the session stopped while this call was running; it may "
                       "or may not have taken effect. Check before calling it again.")
+_STOPPED = outcome("terminated", message="stopped at the end of a turn: the service is "
+                   "shutting down; the session resumes from here")
 CUT_OFF_NOTE = ("\nYour answer was cut off at the output token limit (max_tokens) inside this "
                 "call's arguments: they were not valid JSON and were replaced by {} in the "
                 "conversation. Call the tool again with shorter arguments, or ask for a larger "
@@ -114,6 +116,8 @@ class Conductor:
     approver: Approver | None = None
     on_status: Callable[[str], None] = lambda status: None
     on_turn_scope: Callable[[trio.CancelScope | None], None] = lambda scope: None
+    # asked before each turn: True ends the session there, resumable (a service draining)
+    should_stop: Callable[[], bool] = lambda: False
     turn: int = 0
     _current: int = 0                 # index in spec.order of the provider of the last turn
     _last_input: tuple[int, int] = (0, 0)   # input tokens of the last request, messages then
@@ -157,6 +161,8 @@ class Conductor:
                 if not chatting or result.status not in ("finished", "interrupted"):
                     return result
             waiting = False
+            if self.should_stop():
+                return _STOPPED
             self.on_status("waiting_input")
             assert inbox is not None
             try:
@@ -195,6 +201,8 @@ class Conductor:
             limit = self._limit_reached()
             if limit is not None:
                 return limit
+            if self.should_stop():
+                return _STOPPED
             self.turn += 1
             self.rec.turn = self.turn
             result = await self._one_turn()

@@ -13,7 +13,8 @@ session), ``approve(call_id, allow)`` (an ``approval: ask`` call), ``cancel()`` 
 ``cancel_turn()`` (the current turn only; the session then waits for input), and for a
 ``keep_open`` session ``wait_input()`` (until it waits for the next message), ``close_input()``
 (no more messages: it finishes) and ``switch(provider, model)`` (the next turns go to another
-provider entry or model).
+provider entry or model), and ``stop_at_turn_end()`` (end at the next turn boundary,
+resumable: a service draining).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class Session:
     _approvals: dict[str, _Approval] = attrs.field(factory=dict)
     _always: set[str] = attrs.field(factory=set)
     _conductor: Conductor | None = None
+    _stop_at_turn_end: bool = False
 
     def __attrs_post_init__(self) -> None:
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[str](16)
@@ -129,6 +131,14 @@ class Session:
             return False
         self._turn_scope.cancel()
         return True
+
+    def stop_at_turn_end(self) -> None:
+        """End the session at the next turn boundary as ``terminated`` (resumable from
+        there): at once when it waits for input, after the turn in progress otherwise. A
+        service draining before a restart uses it; :meth:`cancel` still cuts a turn."""
+        self._stop_at_turn_end = True
+        if self.status == "waiting_input":
+            self.cancel("terminated")
 
     async def send(self, text: str) -> None:
         """The next user message (a ``keep_open`` session waits for it after each answer)."""
@@ -173,6 +183,16 @@ class Session:
         c = self._conductor
         return None if c is None else c.providers[c.spec.order[0]]
 
+    def send_nowait(self, text: str) -> None:
+        """Like :meth:`send` without waiting: ``trio.WouldBlock`` when 16 messages are
+        already waiting to be read."""
+        if self.done or self._inbox_send is None:
+            raise RuntimeError(f"session {self.run_id} has ended")
+        try:
+            self._inbox_send.send_nowait(text)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise RuntimeError(f"session {self.run_id} has ended") from exc
+
     @property
     def pending_approvals(self) -> list[dict[str, Any]]:
         return [{"call_id": a.call.id, "name": a.call.name, "arguments": a.arguments}
@@ -210,12 +230,19 @@ class Session:
             rec = self._recorder
             live = rec is not None and not rec.closed
             w = rec.watch(deltas=deltas) if live and rec is not None else None
+            replay: list[tuple[RecordBase, bytes]] | None = None
             if w is not None and rec is not None:
-                try:
-                    await rec.flush()
-                except (trio.BrokenResourceError, trio.ClosedResourceError, JournalError):
-                    pass
-            for ev, line in await offload(read_journal, self.run_dir, last):
+                start = rec.recent[0][0].seq - 1 if rec.recent else rec.seq
+                if last >= start:  # everything after `last` is still in memory
+                    replay = list(rec.recent)
+                else:
+                    try:
+                        await rec.flush()
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, JournalError):
+                        pass
+            if replay is None:
+                replay = await offload(read_journal, self.run_dir, last)
+            for ev, line in replay:
                 if ev.seq > last:
                     last = ev.seq
                     yield ev, line  # type: ignore[misc]
@@ -273,6 +300,11 @@ class Session:
         """The position of the last record written so far (a reader that has seen it is
         up to date)."""
         return self._recorder.seq if self._recorder is not None else 0
+    def totals(self) -> dict[str, Any]:
+        """Token and cost totals so far (the final ones once it has ended)."""
+        if self._result is not None:
+            return self._result.totals
+        return self._recorder.accounts.totals() if self._recorder is not None else {}
 
     async def run(self, make: Callable[[Recorder, trio.MemorySendChannel[StateMsg]], Conductor],
                   *, task: str | None, redactor: Redactor, key: bytes | None,
@@ -336,11 +368,15 @@ class Session:
         elif self._idle.is_set():
             self._idle = trio.Event()
 
+    def _stopping(self) -> bool:
+        return self._stop_at_turn_end
+
     async def _drive(self, conductor: Conductor, task: str | None,
                      restored: Restored | None) -> Outcome:
         conductor.on_status = self._set_status
         conductor.on_turn_scope = self._set_turn_scope
         self._conductor = conductor
+        conductor.should_stop = self._stopping
         result: Outcome | None = None
         try:
             with self._scope:

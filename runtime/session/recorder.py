@@ -10,11 +10,14 @@ U+FFFD: the record path is total.
 
 Watchers (``Session.events``) get ``(record, line)`` pairs through bounded channels with
 ``send_nowait``: a watcher that falls behind is cut off (``overflowed``) and never slows
-the session; the session's reader then catches up from the journal on disk.
+the session; the session's reader then catches up from the journal on disk. The last
+``RECENT`` records stay in memory (``recent``): a watcher that starts close behind the
+session replays them from there instead of from the disk.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +39,9 @@ from .journal import (
 )
 from .records import RecordBase, TextDelta, clean_text, sanitize
 
-__all__ = ["Recorder", "Watcher"]
+__all__ = ["RECENT", "Recorder", "Watcher"]
+
+RECENT = 256
 
 _encoder = msgspec.json.Encoder()
 
@@ -69,6 +74,9 @@ class Recorder:
         self.watchers: list[Watcher] = []
         self.delta_watchers = 0
         self.closed = False
+        # the last records emitted, so that a new watcher close behind starts from memory
+        self.recent: collections.deque[tuple[RecordBase, bytes]] = collections.deque(
+            maxlen=RECENT)
 
     # ---- records ----------------------------------------------------------------------
 
@@ -89,6 +97,7 @@ class Recorder:
         rec.ts, rec.run_id, rec.turn, rec.seq = now(), self.run_id, self.turn, self.seq
         rec, line = self._encode(rec)
         self.accounts.apply(rec)
+        self.recent.append((rec, line))
         if self.on_record is not None:
             self.on_record(rec)
         if self.watchers:

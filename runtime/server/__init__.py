@@ -1,0 +1,31 @@
+"""Service mode: sessions over an authenticated HTTP API (``python main.py serve``).
+
+``run.serve`` runs the engine, the ``Service`` and the Starlette app (``app.build_app``
+with ``handlers.HANDLERS``) under Hypercorn's trio worker. The pure parts: ``spec`` (the
+route table), ``models`` (the bodies), ``openapi``, ``errors``, ``sse``, ``audit`` (the hash
+chain), ``limits``, ``store``. The actors and I/O: ``service``, ``stream``, ``auditlog``,
+``files``. Submodules load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import build_app as build_app
+    from .run import serve as serve
+    from .service import Service as Service
+
+_WHERE = {"build_app": "app", "serve": "run", "Service": "service"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

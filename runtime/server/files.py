@@ -1,0 +1,83 @@
+"""The service's own files, written off the event loop: an append-only line writer.
+
+``line_writer`` is an actor: it owns one file, takes whatever lines are queued as one batch
+and appends them in a worker thread (0600, fsync'd when asked), so a request handler never
+waits on the disk and a file is never written by two tasks at once. ``prepare`` turns each
+queued item into its line inside the actor, in arrival order (the audit log's hash chain is
+built there). ``read_lines`` and ``replace`` are the synchronous helpers the service calls
+through ``trio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..session.journal import offload
+
+__all__ = ["line_writer", "read_lines", "replace"]
+
+_BATCH = 512
+
+
+def _append(path: Path, data: bytes, sync: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_lines(path: Path) -> list[bytes]:
+    """The lines of a file (none when it does not exist)."""
+    try:
+        return path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def replace(path: Path, data: bytes) -> None:
+    """Write a whole file atomically (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+async def line_writer(path: Path, prepare: Callable[[Any], bytes], *, sync: bool = False,
+                      bound: int = 4096,
+                      task_status: trio.TaskStatus[trio.MemorySendChannel[Any]]
+                      = trio.TASK_STATUS_IGNORED) -> None:
+    """Append ``prepare(item)`` for every item sent, until the channel is closed; then
+    return once everything sent is on disk. An ``OSError`` ends the actor (the caller
+    decides what a file that cannot be written means)."""
+    send, recv = trio.open_memory_channel[Any](bound)
+    async with recv:
+        task_status.started(send)
+        while True:
+            try:
+                batch = [await recv.receive()]
+            except trio.EndOfChannel:
+                return
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(recv.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            data = b"".join(prepare(item) for item in batch)
+            with trio.CancelScope(shield=True):  # a batch taken is a batch written
+                await offload(_append, path, data, sync)
