@@ -300,6 +300,8 @@ class Session:
         """The position of the last record written so far (a reader that has seen it is
         up to date)."""
         return self._recorder.seq if self._recorder is not None else 0
+
+    @property
     def totals(self) -> dict[str, Any]:
         """Token and cost totals so far (the final ones once it has ended)."""
         if self._result is not None:
