@@ -271,9 +271,14 @@ class Engine:
     async def _run(self, session: Session, make: Callable[..., Conductor], task: str | None,
                    restored: Restored | None, started_at: float, *,
                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await session.run(make, task=task, redactor=self.redactor, key=self.key,
-                          restored=restored, slots=self.file_slots, started_at=started_at,
-                          on_record=self._on_record(), task_status=task_status)
+        try:
+            await session.run(make, task=task, redactor=self.redactor, key=self.key,
+                              restored=restored, slots=self.file_slots,
+                              started_at=started_at, on_record=self._on_record(),
+                              task_status=task_status)
+        finally:  # the engine keeps running sessions only; the caller keeps its handle
+            if self.sessions.get(session.run_id) is session:
+                del self.sessions[session.run_id]
 
     def _on_record(self) -> Callable[[Any], None] | None:
         """What a new session calls with each record: the hooks (when any is registered)

@@ -196,7 +196,6 @@ class Service:
                 await self.persist(rec)
             # ended: the record has what the API shows; streams still open keep the handle
             self.live.pop(rec.id, None)
-            self.engine.sessions.pop(rec.id, None)
         finally:
             self._active -= 1
             self._supervisors -= 1
