@@ -11,41 +11,22 @@ from __future__ import annotations
 
 import inspect
 import signal
-import sys
 import threading
-from typing import Any, TextIO
+from typing import Any
 
 import trio
 
 from ..config import AgentConfig
 from ..engine import Engine
-from ..session.client import Asker, follow
+from ..session.client import follow
 from ..session.handle import Session
 from ..session.outcome import SessionResult
 from ..session.records import Event
+from ..tools.approval import Asker, terminal_asker
 from .console import Console
 from .status import Screen
 
 __all__ = ["attach", "run", "terminal_asker"]
-
-
-def terminal_asker(stdin: TextIO | None = None, stderr: TextIO | None = None) -> Asker | None:
-    """Prompts on stderr and reads the answer from stdin; ``None`` without a terminal."""
-    inp = stdin if stdin is not None else sys.stdin
-    out = stderr if stderr is not None else sys.stderr
-    try:
-        tty = inp is not None and inp.isatty()
-    except (ValueError, OSError):
-        tty = False
-    if not tty:
-        return None
-
-    def ask(prompt: str) -> bool:
-        out.write(prompt)
-        out.flush()
-        return inp.readline().strip().lower() in ("y", "yes")
-
-    return ask
 
 
 async def attach(session: Session, console: Console, *, asker: Asker | None = None,

@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from ..session.journal import offload
+from ..session.journal import offload, receive_batch
 
 __all__ = ["line_writer", "read_lines", "replace"]
 
@@ -68,16 +68,7 @@ async def line_writer(path: Path, prepare: Callable[[Any], bytes], *, sync: bool
     send, recv = trio.open_memory_channel[Any](bound)
     async with recv:
         task_status.started(send)
-        while True:
-            try:
-                batch = [await recv.receive()]
-            except trio.EndOfChannel:
-                return
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(recv.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
+        while (batch := await receive_batch(recv, _BATCH)) is not None:
             data = b"".join(prepare(item) for item in batch)
             with trio.CancelScope(shield=True):  # a batch taken is a batch written
                 await offload(_append, path, data, sync)

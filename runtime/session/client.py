@@ -8,40 +8,16 @@ block on a terminal, or async), and returns the session's result.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
-import msgspec
 import trio
 
+from ..tools.approval import Asker, prompt_of, run_asker
 from .handle import Session
 from .outcome import SessionResult
 from .records import ApprovalRequest, Event
 
-__all__ = ["Asker", "follow", "prompt_of"]
-
-Asker = Callable[[str], bool | Awaitable[bool]]
-_ARGS_PREVIEW = 500
-
-
-def prompt_of(name: str, arguments: Any) -> str:
-    """The question put to a person about one call."""
-    args = msgspec.json.encode(arguments or {}).decode()
-    if len(args) > _ARGS_PREVIEW:
-        args = args[:_ARGS_PREVIEW] + f"... ({len(args) - _ARGS_PREVIEW} more characters)"
-    return f"\nThe model wants to run {name} {args}\nAllow? [y/N] "
-
-
-async def _ask(asker: Asker, prompt: str) -> bool:
-    if inspect.iscoroutinefunction(asker):
-        answer: Any = await asker(prompt)
-    else:
-        answer = await trio.to_thread.run_sync(asker, prompt, abandon_on_cancel=True)
-        if inspect.isawaitable(answer):
-            answer = await answer
-    return answer is True
-
+__all__ = ["Asker", "follow"]
 
 async def follow(session: Session, on_event: Callable[[Event], None] | None = None, *,
                  asker: Asker | None = None, deltas: bool = False) -> SessionResult:
@@ -51,7 +27,7 @@ async def follow(session: Session, on_event: Callable[[Event], None] | None = No
         async def approve(ev: ApprovalRequest) -> None:
             assert asker is not None
             try:
-                allowed = await _ask(asker, prompt_of(ev.name, ev.arguments))
+                allowed = await run_asker(asker, prompt_of(ev.name, ev.arguments))
             except Exception as exc:
                 await session.approve(ev.call_id, False, f"approval prompt failed "
                                       f"({type(exc).__name__}: {exc}); the call was not run")

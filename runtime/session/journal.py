@@ -45,6 +45,7 @@ __all__ = [
     "WriteFile",
     "journal_actor",
     "offload",
+    "receive_batch",
 ]
 
 DIR_MODE = 0o700
@@ -259,19 +260,29 @@ async def journal_actor(
     return folder.lines
 
 
+M = TypeVar("M")
+
+
+async def receive_batch(recv: trio.MemoryReceiveChannel[M], limit: int = _BATCH
+                        ) -> list[M] | None:
+    """Wait for one message, then take whatever else is already queued (up to ``limit``):
+    one batch, written with one hop to a worker thread. ``None`` once the channel ended."""
+    try:
+        batch = [await recv.receive()]
+    except trio.EndOfChannel:
+        return None
+    while len(batch) < limit:
+        try:
+            batch.append(recv.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+    return batch
+
+
 async def _serve(folder: RunFolder, recv: trio.MemoryReceiveChannel[JournalMsg],
                  slots: trio.CapacityLimiter | None, patience: float,
                  sleep: Callable[[float], Any]) -> None:
-    while True:
-        try:
-            batch = [await recv.receive()]
-        except trio.EndOfChannel:
-            return
-        while len(batch) < _BATCH:
-            try:
-                batch.append(recv.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
+    while (batch := await receive_batch(recv)) is not None:
         await _write(folder, batch, slots, patience, sleep)
         for m in batch:
             if type(m) is Flush:

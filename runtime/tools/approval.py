@@ -17,7 +17,8 @@ from typing import Any, TextIO
 import msgspec
 import trio
 
-__all__ = ["Asker", "Decision", "approval_mode", "decide", "terminal_asker"]
+__all__ = ["Asker", "Decision", "approval_mode", "decide", "prompt_of", "run_asker",
+           "terminal_asker"]
 
 Asker = Callable[[str], bool | Awaitable[bool]]
 
@@ -68,14 +69,16 @@ def terminal_asker(stdin: TextIO | None = None, stderr: TextIO | None = None) ->
     return ask
 
 
-def _prompt(name: str, arguments: Mapping[str, Any] | None) -> str:
+def prompt_of(name: str, arguments: Mapping[str, Any] | None) -> str:
     args = msgspec.json.encode(arguments or {}).decode()
     if len(args) > _ARGS_PREVIEW:
         args = args[:_ARGS_PREVIEW] + f"... ({len(args) - _ARGS_PREVIEW} more characters)"
     return f"\nThe model wants to run {name} {args}\nAllow? [y/N] "
 
 
-async def _run_asker(ask: Asker, prompt: str) -> bool:
+async def run_asker(ask: Asker, prompt: str) -> bool:
+    """Ask: an async asker is awaited, a plain one runs in a worker thread (it may block on
+    a terminal); only ``True`` allows."""
     if inspect.iscoroutinefunction(ask):
         answer: Any = await ask(prompt)
     else:
@@ -100,7 +103,7 @@ async def decide(name: str, arguments: Mapping[str, Any] | None, mode: str,
         return Decision(False, mode, "approval required but no terminal to ask on; "
                                      f"set tools.approval.{name}: auto to allow")
     try:
-        allowed = await _run_asker(ask, _prompt(name, arguments))
+        allowed = await run_asker(ask, prompt_of(name, arguments))
     except Exception as exc:
         return Decision(False, mode, f"approval prompt failed ({type(exc).__name__}: {exc}); "
                                      "the call was not run")
