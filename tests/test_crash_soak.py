@@ -81,8 +81,8 @@ async def test_sigkill_at_twenty_instants_then_resume(tmp_path: Path) -> None:
                 proc = await trio.lowlevel.open_process(
                     [sys.executable, str(ROOT / "main.py"), "--config", str(path), *args],
                     env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                target = len(lines(run_dir)) + rng.randrange(2, 9)
-                extra = rng.uniform(0, 0.03)
+                target = len(lines(run_dir)) + rng.randrange(1, 5)
+                extra = rng.uniform(0, 0.01)
                 while proc.poll() is None and len(lines(run_dir)) < target:  # noqa: ASYNC110 - the child writes it
                     await trio.sleep(0.002)  # polling the journal written by the child
                 if proc.poll() is None and kills < KILLS:
