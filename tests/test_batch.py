@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import trio
-import trio.testing
 import yaml
 
 from runtime.cli import main
@@ -33,37 +32,6 @@ from runtime.tools import make_tool
 from tests.recordings import ROOT
 
 ENV = {"TEST_TRACE_KEY": "batch-test-trace-key"}
-
-
-@pytest.fixture
-def thread_aware_clock(monkeypatch: pytest.MonkeyPatch) -> trio.testing.MockClock:
-    """Virtual time that never jumps while a worker thread is busy.
-
-    Trio counts a task waiting for ``trio.to_thread.run_sync`` as idle, so a plain
-    autojump clock jumps to the next deadline whenever a journal write takes longer than
-    its threshold (a loaded machine): a request's timeout, or the test's own
-    ``fail_after``, fires although nothing is late. Here every thread call is counted and
-    the clock only jumps when none is in flight."""
-    busy = [0]
-    run_sync = trio.to_thread.run_sync
-
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        busy[0] += 1
-        try:
-            return await run_sync(*args, **kwargs)
-        finally:
-            busy[0] -= 1
-
-    monkeypatch.setattr(trio.to_thread, "run_sync", counted)
-    clock = trio.testing.MockClock(autojump_threshold=0.01)
-    jump = clock._autojump
-
-    def autojump() -> None:
-        if not busy[0]:
-            jump()
-
-    clock._autojump = autojump  # type: ignore[method-assign]
-    return clock
 
 
 def task_and_turn(req: RecordedRequest) -> tuple[str, int]:
@@ -166,7 +134,7 @@ async def run_in_process(cfg_path: Path, tasks_path: Path, batch_id: str, concur
 
 
 async def test_200_tasks_with_faults_complete_add_up_and_rerun_sends_nothing(
-        tmp_path: Path, thread_aware_clock: Any) -> None:
+        tmp_path: Path, autojump_clock: Any) -> None:
     """200 tasks at concurrency 50 (a tool call each; 429s, 500s, cut streams, HTML pages):
     every run folder is complete, batch.json adds up and matches the folders, and a rerun
     with the same batch id sends no request and changes no file."""

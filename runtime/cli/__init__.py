@@ -8,7 +8,8 @@ failure after retries and fallbacks, 4 a budget or turn limit was hit, 130 inter
 
 With no task and a terminal on stdin (or ``-i``) it is interactive
 (``runtime.cli.interactive``); otherwise a live status line is drawn on stderr when stderr
-is a terminal (``runtime.cli.status``).
+is a terminal (``runtime.cli.status``). ``--tasks FILE`` runs a batch of tasks instead
+(``runtime.cli.batch``, README "Batch mode").
 
 Subcommands (``python main.py NAME ...``) live in their own modules, listed in
 ``SUBCOMMANDS``: each module has ``main(argv, *, stdout, stderr) -> int``: ``compare``, ``runs`` (the

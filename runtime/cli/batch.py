@@ -40,6 +40,7 @@ from ..engine import Engine, new_run_id, valid_run_id
 from ..errors import ConfigError
 from ..redact import Redactor
 from ..session.handle import Session, read_journal
+from ..session.journal import offload
 from .batch_display import BarDisplay, Display, LineDisplay
 from .batch_report import Tally, batch_document, plan, progress, summary_lines
 from .batch_tasks import TaskSpec, parse_tasks
@@ -178,9 +179,9 @@ class _Batch:
     async def write(self, state: str) -> dict[str, Any]:
         """Write ``batch.json`` (in a worker thread) unless it already says this."""
         doc = self.document(state)
-        data = await trio.to_thread.run_sync(_encode, doc)
+        data = await offload(_encode, doc)
         if data != self.written:
-            await trio.to_thread.run_sync(_replace, self.batch_dir / BATCH_FILE, data)
+            await offload(_replace, self.batch_dir / BATCH_FILE, data)
             self.written = data
         return doc
 
@@ -298,11 +299,11 @@ async def run_batch(cfg: AgentConfig, specs: list[TaskSpec], *, batch_id: str,
     ``engine_options`` are :meth:`Engine.open`'s seams (``transport``, ``providers``,
     ``tools``, ``hooks``)."""
     batch_dir = Path(cfg.logging.dir) / batch_id
-    await trio.to_thread.run_sync(_prepare, batch_dir)
+    await offload(_prepare, batch_dir)
     with _locked(batch_dir):
-        tallies = await trio.to_thread.run_sync(_survey, batch_dir, specs)
+        tallies = await offload(_survey, batch_dir, specs)
         batch = _Batch(batch_id, batch_dir, specs, tallies, display, config_file, tasks_file)
-        batch.written = await trio.to_thread.run_sync(_read, batch_dir / BATCH_FILE)
+        batch.written = await offload(_read, batch_dir / BATCH_FILE)
         plans = [plan(t) for t in tallies]
         todo = [i for i, p in enumerate(plans) if p != "skip"]
         display.note(f"batch {batch_id}: {len(specs)} tasks ({plans.count('skip')} settled, "
@@ -324,7 +325,8 @@ async def run_batch(cfg: AgentConfig, specs: list[TaskSpec], *, batch_id: str,
                         if signals and threading.current_thread() is threading.main_thread():
                             await nursery.start(batch.signals)
                         await nursery.start(batch.writer)
-                        nursery.start_soon(batch.redraw)
+                        if display.redraws:
+                            nursery.start_soon(batch.redraw)
                         await batch.run(engine, todo, concurrency)
                         nursery.cancel_scope.cancel()
             state = batch.stopping or "complete"

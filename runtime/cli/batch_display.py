@@ -32,6 +32,8 @@ __all__ = ["BarDisplay", "Display", "LineDisplay", "task_fields"]
 
 
 class Display(Protocol):
+    redraws: bool   # wants update() a few times a second
+
     def begin(self, stats: dict[str, Any]) -> None: ...
     def note(self, text: str, **fields: Any) -> None: ...
     def task_done(self, row: dict[str, Any], stats: dict[str, Any]) -> None: ...
@@ -52,6 +54,8 @@ def task_fields(row: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
 
 class LineDisplay:
     """One line per ended task on stderr (no terminal, or ``--log-format json``)."""
+
+    redraws = False
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -80,6 +84,8 @@ def _money(cost: float) -> str:
 
 class BarDisplay:
     """A live progress bar on a terminal (``rich``, drawn on stderr)."""
+
+    redraws = True
 
     def __init__(self, console: RichConsole, redactor: Redactor, *,
                  get_time: Callable[[], float] | None = None) -> None:
