@@ -583,3 +583,25 @@ def test_progress_bar_on_a_pseudo_terminal(tmp_path: Path) -> None:
     assert "[limit] two: turn limit reached" in text
     assert stdout.startswith("batch tty: complete, exit code 4, 3 tasks")
     assert "\x1b" not in stdout
+
+
+def test_tasks_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--tasks -` reads the tasks from stdin; its errors name <stdin>."""
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(SCRIPTED.replace("LOGDIR", str(tmp_path / "logs")))
+
+    class Stdin:
+        def __init__(self, data: bytes) -> None:
+            self.buffer = io.BytesIO(data)
+
+    monkeypatch.setattr(sys, "stdin", Stdin(b'"hello"\n'))
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--config", str(cfg), "--tasks", "-", "--batch-id", "in"], stdout=out,
+                stderr=err)
+    assert code == 0, err.getvalue()
+    doc = json.loads((tmp_path / "logs" / "in" / "batch.json").read_text())
+    assert doc["tasks_file"] == "<stdin>" and doc["counts"] == {"finished": 1}
+    monkeypatch.setattr(sys, "stdin", Stdin(b'"hello"\n{"id": 1}\n'))
+    err = io.StringIO()
+    code = main(["--config", str(cfg), "--tasks", "-"], stdout=io.StringIO(), stderr=err)
+    assert code == 2 and err.getvalue().startswith("error: <stdin>: line 2: missing key")

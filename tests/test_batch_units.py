@@ -256,7 +256,8 @@ def test_the_progress_bar_renders_and_ends_cleanly() -> None:
     stats = {"total": 3, "done": 0, "running": 2, "failed": 0, "tokens": 0, "cost_usd": 0.0}
     bar.begin(stats)
     stats = {**stats, "done": 1, "running": 2, "failed": 1, "tokens": 12345, "cost_usd": 0.5}
-    bar.task_done(_row("t1", "provider_failed", "401 with key sk-secret-999"), stats)
+    bar.task_done(_row("t1", "provider_failed", "401 with key sk-secret-999"), 1, 3)
+    bar.update(stats)
     bar.close({**stats, "done": 3, "running": 0})
     text = screen.getvalue()
     assert text.startswith("\x1b[?25l") and text.endswith("\x1b[?25h")
@@ -272,9 +273,8 @@ def test_line_display_writes_one_line_per_task() -> None:
     warning otherwise, with its message; JSON with --log-format json."""
     err = io.StringIO()
     lines = LineDisplay(Console(io.StringIO(), err, Redactor([]), fmt="json"))
-    stats = {"total": 2, "done": 1}
-    lines.task_done(_row("a", "finished"), stats)
-    lines.task_done(_row("b", "limit", "turn limit reached"), {"total": 2, "done": 2})
+    lines.task_done(_row("a", "finished"), 1, 2)
+    lines.task_done(_row("b", "limit", "turn limit reached"), 2, 2)
     a, b = (json.loads(x) for x in err.getvalue().splitlines())
     assert (a["event"], a["level"], a["id"], a["status"], a["done"]) == (
         "task", "info", "a", "finished", 1)
@@ -282,5 +282,5 @@ def test_line_display_writes_one_line_per_task() -> None:
     assert (b["level"], b["message"], b["total"]) == ("warning", "turn limit reached", 2)
     err = io.StringIO()
     LineDisplay(Console(io.StringIO(), err, Redactor([]))).task_done(_row("c", "finished"),
-                                                                      stats)
+                                                                      1, 2)
     assert "task c finished" in err.getvalue() and "turns=2" in err.getvalue()

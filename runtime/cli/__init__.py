@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stderr log format (logging.format)")
     batch = p.add_argument_group("batch mode (README: Batch mode)")
     batch.add_argument("--tasks", metavar="FILE",
-                       help="run every task of a JSON-lines file, each in its own run folder")
+                       help="run every task of a JSON-lines file (- reads stdin), each in "
+                            "its own run folder")
     batch.add_argument("--concurrency", type=int, metavar="N",
                        help="tasks running at once (default 8)")
     batch.add_argument("--batch-id", metavar="ID",

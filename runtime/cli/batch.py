@@ -24,6 +24,7 @@ import json
 import os
 import resource
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -41,6 +42,7 @@ from ..errors import ConfigError
 from ..redact import Redactor
 from ..session.handle import Session, read_journal
 from ..session.journal import offload
+from ..session.outcome import Status
 from .batch_display import BarDisplay, Display, LineDisplay
 from .batch_report import Tally, batch_document, plan, progress, summary_lines
 from .batch_tasks import TaskSpec, parse_tasks
@@ -52,6 +54,7 @@ __all__ = ["DEFAULT_CONCURRENCY", "BatchResult", "concurrency_bound", "main", "r
 DEFAULT_CONCURRENCY = 8
 BATCH_FILE = "batch.json"
 LOCK_FILE = ".lock"          # task ids cannot start with a dot
+STDIN = "<stdin>"
 _REFRESH = 0.2               # s between two redraws of the progress bar
 _WRITE_GAP = 0.25            # s at least between two rewrites of batch.json
 EXIT_USAGE = 2
@@ -67,9 +70,13 @@ def concurrency_bound() -> int:
 
 
 def read_tasks(path: str, cfg: AgentConfig) -> list[TaskSpec]:
-    """The checked tasks of a tasks file (``ConfigError`` naming file, line and fix)."""
+    """The checked tasks of a tasks file, ``-`` for stdin (``ConfigError`` naming file,
+    line and fix)."""
     try:
-        data = Path(path).read_bytes()
+        if path == "-":
+            path, data = STDIN, sys.stdin.buffer.read()
+        else:
+            data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError("tasks file not found", file=path,
                           fix=f"check the --tasks path (relative paths start at "
@@ -158,17 +165,34 @@ class _Batch:
     config: str
     tasks_file: str
     started_at: float = attrs.field(factory=time.time)
-    stopping: str | None = None
+    stopping: Status | None = None
+    done: int = 0                  # tasks ended (settled ones included)
     sessions: dict[int, Session] = attrs.field(factory=dict)
     _dirty: trio.Event = attrs.field(factory=trio.Event)
     written: bytes | None = None   # what batch.json holds
+    folders: list[str] = attrs.field(init=False)
+    _rows: list[dict[str, Any] | None] = attrs.field(init=False)   # None: running
+
+    def __attrs_post_init__(self) -> None:
+        self.folders = [str(self.batch_dir / s.id) for s in self.specs]
+        self._rows = [None] * len(self.specs)
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Task i's row; kept once the task is no longer running (a long batch rewrites
+        batch.json without rebuilding every row)."""
+        row = self._rows[i]
+        if row is None:
+            row = self.tallies[i].row(self.specs[i], self.folders[i])
+            if self.tallies[i].status != "running":
+                self._rows[i] = row
+        return row
 
     def document(self, state: str) -> dict[str, Any]:
-        folders = [str(self.batch_dir / s.id) for s in self.specs]
         return batch_document(batch_id=self.batch_id, state=state, specs=self.specs,
-                              tallies=self.tallies, folders=folders, config=self.config,
+                              tallies=self.tallies, folders=self.folders, config=self.config,
                               tasks_file=self.tasks_file, folder=str(self.batch_dir),
-                              started_at=self.started_at)
+                              started_at=self.started_at,
+                              rows=[self.row(i) for i in range(len(self.specs))])
 
     def stats(self) -> dict[str, Any]:
         return progress(self.tallies)
@@ -189,24 +213,25 @@ class _Batch:
         """Rewrite ``batch.json`` whenever a task started or ended (at most every
         ``_WRITE_GAP`` s)."""
         task_status.started()
+        gap = max(_WRITE_GAP, len(self.specs) / 8000)  # ~4 MB a second at most
         while True:
             await self._dirty.wait()
             self._dirty = trio.Event()
             await self.write("running")
-            await trio.sleep(_WRITE_GAP)
+            await trio.sleep(gap)
 
     async def redraw(self) -> None:
         while True:
             await trio.sleep(_REFRESH)
             self.display.update(self.stats())
 
-    def stop(self, status: str) -> None:
+    def stop(self, status: Status) -> None:
         """A signal: start nothing more, cancel what runs (their folders are closed)."""
         first = self.stopping is None
-        if first or status == "terminated":
+        if self.stopping is None or status == "terminated":
             self.stopping = status
         for s in list(self.sessions.values()):
-            s.cancel(self.stopping)  # type: ignore[arg-type]
+            s.cancel(self.stopping)
         if first:
             self.display.note(f"{status}: cancelling {len(self.sessions)} running task(s); "
                               "a rerun with the same --batch-id finishes the rest",
@@ -224,6 +249,7 @@ class _Batch:
         spec, before = self.specs[i], self.tallies[i]
         resume = plan(before) == "resume"
         tally = self.tallies[i] = Tally.running()
+        self._rows[i] = None
         self.changed()
         try:
             session = await engine.start(
@@ -232,12 +258,13 @@ class _Batch:
                 max_turns=spec.max_turns, folder=self.batch_dir, on_approval="deny")
         except Exception as exc:  # the task cannot start (its folder, its journal)
             self.tallies[i] = before
+            self._rows[i] = None
             before.fail(f"the task could not start: {type(exc).__name__}: {exc}", time.time())
             self.ended(i)
             return
         self.sessions[i] = session
         if self.stopping is not None:
-            session.cancel(self.stopping)  # type: ignore[arg-type]
+            session.cancel(self.stopping)
         with contextlib.suppress(Exception):  # a folder that cannot be read: the result
             async for ev in session.events():
                 tally.apply(ev)
@@ -249,8 +276,10 @@ class _Batch:
         self.ended(i)
 
     def ended(self, i: int) -> None:
-        row = self.tallies[i].row(self.specs[i], str(self.batch_dir / self.specs[i].id))
-        self.display.task_done(row, self.stats())
+        """A task ended: its line (a constant cost: a batch of any size stays linear)."""
+        self.done += 1
+        self._rows[i] = None
+        self.display.task_done(self.row(i), self.done, len(self.specs))
         self.changed()
 
     async def run(self, engine: Engine, todo: list[int], concurrency: int) -> None:
@@ -273,9 +302,11 @@ class _Batch:
                                        message=result.message, totals=result.totals,
                                        at=time.time())
         self.sessions.clear()
-        for tally in self.tallies:
+        for i, tally in enumerate(self.tallies):
             if tally.live:  # started, never got as far as a session
                 tally.live, tally.status = False, "incomplete"
+            if tally.status != "pending":
+                self._rows[i] = None
 
 
 def _encode(doc: dict[str, Any]) -> bytes:
@@ -303,6 +334,7 @@ async def run_batch(cfg: AgentConfig, specs: list[TaskSpec], *, batch_id: str,
     with _locked(batch_dir):
         tallies = await offload(_survey, batch_dir, specs)
         batch = _Batch(batch_id, batch_dir, specs, tallies, display, config_file, tasks_file)
+        batch.done = sum(t.ended for t in tallies)
         batch.written = await offload(_read, batch_dir / BATCH_FILE)
         plans = [plan(t) for t in tallies]
         todo = [i for i, p in enumerate(plans) if p != "skip"]
@@ -417,7 +449,8 @@ def main(args: argparse.Namespace, cfg: AgentConfig, console: Console, *, redact
     try:
         result = trio.run(lambda: run_batch(
             cfg, specs, batch_id=batch_id, display=display, concurrency=concurrency,
-            config_file=str(cfg.source), tasks_file=str(Path(args.tasks).resolve()),
+            config_file=str(cfg.source),
+            tasks_file=STDIN if args.tasks == "-" else str(Path(args.tasks).resolve()),
             mcp_errlog=mcp_errlog))
     except BaseException as exc:
         bad = _only(exc, ConfigError)

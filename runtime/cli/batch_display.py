@@ -36,17 +36,17 @@ class Display(Protocol):
 
     def begin(self, stats: dict[str, Any]) -> None: ...
     def note(self, text: str, **fields: Any) -> None: ...
-    def task_done(self, row: dict[str, Any], stats: dict[str, Any]) -> None: ...
+    def task_done(self, row: dict[str, Any], done: int, total: int) -> None: ...
     def update(self, stats: dict[str, Any]) -> None: ...
     def close(self, stats: dict[str, Any]) -> None: ...
 
 
-def task_fields(row: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+def task_fields(row: dict[str, Any], done: int, total: int) -> dict[str, Any]:
     """The fields of a task's line."""
     fields = {"id": row["id"], "status": row["status"], "exit_code": row["exit_code"],
               "turns": row["turns"], "tokens": row["tokens"], "cost_usd": row["cost_usd"],
               "duration_s": row["duration_s"], "folder": row["folder"],
-              "done": stats["done"], "total": stats["total"]}
+              "done": done, "total": total}
     if row.get("message"):
         fields["message"] = row["message"]
     return fields
@@ -66,10 +66,10 @@ class LineDisplay:
     def note(self, text: str, **fields: Any) -> None:
         self.console.line(text, **fields)
 
-    def task_done(self, row: dict[str, Any], stats: dict[str, Any]) -> None:
+    def task_done(self, row: dict[str, Any], done: int, total: int) -> None:
         log = self.console.log.info if row["status"] == "finished" else self.console.log.warning
         event = "task" if self.console.json else f"task {row['id']} {row['status']}"
-        log(event, **task_fields(row, stats))
+        log(event, **task_fields(row, done, total))
 
     def update(self, stats: dict[str, Any]) -> None:
         pass
@@ -115,11 +115,12 @@ class BarDisplay:
     def note(self, text: str, **fields: Any) -> None:
         self.progress.console.print(Text(self.redactor.text(text)))
 
-    def task_done(self, row: dict[str, Any], stats: dict[str, Any]) -> None:
+    def task_done(self, row: dict[str, Any], done: int, total: int) -> None:
+        """A task that did not finish gets a line above the bar (which the batch redraws
+        a few times a second)."""
         if row["status"] != "finished":
             message = f": {row['message']}" if row.get("message") else ""
             self.note(f"[{row['status']}] {row['id']}{message}")
-        self.update(stats)
 
     def update(self, stats: dict[str, Any]) -> None:
         if self._task is None:

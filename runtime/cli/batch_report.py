@@ -218,9 +218,11 @@ def sum_totals(tallies: Iterable[Tally]) -> dict[str, Any]:
 
 def batch_document(*, batch_id: str, state: str, specs: Sequence[TaskSpec],
                    tallies: Sequence[Tally], folders: Sequence[str | None], config: str,
-                   tasks_file: str, folder: str, started_at: float) -> dict[str, Any]:
+                   tasks_file: str, folder: str, started_at: float,
+                   rows: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``batch.json``. ``state``: ``running``, ``complete``, ``interrupted``,
-    ``terminated`` or ``error``; ``started_at`` counts when no task has started yet."""
+    ``terminated`` or ``error``; ``started_at`` counts when no task has started yet;
+    ``rows``: the tasks' rows when the caller keeps them (else made from the tallies)."""
     statuses = [t.status for t in tallies]
     stopped = state if state in ("interrupted", "terminated") else None
     starts = [t.started_at for t in tallies if t.started_at is not None]
@@ -240,7 +242,8 @@ def batch_document(*, batch_id: str, state: str, specs: Sequence[TaskSpec],
         "counts": counts(statuses),
         "totals": sum_totals(tallies),
         "latency_s": {"turn": _p(turn_latencies), "session": _p(durations)},
-        "tasks": [t.row(s, f) for s, t, f in zip(specs, tallies, folders, strict=True)],
+        "tasks": list(rows) if rows is not None else [
+            t.row(s, f) for s, t, f in zip(specs, tallies, folders, strict=True)],
     }
 
 
