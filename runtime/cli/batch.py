@@ -362,6 +362,10 @@ async def run_batch(cfg: AgentConfig, specs: list[TaskSpec], *, batch_id: str,
                         await batch.run(engine, todo, concurrency)
                         nursery.cancel_scope.cancel()
             state = batch.stopping or "complete"
+        except BaseException as exc:
+            if _only(exc, KeyboardInterrupt) is not None and batch.stopping is None:
+                batch.stopping = "interrupted"  # Ctrl-C before the signals were ours
+            raise
         finally:
             if state == "error" and batch.stopping is not None:
                 state = batch.stopping
