@@ -91,6 +91,8 @@ def read_tasks(path: str, cfg: AgentConfig) -> list[TaskSpec]:
 
 @attrs.frozen
 class BatchResult:
+    """How a run of a batch ended: ``document`` is what ``batch.json`` now says."""
+
     batch_id: str
     folder: Path
     document: dict[str, Any]
@@ -283,6 +285,8 @@ class _Batch:
         self.changed()
 
     async def run(self, engine: Engine, todo: list[int], concurrency: int) -> None:
+        """``concurrency`` workers take the tasks in file order until none is left or a
+        signal came."""
         queue = deque(todo)
 
         async def worker() -> None:
