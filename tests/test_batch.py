@@ -261,7 +261,7 @@ def test_exit_code_is_the_most_serious_among_the_tasks(tasks: list[Any], code: i
 def test_limit_and_finished_tasks_are_settled_on_rerun(tmp_path: Path) -> None:
     """A rerun leaves finished and limit tasks alone and resumes a provider failure, which
     then finishes: the batch exits 4 (the limit is still there) and only the failed task
-    sent requests."""
+    sent requests; the limited task resumed alone with more turns then counts as finished."""
     broken = {"on": True}
 
     def fault(task: str, turn: int, attempt: int, resp: Response) -> Any:
@@ -287,6 +287,18 @@ def test_limit_and_finished_tasks_are_settled_on_rerun(tmp_path: Path) -> None:
     assert doc["counts"] == {"finished": 2, "limit": 1}
     auth = next(r for r in doc["tasks"] if r["id"] == "auth")
     assert auth["runs"] == 2 and auth["status"] == "finished"
+    # a task that hit its limit gets more room when resumed alone; the batch then sees it
+    with FakeProviderServer.in_thread(Responder(fault, "list_dir")) as server:
+        cfg = chat_config(tmp_path, server.base_url("openai-chat"),
+                          tools={"workspace": str(tmp_path / "ws"), "builtin": ["list_dir"]})
+        out = io.StringIO()
+        assert main(["--config", str(cfg), "--resume", "b/lim", "--max-turns", "5"],
+                    stdout=out, stderr=io.StringIO()) == 0
+        assert out.getvalue() == "the answer to lim 3\n"
+        assert main(argv, stdout=io.StringIO(), stderr=io.StringIO()) == 0
+        assert [task_and_turn(r) for r in server.requests] == [("lim 3", 2)]
+    doc = json.loads((tmp_path / "logs" / "b" / "batch.json").read_text())
+    assert doc["counts"] == {"finished": 3}
 
 
 # ---- Ctrl-C and SIGTERM in a real process ---------------------------------------------
@@ -437,6 +449,7 @@ def test_bad_task_file_exits_2_naming_file_line_and_fix_and_creates_nothing(
     (["--tasks", "EMPTY"], "the tasks file has no tasks"),
     (["--tasks", "GOOD", "--task", "x"], "--task cannot be used with --tasks"),
     (["--tasks", "GOOD", "--resume", "x"], "--resume cannot be used with --tasks"),
+    (["--tasks", "GOOD", "-i"], "--interactive cannot be used with --tasks"),
     (["--tasks", "GOOD", "--concurrency", "0"], "--concurrency must be at least 1"),
     (["--tasks", "GOOD", "--batch-id", "../x"], "--batch-id"),
     (["--concurrency", "3"], "go with --tasks"),

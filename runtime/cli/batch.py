@@ -387,6 +387,8 @@ def _usage(args: argparse.Namespace) -> str | None:
                         ("--run-id", args.run_id)):
         if value is not None:
             return f"{flag} cannot be used with --tasks (each task is a line of the file)"
+    if getattr(args, "interactive", False):
+        return "--interactive cannot be used with --tasks (a batch runs on its own)"
     if args.concurrency is not None and args.concurrency < 1:
         return "--concurrency must be at least 1"
     if args.batch_id is not None and not valid_run_id(args.batch_id):
