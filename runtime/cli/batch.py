@@ -274,7 +274,6 @@ class _Batch:
         tally.settle(result.status, result.exit_code, turns=result.turns,
                      message=result.message, totals=result.totals, at=time.time())
         del self.sessions[i]
-        engine.sessions.pop(session.run_id, None)  # a long batch keeps no ended session
         self.ended(i)
 
     def ended(self, i: int) -> None:
