@@ -8,7 +8,8 @@ failure after retries and fallbacks, 4 a budget or turn limit was hit, 130 inter
 
 With no task and a terminal on stdin (or ``-i``) it is interactive
 (``runtime.cli.interactive``); otherwise a live status line is drawn on stderr when stderr
-is a terminal (``runtime.cli.status``).
+is a terminal (``runtime.cli.status``). ``--tasks FILE`` runs a batch of tasks instead
+(``runtime.cli.batch``, README "Batch mode").
 
 Subcommands (``python main.py NAME ...``) live in their own modules, listed in
 ``SUBCOMMANDS``: each module has ``main(argv, *, stdout, stderr) -> int``: ``compare``, ``runs`` (the
@@ -63,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "stdin); a task, if given, is the first message")
     p.add_argument("--log-format", choices=["console", "json"],
                    help="stderr log format (logging.format)")
+    batch = p.add_argument_group("batch mode (README: Batch mode)")
+    batch.add_argument("--tasks", metavar="FILE",
+                       help="run every task of a JSON-lines file (- reads stdin), each in "
+                            "its own run folder")
+    batch.add_argument("--concurrency", type=int, metavar="N",
+                       help="tasks running at once (default 8)")
+    batch.add_argument("--batch-id", metavar="ID",
+                       help="name of the batch folder under logging/; rerun it to finish it")
     return p
 
 
@@ -96,6 +105,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     if args.max_turns is not None and args.max_turns < 1:
         err.write("error: --max-turns must be at least 1\n")
         return EXIT_USAGE
+    if args.tasks is None and (args.concurrency is not None or args.batch_id is not None):
+        err.write("error: --concurrency and --batch-id go with --tasks FILE\n")
+        return EXIT_USAGE
     overrides = {k: v for k, v in {
         "provider": args.provider, "model": args.model, "max_turns": args.max_turns,
         "cache": args.cache, "task": task}.items() if v is not None}
@@ -106,6 +118,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return EXIT_USAGE
     redactor = Redactor(cfg.secrets(), cfg.logging.redact)
     fmt = args.log_format or cfg.logging.format
+    if args.tasks is not None:  # batch mode: its own display, no status line
+        from . import batch
+
+        configure_logging(redactor, fmt, err)
+        return batch.main(args, cfg, Console(out, err, redactor, fmt=fmt), redactor=redactor,
+                          fmt=fmt)
     screen = Screen(out, err, live=None if fmt == "console" else False)
     # log lines of the runtime (MCP, tools) go above the status line too
     configure_logging(redactor, fmt, cast(TextIO, ScreenStream(screen, answer=False))
