@@ -310,7 +310,7 @@ class Conductor:
             if answer.kind is not ErrorKind.CONTEXT_LENGTH:
                 return answer
             if retry or not await self.ctx.refused(handle, answer, self.spec.system, tools):
-                return self.ctx.gave_up(handle, answer, retried=retry)
+                return await self.ctx.gave_up(handle, answer, retried=retry)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _side_request(self, handle: ProviderHandle, req: Request, estimate: int

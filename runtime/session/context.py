@@ -30,6 +30,7 @@ import attrs
 import msgspec
 import trio
 
+from ..context.estimate import prompt_tokens
 from ..context.fit import ContextManager, ContextPolicy, Fit, tokens_from_error
 from ..context.summary import SUMMARY_PREFIX, SummaryPlan
 from ..errors import ErrorKind, ProviderError
@@ -164,7 +165,11 @@ class ContextStep:
             reason = ("a context-length refusal: compacting harder" if harder
                       else "over the budget")
             fit, _ = await self._finish(handle, m, fit, system, tools, reason)
-        return None if fit.ok else fit.error(handle.name)
+            if fit.ok:
+                return None
+            await self.rec.emit(WarningRecord(code="context", provider=handle.name,
+                                              message=f"{fit.reason}: {fit.hint}"))
+        return fit.error(handle.name)
 
     async def compact(self, handle: ProviderHandle, system: str | None, tools: Sequence[ToolSpec],
                       strategy: str | None = None) -> Compaction:
@@ -264,8 +269,13 @@ class ContextStep:
             if src is not None and src.props_state == "pending":
                 await src.read_props(trio.current_time())
             _, window = tokens_from_error(text)
+            if window is None and src is not None and src.resolve(handle.model)[0] is None \
+                    and handle.name not in self._learned:
+                # a window nobody knows and a refusal that does not say it: it is below
+                # what was sent
+                window = prompt_tokens(system, tools) + self.chat.ledger.live_total
             if window is not None:
-                self._learned[handle.name] = window
+                self._learned[handle.name] = min(window, self._learned.get(handle.name, window))
             known = self.manager is not None and self.manager.provider == handle.name
             m = await self._use(handle)
             if m is None:
@@ -275,8 +285,10 @@ class ContextStep:
             m.observe_refusal(text)
         return True
 
-    def gave_up(self, handle: ProviderHandle, err: ProviderError, *, retried: bool) -> ProviderError:
-        """The provider failure after a refusal that compacting cannot answer."""
+    async def gave_up(self, handle: ProviderHandle, err: ProviderError, *, retried: bool
+                      ) -> ProviderError:
+        """The provider failure after a refusal that compacting cannot answer (and a
+        ``warning`` that says what to change)."""
         name = handle.name
         if self.policy.strategy == "off":
             hint = ("context.strategy is off: set it to elide or summarize so that the "
@@ -287,6 +299,9 @@ class ContextStep:
                     f"summarize, set providers.{name}.context_window to the model's real "
                     "window, or use a model with a larger context window")
         what = "still refused after compacting harder" if retried else "refused"
+        await self.rec.emit(WarningRecord(
+            code="context", provider=name,
+            message=f"{name} {what} the request as longer than its context window: {hint}"))
         return ProviderError(ErrorKind.CONTEXT_LENGTH, f"{err.message} ({what})",
                              provider=err.provider or name, status=err.status, hint=hint,
                              details=err.details, request_id=err.request_id, type=err.type,

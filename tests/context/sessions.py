@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.context.summary import SUMMARY_SYSTEM
-from runtime.model import Response, TextPart, ToolCallPart, Usage
+from runtime.model import Response, TextPart, ToolCallPart
 from runtime.testing import RecordedRequest
 from runtime.tools import make_tool
 
@@ -96,18 +96,3 @@ def config(server: Any, kind: str, protocol: str, tmp_path: Path, *,
 def records(run_dir: Path, type_: str | None = None) -> list[dict[str, Any]]:
     lines = [json.loads(x) for x in (run_dir / "transcript.jsonl").read_text().splitlines()]
     return [r for r in lines if type_ is None or r["type"] == type_]
-
-
-def served(server: Any) -> list[RecordedRequest]:
-    """The requests the server answered (not refused for their size), in order."""
-    out = []
-    counts = iter(server.context_counts)
-    for req in server.requests:
-        n = next(counts, None)
-        if n is not None and n <= server.max_context_tokens:
-            out.append(req)
-    return out
-
-
-def usage_of(u: Any) -> Usage:
-    return Usage(u["input_tokens"], u["output_tokens"])
