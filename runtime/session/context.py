@@ -92,7 +92,8 @@ class ContextStep:
     side: SideAsk
     manager: ContextManager | None = None
     compactions: int = 0                       # records written (the conductor's budgets)
-    _learned: dict[str, int] = attrs.field(factory=dict)   # windows refusals stated
+    # the windows refusals stated, per provider entry and model
+    _learned: dict[tuple[str, str], int] = attrs.field(factory=dict)
     _said: set[tuple[str, str]] = attrs.field(factory=set)
     _lock: trio.Lock = attrs.field(factory=trio.Lock)
 
@@ -110,9 +111,9 @@ class ContextStep:
             return None
         now = trio.current_time()
         if src.due(now) and await src.read_props(now):
-            self._learned.pop(handle.name, None)  # the server's word is the truth
+            self._learned.pop((handle.name, handle.model), None)  # the server's word wins
         window, source = src.resolve(handle.model)
-        learned = self._learned.get(handle.name)
+        learned = self._learned.get((handle.name, handle.model))
         if learned is not None and (window is None or learned < window):
             window, source = learned, "refusal"
         if window is None:
@@ -269,13 +270,14 @@ class ContextStep:
             if src is not None and src.props_state == "pending":
                 await src.read_props(trio.current_time())
             _, window = tokens_from_error(text)
+            key = (handle.name, handle.model)
             if window is None and src is not None and src.resolve(handle.model)[0] is None \
-                    and handle.name not in self._learned:
+                    and key not in self._learned:
                 # a window nobody knows and a refusal that does not say it: it is below
                 # what was sent
                 window = prompt_tokens(system, tools) + self.chat.ledger.live_total
             if window is not None:
-                self._learned[handle.name] = min(window, self._learned.get(handle.name, window))
+                self._learned[key] = min(window, self._learned.get(key, window))
             known = self.manager is not None and self.manager.provider == handle.name
             m = await self._use(handle)
             if m is None:

@@ -199,3 +199,31 @@ async def test_a_summary_that_cannot_be_had_falls_back_to_removing_turns(
     assert removed and all(c["summary"].startswith(REMOVED_PREFIX) for c in removed)
     assert all(c["request_id"] is None for c in removed)
     assert server.context_refused == 0
+
+
+async def test_a_model_switch_uses_the_new_models_window(tmp_path: Path) -> None:
+    """Session.switch to a model of the same entry with a smaller window (from the known
+    table): the next request is fitted to that window."""
+    agent = Agent(4)  # three 8 KB results: over gpt-4's budget, within the server's window
+    async with open_fake_server(agent.script(), max_context_tokens=8_192) as server:
+        cfg = config(server, "openai-chat", "openai-chat", tmp_path, window=None,
+                     reserve=2_000)
+        cfg["providers"]["main"].update(model="gpt-4o", models=["gpt-4o", "gpt-4"])
+        cfg["reasoning"] = {"key_env": "TEST_TRACE_KEY"}
+        path = tmp_path / "agent.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        loaded = load_config(path, environ=ENV)
+        async with Engine.open(loaded, environ=ENV, tools=TOOLS) as engine:
+            session = await engine.start(loaded.task, keep_open=True)
+            with trio.fail_after(30):
+                seen = await answered(session)
+                assert not records(session.run_dir, "context_compacted")  # 128k: no need
+                await session.switch(model="gpt-4")
+                await session.send("Read them again.")
+                await answered(session, seen)
+            session.cancel()
+            await session.result()
+    compactions = records(session.run_dir, "context_compacted")
+    assert compactions and {c["window"] for c in compactions} == {8_192}
+    assert server.context_refused == 0
+    assert server.requests[-1].body["model"] == "gpt-4"
