@@ -213,9 +213,10 @@ class ContextManager:
     def local_strategy(self) -> str:
         """What this manager does itself: ``provider`` leaves the work to a vendor that has
         context management (eliding only as a safety net) and summarizes elsewhere."""
-        return self._local(self.policy.strategy)
+        return self.local_strategy_of(self.policy.strategy)
 
-    def _local(self, strategy: str) -> str:
+    def local_strategy_of(self, strategy: str) -> str:
+        """What the manager does itself for ``strategy`` on the current protocol."""
         if strategy == "provider":
             return "elide" if self.protocol in NATIVE_PROTOCOLS else "summarize"
         return strategy
@@ -269,7 +270,7 @@ class ContextManager:
         docstring); the answer says what was done. ``strategy`` overrides the policy's for
         this call."""
         before = self.estimate(messages, system=system, tools=tools)
-        local = self._local(strategy or self.policy.strategy)
+        local = self.local_strategy_of(strategy or self.policy.strategy)
         if local == "off":
             self.last_estimate = self._raw()
             return self._result("unchanged", "off", before)
@@ -389,7 +390,7 @@ class ContextManager:
         back to 75 % of the budget, all of them up to the kept turns at most. A note
         already there is merged into the new one."""
         before = self.estimate(messages, system=system, tools=tools)
-        local = self._local(strategy or self.policy.strategy)
+        local = self.local_strategy_of(strategy or self.policy.strategy)
         led = self.ledger
         keep = led.keep_from(self.policy.keep_recent_turns)
         start = self._start()

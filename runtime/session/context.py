@@ -210,7 +210,7 @@ class ContextStep:
                     "compacted" if fit.changed else "unchanged"))
         if fit.status == "over" or (fit.ok and m.estimate(
                 messages, system=system, tools=tools) > m.budget):
-            if m._local(strategy or self.policy.strategy) != "off":
+            if m.local_strategy_of(strategy or self.policy.strategy) != "off":
                 fit = fit.then(m.trim(messages, system=system, tools=tools,
                                       strategy=strategy))
         if not fit.changed:
