@@ -4,7 +4,10 @@ It owns what is per provider, not per session — the HTTP client and its connec
 (one SSL context for all), the provider runtime actor, the retry policy, the rate limiter,
 the circuit breaker, the response cache — plus the price table, the tool registry (MCP
 servers included), the hooks, the reasoning key and the process's budget of open files.
-Each provider's settings come from the config entry that declares it. Sessions are handles::
+Each provider's settings come from the config entry that declares it, and so does its
+context window, resolved once (``runtime.context.WindowSource``: the entry's
+``context_window``, a llama.cpp server's ``/props``, the known-model table) together with
+what ``context.strategy: provider`` adds to its requests. Sessions are handles::
 
     async with Engine.open(cfg) as engine:
         s = await engine.start(task="...")            # or resume=RUN_ID
@@ -35,6 +38,10 @@ import msgspec
 import trio
 
 from .config import AgentConfig, ProviderConfig
+from .context.entries import read_props, vendor_params, window_source, with_betas
+from .context.fit import ContextPolicy
+from .context.ledger import Ledger
+from .context.source import WindowSource
 from .errors import ConfigError
 from .hooks import Hooks
 from .model import Message
@@ -86,13 +93,19 @@ class _Runtime:
     mailbox: trio.MemorySendChannel[TurnRequest]
     client: httpx.AsyncClient | None
     options: ActorOptions
+    window: WindowSource | None = None
+    policy: ContextPolicy = attrs.field(factory=ContextPolicy)
 
     def handle(self, model: str | None = None) -> ProviderHandle:
         pc = self.config
-        return ProviderHandle(name=self.name, kind=pc.kind, model=model or pc.model,
+        model = model or pc.model
+        return ProviderHandle(name=self.name, kind=pc.kind, model=model,
                               mailbox=self.mailbox, stream=pc.stream,
-                              params=pc.params, store=pc.store,
-                              cache_system=pc.cache_system)
+                              params=self._params(model), store=pc.store,
+                              cache_system=pc.cache_system, window=self.window)
+
+    def _params(self, model: str) -> Any:
+        return vendor_params(self.config, model, self.window, self.policy)
 
 
 @attrs.define(eq=False)
@@ -160,21 +173,26 @@ class Engine:
                         async with trio.open_nursery() as actors:   # provider actors, sessions
                             runtimes: dict[str, _Runtime] = {}
                             per_provider = max(4, budget // (2 * max(1, len(cfg.providers))))
+                            policy = cfg.context.policy()
                             for name, pc in cfg.providers.items():
                                 client: httpx.AsyncClient | None = None
                                 provider = (providers or {}).get(name)
+                                if provider is None and not KINDS[pc.kind].in_process:
+                                    client = await stack.enter_async_context(_client(
+                                        transport, ssl_context, per_provider))
+                                window = window_source(name, pc, client)
                                 if provider is None:
-                                    if not KINDS[pc.kind].in_process:
-                                        client = await stack.enter_async_context(_client(
-                                            transport, ssl_context, per_provider))
-                                    provider = build_provider(name, pc, client,  # type: ignore[arg-type]
-                                                              redact=redactor.text)
+                                    provider = build_provider(
+                                        name, with_betas(pc, window, policy),
+                                        client, redact=redactor.text)  # type: ignore[arg-type]
                                 opts = _actor_options(pc, cache)
                                 if opts.limiter is not None and hasattr(provider, "on_headers"):
                                     provider.on_headers = _header_observer(opts.limiter)
                                 mailbox = await actors.start(_supervised, name, provider, opts,
                                                              failures)
-                                runtimes[name] = _Runtime(name, pc, mailbox, client, opts)
+                                runtimes[name] = _Runtime(name, pc, mailbox, client, opts,
+                                                          window, policy)
+                            await read_props(rt.window for rt in runtimes.values())
                             engine = cls(cfg, runtimes, registry, redactor, _prices(cfg), hooks,
                                          key, key_warning,
                                          trio.CapacityLimiter(max(4, min(64, budget // 4))),
@@ -229,6 +247,7 @@ class Engine:
         cfg = self.cfg
         base = folder or self.logging_dir
         order = self._order(provider)
+        await read_props(self.runtimes[n].window for n in order)  # a server that came up since
         handles = {h.name: h for h in self.handles_for(order[0], model)}
         restored: Restored | None = None
         if resume is not None:
@@ -256,12 +275,14 @@ class Engine:
         session = Session(rid, run_dir, on_approval=on_approval, handles=self.handles_for)
         self.sessions[rid] = session
         first = list(history or []) if restored is None else restored.messages
+        pinned = len(first) if restored is None else 0   # a history is not in the journal
 
         def make(rec: Any, state: Any) -> Conductor:
             from .session.conversation import Conversation
 
             return Conductor(spec, handles, self.registry, rec, state, self.prices,
-                             self.hooks, Conversation(list(first)), approver=session.ask)
+                             self.hooks, Conversation(list(first), Ledger(pinned=pinned)),
+                             approver=session.ask, context_policy=cfg.context.policy())
 
         started_at = (restored.started_at if restored is not None and restored.started_at
                       else time.time())

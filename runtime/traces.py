@@ -26,6 +26,13 @@ def export_summary(run_dir: Path, key: bytes) -> list[dict[str, Any]]:
     """The readable part of every trace of a run (pure but for reading the file)."""
     out = []
     for rec in read_traces(run_dir / TRACE_FILE, key, run_dir.name):
+        if "reasoning" not in rec:  # a vendor's compaction item: its readable summary
+            item = rec.get("builtin") or {}
+            raw = item.get("raw") or {}
+            out.append({"turn": rec["turn"], "provider": rec["provider"],
+                        "kind": item.get("item_type"), "id": item.get("id"),
+                        "text": raw.get("content") or "", "summary": [], "opaque": True})
+            continue
         r = rec["reasoning"]
         out.append({"turn": rec["turn"], "provider": rec["provider"], "kind": r.get("kind"),
                     "id": r.get("id"), "text": r.get("text", ""),

@@ -1,23 +1,27 @@
 """Context-window management: keep every request within the model's window.
 
-The conductor's side of it, per session and provider entry::
+The engine's side, once per provider entry: a ``WindowSource`` (``source``) says where the
+entry's window comes from (``providers.<name>.context_window``, a llama.cpp server's
+``/props``, the known-model table) and ``vendor_options`` what ``strategy: provider`` adds
+to its requests. The conductor's side, per session (``runtime.session.context``)::
 
-    window = context_window(model, override=cfg.context_window, props=n_ctx,
-                            headers=cfg.headers)          # once per provider
-    manager = ContextManager(policy, window, provider=name, protocol=kind)
-    ...
+    manager = ContextManager(policy, window, provider=name, protocol=protocol,
+                             ledger=conversation.ledger)
+    manager.use(name, protocol, window, reserve_output=...)   # the entry of this request
     fit = manager.fit(messages, system=system, tools=tools)   # before every request
     if fit.status == "summary_needed":                        # strategy: summarize
         text = <send fit.summary.request(model, params), record it, count its cost>
-        fit = manager.apply_summary(messages, fit.summary, text)
-    if fit.changed: record context_compacted with fit.record(turn)
+        fit = fit.then(manager.apply_summary(messages, fit.summary, text))
+    if fit.status == "over": fit = fit.then(manager.trim(messages, ...))   # last resort
+    if fit.changed: record context_compacted with fit.record(turn, offset)
     if not fit.ok: fail the turn with fit.error(provider)
     <send the request>; manager.observe(usage.input_tokens)
-    on a context_length error: manager.fit(..., harder=True) and retry once
+    on a context_length error: manager.observe_refusal(text), fit(..., harder=True),
+    retry once
 
-Everything here is pure except ``fetch_props_window`` (``props``), which the engine calls
-once per llama.cpp provider. Names load on first use, so importing the package pulls
-in no HTTP client.
+Everything here is pure except ``fetch_props_window`` (``props``) and
+``WindowSource.read_props``, which the engine calls for llama.cpp providers. Names load on
+first use, so importing the package pulls in no HTTP client.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ _WHERE = {
     "props_url": "props",
     "SUMMARY_PREFIX": "summary",
     "SummaryPlan": "summary",
+    "PROPS_RETRY": "source",
+    "WindowSource": "source",
     "VendorOptions": "vendor",
     "vendor_options": "vendor",
     "WINDOWS": "windows",

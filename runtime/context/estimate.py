@@ -63,9 +63,11 @@ def _bytes(n: int) -> int:
 
 
 def _text_tokens(text: str, counter: Counter | None) -> int:
+    """Raises ``UnicodeEncodeError`` for text that is not valid UTF-8 (a lone surrogate):
+    the conversation makes such text valid when it first estimates it."""
     if counter is not None:
         return counter(text)
-    return _bytes(len(text.encode("utf-8", "surrogatepass")))
+    return _bytes(len(text.encode("utf-8")))
 
 
 def _reasoning_tokens(p: ReasoningPart, counter: Counter | None) -> int:

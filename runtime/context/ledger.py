@@ -9,8 +9,14 @@ messages estimated, for the tests that prove it.
 
 The ledger edits the conversation list in place (it is the conductor's own list, handed to
 ``sync``): an elided result or dropped reasoning replaces that one message by a new
-``Message``; a summary replaces a slice. If the list it is given is not the one it last saw
-grown at its end, it starts over (a resumed or replaced conversation).
+``Message``; a summary replaces a slice. ``take_changes`` tells the owner of the list which
+messages were replaced since it last asked (the conductor's per-provider views follow them).
+If the list it is given is not the one it last saw grown at its end, it starts over (a
+resumed or replaced conversation). The first ``pinned`` messages (a history given to the
+session before its task) are counted but never shrunk.
+
+The edits are plain functions too (``elided_result``, ``without_reasoning``), so that a
+resumed session replays a ``context_compacted`` record with exactly the same result.
 """
 
 from __future__ import annotations
@@ -31,20 +37,23 @@ from ..model import (
 )
 from .estimate import Counter, message_tokens
 
-__all__ = ["ELIDED_PREFIX", "SUMMARY_META", "Ledger", "elision_marker", "is_plain_user",
-           "is_vendor_compaction", "summarized_turns"]
+__all__ = ["ELIDED_PREFIX", "SUMMARY_META", "Ledger", "elided_result", "elision_marker",
+           "is_elided", "is_plain_user", "is_vendor_compaction", "summarized_turns",
+           "without_reasoning"]
 
 ELIDED_PREFIX = "[elided to save context: "
 SUMMARY_META = "context_summary"
 
 
-def elision_marker(name: str, call_id: str, chars: int, tokens: int) -> str:
-    """What an elided tool result says instead of its content."""
-    return (f"{ELIDED_PREFIX}the result of {name} (call {call_id}), {chars} characters, "
-            f"~{tokens} tokens. Call {name} again if you need it.]")
+def elision_marker(name: str, call_id: str, chars: int) -> str:
+    """What an elided tool result says instead of its content (it depends on the result
+    alone, so a resumed session writes the same marker)."""
+    return (f"{ELIDED_PREFIX}the result of {name} (call {call_id}), {chars} characters. "
+            f"Call {name} again if you need it.]")
 
 
-def _elided(r: ToolResultPart) -> bool:
+def is_elided(r: ToolResultPart) -> bool:
+    """The result's content is an elision marker."""
     return isinstance(r.content, str) and r.content.startswith(ELIDED_PREFIX)
 
 
@@ -52,6 +61,29 @@ def _chars(r: ToolResultPart) -> int:
     if isinstance(r.content, str):
         return len(r.content)
     return sum(len(c.text) if isinstance(c, TextPart) else 0 for c in r.content)
+
+
+def elided_result(p: ToolResultPart, name: str | None) -> ToolResultPart:
+    """``p`` with its content replaced by the marker (``name``: the tool's, when the result
+    does not carry it)."""
+    tool = p.name or name or "the tool"
+    return msgspec.structs.replace(p, content=elision_marker(tool, p.call_id, _chars(p)))
+
+
+def without_reasoning(m: Message) -> tuple[Message, int]:
+    """``m`` without its reasoning parts (whole, never part of one) and without the
+    Responses item ids of its calls, which would otherwise ask for the dropped reasoning
+    items; and how many parts were dropped (0: ``m`` itself is returned)."""
+    parts: list[Part] = []
+    dropped = 0
+    for p in m.parts:
+        if isinstance(p, ReasoningPart):
+            dropped += 1
+        elif isinstance(p, ToolCallPart) and p.item_id is not None:
+            parts.append(msgspec.structs.replace(p, item_id=None))
+        else:
+            parts.append(p)
+    return (Message(m.role, parts) if dropped else m), dropped
 
 
 def is_plain_user(m: Message) -> bool:
@@ -68,9 +100,12 @@ def is_vendor_compaction(p: Part) -> bool:
 class Ledger:
     """Per-message token estimates of one conversation, and what may still shrink."""
 
-    def __init__(self, counter: Counter | None = None) -> None:
+    def __init__(self, counter: Counter | None = None, *, pinned: int = 0) -> None:
         self.counter = counter
+        self.pinned = pinned          # leading messages never shrunk (a given history)
         self.work = 0
+        self.changed: list[int] = []  # messages replaced since ``take_changes``
+        self.reshaped = False         # a span was replaced (indexes moved)
         self._clear()
 
     def _clear(self) -> None:
@@ -86,6 +121,15 @@ class Ledger:
         self.compaction: int | None = None    # index of the latest vendor compaction
         self.before_compaction = 0            # estimated tokens the vendor compacted
         self._last: Message | None = None
+        self.changed = []
+        self.reshaped = True
+
+    def take_changes(self) -> tuple[list[int], bool]:
+        """The indexes of the messages replaced since the last call, and whether the list
+        was reshaped (a span replaced, or a restart): then every index may have moved."""
+        changed, reshaped = self.changed, self.reshaped
+        self.changed, self.reshaped = [], False
+        return changed, reshaped
 
     # ---- following the conversation ----------------------------------------------------
 
@@ -115,15 +159,17 @@ class Ledger:
                 elif is_vendor_compaction(p):
                     self.compaction = i
                     self.before_compaction = self.total - size
-            if any(isinstance(p, ReasoningPart) for p in m.parts):
-                self.thoughts.append(i)
-        if any(isinstance(p, ToolResultPart) and not _elided(p) for p in m.parts):
+        if i < self.pinned:
+            return
+        if m.role == "assistant" and any(isinstance(p, ReasoningPart) for p in m.parts):
+            self.thoughts.append(i)
+        if any(isinstance(p, ToolResultPart) and not is_elided(p) for p in m.parts):
             self.results.append(i)
-        if self.first_task is None and is_plain_user(m):
-            self.first_task = i
-            self.turn_offset = _summary_turns(m) or self.turn_offset
-        elif self.first_task is not None and is_plain_user(m) and i == self.first_task + 1:
-            self.turn_offset = _summary_turns(m) or self.turn_offset
+        if is_plain_user(m):
+            if self.first_task is None:
+                self.first_task = i
+            # a summary (or a note of removed turns) stands for the turns before the listed ones
+            self.turn_offset = max(self.turn_offset, _summary_turns(m) or 0)
 
     @property
     def live_total(self) -> int:
@@ -148,8 +194,11 @@ class Ledger:
         self.messages[i] = m
         self.sizes[i] = size
         self.total += size - old
+        if self.compaction is not None and i < self.compaction:
+            self.before_compaction += size - old  # what a vendor compaction stands for
         if i == len(self.messages) - 1:
             self._last = m
+        self.changed.append(i)
         return old - size
 
     # ---- shrinking ----------------------------------------------------------------------
@@ -160,11 +209,8 @@ class Ledger:
         ids: list[str] = []
         parts: list[Part] = []
         for p in m.parts:
-            if isinstance(p, ToolResultPart) and not _elided(p):
-                name = p.name or self.names.get(p.call_id, "the tool")
-                marker = elision_marker(name, p.call_id, _chars(p),
-                                        message_tokens(Message("tool", [p]), self.counter))
-                parts.append(msgspec.structs.replace(p, content=marker))
+            if isinstance(p, ToolResultPart) and not is_elided(p):
+                parts.append(elided_result(p, self.names.get(p.call_id)))
                 ids.append(p.call_id)
             else:
                 parts.append(p)
@@ -176,18 +222,9 @@ class Ledger:
         """Drop every reasoning part of assistant message ``i`` (whole, never part of one),
         and the Responses item ids of its calls, which would otherwise ask for the dropped
         reasoning items. Returns how many parts were dropped."""
-        m = self.messages[i]
-        parts: list[Part] = []
-        dropped = 0
-        for p in m.parts:
-            if isinstance(p, ReasoningPart):
-                dropped += 1
-            elif isinstance(p, ToolCallPart) and p.item_id is not None:
-                parts.append(msgspec.structs.replace(p, item_id=None))
-            else:
-                parts.append(p)
+        m, dropped = without_reasoning(self.messages[i])
         if dropped:
-            self._replace(i, Message(m.role, parts))
+            self._replace(i, m)
         return dropped
 
     def replace_span(self, start: int, end: int, m: Message) -> None:
@@ -197,7 +234,8 @@ class Ledger:
         self.work += 1
         delta = end - start - 1
         gone = self.turns_in(start, end)
-        self.total += size - sum(self.sizes[start:end])
+        change = size - sum(self.sizes[start:end])
+        self.total += change
         self.messages[start:end] = [m]
         self.sizes[start:end] = [size]
 
@@ -212,8 +250,11 @@ class Ledger:
                 self.compaction if self.compaction < start else self.compaction - delta)
             if self.compaction is None:
                 self.before_compaction = 0
+            elif self.compaction >= start:  # the span was part of what it stands for
+                self.before_compaction += change
         self.turn_offset += len(gone)
         self._last = self.messages[-1] if self.messages else None
+        self.reshaped = True
 
     def turns_in(self, start: int, end: int) -> list[int]:
         """Indexes of the assistant messages in ``[start, end)``."""

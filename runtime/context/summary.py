@@ -27,9 +27,11 @@ from ..model import (
 from .estimate import MESSAGE_OVERHEAD, Counter, _text_tokens
 from .ledger import SUMMARY_META
 
-__all__ = ["SUMMARY_PREFIX", "SUMMARY_SYSTEM", "SummaryPlan", "render", "summary_message"]
+__all__ = ["REMOVED_PREFIX", "SUMMARY_PREFIX", "SUMMARY_SYSTEM", "SummaryPlan", "removed_calls",
+           "removed_message", "render", "summary_message"]
 
 SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
+REMOVED_PREFIX = "[Removed to fit the context window: "
 SUMMARY_SYSTEM = (
     "You compress the earlier part of an agent's working session so that the agent can "
     "continue without it. Write a concise, factual summary: the user's task and "
@@ -87,6 +89,31 @@ def summary_message(text: str, turns: tuple[int, int]) -> Message:
     so that a resumed session counts on from them)."""
     return Message("user", [TextPart(SUMMARY_PREFIX + text.strip(),
                                      meta={SUMMARY_META: {"turns": list(turns)}})])
+
+
+def removed_calls(m: Message) -> dict[str, int]:
+    """The tool calls a note of removed turns counts (empty for any other message)."""
+    for p in m.parts:
+        if isinstance(p, TextPart) and p.meta and isinstance(p.meta.get(SUMMARY_META), dict):
+            calls = p.meta[SUMMARY_META].get("removed")
+            if isinstance(calls, dict):
+                return {str(k): int(v) for k, v in calls.items() if isinstance(v, int)}
+    return {}
+
+
+def removed_message(turns: tuple[int, int], calls: dict[str, int]) -> Message:
+    """The note that stands for turns removed without a summary (``strategy: elide`` when
+    eliding results is not enough, or a summary that could not be had): which turns, and
+    which tools they called, so the model knows to call them again."""
+    first, last = turns
+    which = f"turn {first}" if first == last else f"turns {first}-{last}"
+    used = ", ".join(f"{name} x{n}" for name, n in sorted(calls.items(), key=lambda kv: (
+        -kv[1], kv[0])))
+    did = f"; they called {used}" if used else ""
+    text = (f"{REMOVED_PREFIX}{which} of this session{did}. Their results are no longer "
+            "here: call the tools again if you need them.]")
+    return Message("user", [TextPart(text, meta={SUMMARY_META: {
+        "turns": [first, last], "removed": dict(sorted(calls.items()))}})])
 
 
 @attrs.frozen

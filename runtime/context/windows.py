@@ -37,7 +37,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["ONE_MILLION_BETA", "WINDOWS", "WindowTable", "context_window", "window_from_props"]
+__all__ = ["ONE_MILLION_BETA", "WINDOWS", "WindowTable", "beta_values", "context_window",
+           "window_from_props"]
 
 ONE_MILLION_BETA = "context-1m-2025-08-07"
 
@@ -124,7 +125,8 @@ class WindowTable:
         return self._windows[key]
 
 
-def _betas(headers: Mapping[str, str] | None) -> list[str]:
+def beta_values(headers: Mapping[str, str] | None) -> list[str]:
+    """The ``anthropic-beta`` values of ``headers``."""
     if not headers:
         return []
     out: list[str] = []
@@ -144,7 +146,7 @@ def context_window(model: str, *, override: int | None = None, props: int | None
         return override
     if props is not None:
         return props
-    return (table or WindowTable()).window(model, betas=_betas(headers))
+    return (table or WindowTable()).window(model, betas=beta_values(headers))
 
 
 def window_from_props(payload: Any) -> int | None:

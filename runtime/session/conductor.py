@@ -10,6 +10,10 @@ Failover: when a provider fails for good the same turn goes to the next entry of
 ``fallbacks``; opaque reasoning only ever goes back to the entry that produced it
 (``Conversation.view``).
 
+Context: every request is first kept within its provider's window (``_ask_fitted``, with
+the session's ``ContextStep``, ``context.py``); a context-length refusal compacts harder and
+asks once more. ``compact()`` compacts now (the interactive ``/compact``).
+
 Interruptions keep the conversation valid: a cancelled turn records what had arrived of the
 answer (``assistant`` with status ``interrupted``) and closes every call of the turn that has
 no result with an "interrupted" error result; a resumed session closes the calls a crash
@@ -26,7 +30,9 @@ import attrs
 import msgspec
 import trio
 
-from ..errors import ActorFailed, ProviderError
+from ..context.fit import ContextPolicy
+from ..context.source import WindowSource
+from ..errors import ActorFailed, ErrorKind, ProviderError
 from ..hooks import Hooks, ResponseEnd
 from ..model import Message, Params, Part, Request, ToolCallPart, ToolResultPart, Usage
 from ..pricing import PriceTable
@@ -36,6 +42,7 @@ from ..tools import ToolOutcome, ToolRegistry, run_tool_calls
 from ..tools.registry import Tool
 from ..tools.supervisor import Approver
 from ..tools.validate import parse_arguments
+from .context import Compaction, ContextStep
 from .conversation import Conversation
 from .liveness import process_identity
 from .outcome import Outcome, outcome
@@ -81,6 +88,7 @@ class ProviderHandle:
     params: Params = attrs.field(factory=Params)
     store: bool | None = None
     cache_system: bool = False
+    window: WindowSource | None = None    # where its context window comes from (engine's)
 
 
 @attrs.frozen
@@ -123,6 +131,11 @@ class Conductor:
     _last_input: tuple[int, int] = (0, 0)   # input tokens of the last request, messages then
     _unpriced_warned: set[str] = attrs.field(factory=set)
     _request_id: str = ""              # the response whose tool calls are running
+    context_policy: ContextPolicy = attrs.field(factory=ContextPolicy)
+    ctx: ContextStep = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.ctx = ContextStep(self.context_policy, self.chat, self.rec, self._side_request)
 
     # ---- the session --------------------------------------------------------------------
 
@@ -267,13 +280,68 @@ class Conductor:
                     code="failover", provider=handle.name,
                     message=f"failing over from {order[index - 1]} to {handle.name}"))
             self._current = index
-            answer = await self._ask(handle, can_fail_over=index + 1 < len(order))
+            answer = await self._ask_fitted(handle, can_fail_over=index + 1 < len(order))
             if isinstance(answer, Answer):
                 return answer, handle
             last_error = answer
         assert last_error is not None
         return outcome("provider_failed",
                        message=f"provider failure after retries and fallbacks: {last_error}")
+
+    # ---- the context window ---------------------------------------------------------------
+
+    async def _ask_fitted(self, handle: ProviderHandle, *, can_fail_over: bool
+                          ) -> Answer | ProviderError:
+        """``_ask`` within ``handle``'s context window: the conversation is fitted first; a
+        context-length refusal teaches the real size, compacts harder and asks once more;
+        a second one is a provider failure with a hint."""
+        tools = self.registry.specs()
+        for retry in (False, True):
+            before = self.ctx.compactions
+            failure = await self.ctx.fit(handle, self.spec.system, tools, harder=retry)
+            if self.ctx.compactions != before:
+                self._last_input = (0, 0)  # the messages it was counted on changed
+            if failure is not None:
+                return failure
+            answer = await self._ask(handle, can_fail_over=can_fail_over)
+            if isinstance(answer, Answer):
+                self.ctx.answered(handle, answer)
+                return answer
+            if answer.kind is not ErrorKind.CONTEXT_LENGTH:
+                return answer
+            if retry or not await self.ctx.refused(handle, answer, self.spec.system, tools):
+                return await self.ctx.gave_up(handle, answer, retried=retry)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _side_request(self, handle: ProviderHandle, req: Request, estimate: int
+                            ) -> Answer | ProviderError:
+        """A request outside the conversation (the summary request) through ``handle``'s
+        runtime: recorded (``request``, ``usage`` with its cost), never shown as the answer."""
+        reply_send, reply_recv = trio.open_memory_channel[Any](16)
+        await self.rec.flush()
+        try:
+            await handle.mailbox.send(TurnRequest(req, reply_send, self.turn, req.stream,
+                                                  can_fail_over=True, estimate=estimate))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ActorFailed(f"provider {handle.name}", "its mailbox is closed") from exc
+        answer = await TurnReader(self.rec, handle.name, handle.model, self.hooks,
+                                  side=True).read(reply_recv)
+        if isinstance(answer, Answer):
+            cost = await self._record_usage(answer, handle, conversation=False)
+            self._hook_response_end(answer, handle, cost)
+        return answer
+
+    async def compact(self, strategy: str | None = None) -> Compaction:
+        """Compact the conversation now for the current provider (``/compact``), with
+        ``context.strategy`` or the ``strategy`` given; says what it did. Between turns: a
+        turn's own fit waits for it."""
+        handle = self.providers[self.spec.order[self._current]]
+        before = self.ctx.compactions
+        done = await self.ctx.compact(handle, self.spec.system, self.registry.specs(),
+                                      strategy)
+        if self.ctx.compactions != before:
+            self._last_input = (0, 0)
+        return done
 
     async def _ask(self, handle: ProviderHandle, *, can_fail_over: bool) -> Answer | ProviderError:
         messages, dropped = self.chat.view(handle.name)
@@ -337,7 +405,8 @@ class Conductor:
         self.chat.append(resp.message())
         await self.state.send(RecordResponse(handle.name, resp, self.turn, rid))
 
-    async def _record_usage(self, answer: Answer, handle: ProviderHandle) -> float | None:
+    async def _record_usage(self, answer: Answer, handle: ProviderHandle, *,
+                            conversation: bool = True) -> float | None:
         resp = answer.response
         if resp.usage is None:
             return None
@@ -352,7 +421,8 @@ class Conductor:
                 cost = 0.0
             if cost is None:
                 await self._warn_unpriced(handle)
-            self._last_input = (u.input_tokens, len(self.chat) + 1)
+            if conversation:
+                self._last_input = (u.input_tokens, len(self.chat) + 1)
         await self.rec.emit(UsageRecord(
             provider=handle.name, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
             cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,

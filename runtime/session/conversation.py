@@ -2,9 +2,15 @@
 
 Opaque reasoning (signed thinking, encrypted reasoning items) and provider-executed tool
 items carry the provider entry that produced them (``source``); only that entry gets them
-back, so a failover never sends a foreign signature. Each provider's view is kept up to
-date as messages are appended — the work per turn is the new messages, not the history,
-so turn 1,000 costs what turn 10 does.
+back, so a failover never sends a foreign signature (and a message that loses its reasoning
+that way also loses the Responses item ids of its calls, which would ask for it). Each
+provider's view is kept up to date as messages are appended — the work per turn is the new
+messages, not the history, so turn 1,000 costs what turn 10 does.
+
+The size of the conversation is the context ledger's (``runtime.context.Ledger``): each
+message is estimated once, when it joins, and the context manager that fits the
+conversation into a window edits the same list through the same ledger. The views follow
+its edits: a replaced message is replaced in each view, a replaced span rebuilds them.
 """
 
 from __future__ import annotations
@@ -12,8 +18,8 @@ from __future__ import annotations
 import attrs
 import msgspec
 
-from ..model import BuiltinToolPart, Message, Part, ReasoningPart
-from ..pricing import estimate_tokens
+from ..context.ledger import Ledger
+from ..model import BuiltinToolPart, Message, Part, ReasoningPart, ToolCallPart
 from .records import sanitize
 
 __all__ = ["Conversation", "foreign_reasoning_removed"]
@@ -22,14 +28,16 @@ __all__ = ["Conversation", "foreign_reasoning_removed"]
 def _visible(m: Message, target: str) -> tuple[Message, int]:
     if m.role != "assistant":
         return m, 0
-    dropped = 0
-    keep = []
-    for p in m.parts:
-        if isinstance(p, ReasoningPart | BuiltinToolPart) and p.source not in (None, target):
-            dropped += 1
-            continue
-        keep.append(p)
-    return (m if not dropped else Message(m.role, keep)), dropped
+    foreign = [p for p in m.parts if isinstance(p, ReasoningPart | BuiltinToolPart)
+               and p.source not in (None, target)]
+    if not foreign:
+        return m, 0
+    parts = [p for p in m.parts if not any(p is f for f in foreign)]
+    if any(isinstance(p, ReasoningPart) for p in foreign):  # no call may ask for it
+        parts = [msgspec.structs.replace(p, item_id=None)
+                 if isinstance(p, ToolCallPart) and p.item_id is not None else p
+                 for p in parts]
+    return Message(m.role, parts), len(foreign)
 
 
 def _opaque_of(p: Part, source: str) -> bool:
@@ -57,33 +65,33 @@ class _View:
 
 @attrs.define
 class Conversation:
-    """Messages, per-provider views and a running size estimate."""
+    """Messages, per-provider views and their size (``ledger``)."""
 
     messages: list[Message] = attrs.field(factory=list)
+    ledger: Ledger = attrs.field(factory=Ledger)
     _views: dict[str, _View] = attrs.field(factory=dict)
-    _tokens: list[int] = attrs.field(factory=list)   # estimate per message
 
     def __attrs_post_init__(self) -> None:
-        self._tokens = [estimate_tokens([m]) for m in self.messages]
+        self.ledger.sync(self.messages)
 
     def __len__(self) -> int:
         return len(self.messages)
 
     def append(self, m: Message) -> None:
         """Add a message. Text that is not valid UTF-8 (from a user's tool or provider) is
-        made valid here, once, so that no encoder downstream can fail on it."""
-        try:
-            tokens = estimate_tokens([m])
-        except UnicodeEncodeError:
-            m = msgspec.convert(sanitize(msgspec.to_builtins(m)), Message)
-            tokens = estimate_tokens([m])
+        made valid here, once, so that no encoder downstream can fail on it (the ledger's
+        estimate, which reads every text once, is what finds it)."""
         self.messages.append(m)
-        self._tokens.append(tokens)
+        try:
+            self.ledger.sync(self.messages)
+        except UnicodeEncodeError:
+            self.messages[-1] = msgspec.convert(sanitize(msgspec.to_builtins(m)), Message)
+            self.ledger.sync(self.messages)
 
     def replace(self, messages: list[Message]) -> None:
-        """A new shape (after a compaction or a repair): every view starts over."""
+        """A new shape (after a repair): every view starts over."""
         self.messages = list(messages)
-        self._tokens = [estimate_tokens([m]) for m in self.messages]
+        self.ledger.sync(self.messages)
         self._views.clear()
 
     def retire(self, source: str, retired: str) -> int:
@@ -109,6 +117,7 @@ class Conversation:
     def view(self, target: str) -> tuple[list[Message], int]:
         """A snapshot of what ``target`` may see, and how many parts were newly dropped for
         it since the last call."""
+        self._follow_edits()
         v = self._views.get(target)
         if v is None:
             v = self._views[target] = _View()
@@ -121,10 +130,31 @@ class Conversation:
         v.reported = v.dropped
         return list(v.messages), new
 
+    def _follow_edits(self) -> None:
+        """Bring the views in line with what the context manager changed in place."""
+        changed, reshaped = self.ledger.take_changes()
+        if reshaped:
+            for target in list(self._views):  # rebuilt; what was reported stays so
+                fresh = _View()
+                for m in self.messages:
+                    vm, d = _visible(m, target)
+                    fresh.messages.append(vm)
+                    fresh.dropped += d
+                fresh.done = len(self.messages)
+                fresh.reported = fresh.dropped
+                self._views[target] = fresh
+            return
+        for i in changed:
+            for target, v in self._views.items():
+                if i < v.done:
+                    v.messages[i] = _visible(self.messages[i], target)[0]
+
     def tokens(self, start: int = 0) -> int:
         """The estimated tokens of the messages from ``start`` on."""
-        return sum(self._tokens[start:])
+        return sum(self.ledger.sizes[start:])
 
     @property
     def estimate(self) -> int:
-        return sum(self._tokens)
+        """The estimated tokens of the conversation as a provider reads it (a vendor's
+        compaction stands for what came before it)."""
+        return self.ledger.live_total

@@ -14,7 +14,8 @@ session), ``approve(call_id, allow)`` (an ``approval: ask`` call), ``cancel()`` 
 ``keep_open`` session ``wait_input()`` (until it waits for the next message), ``close_input()``
 (no more messages: it finishes) and ``switch(provider, model)`` (the next turns go to another
 provider entry or model), and ``stop_at_turn_end()`` (end at the next turn boundary,
-resumable: a service draining).
+resumable: a service draining); ``compact()`` shrinks the conversation to its context
+window now (``/compact``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..accounting import Accounts
 from ..model import ToolCallPart
 from ..redact import Redactor
 from .conductor import Conductor, ProviderHandle
+from .context import Compaction
 from .journal import TRANSCRIPT, JournalError, RunFolder, journal_actor, offload
 from .outcome import Outcome, SessionResult, Status, outcome
 from .recorder import Recorder
@@ -192,6 +194,13 @@ class Session:
             self._inbox_send.send_nowait(text)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise RuntimeError(f"session {self.run_id} has ended") from exc
+
+    async def compact(self, strategy: str | None = None) -> Compaction:
+        """Compact the conversation now (``/compact``): ``context.strategy`` or the one
+        given; says what it did (a ``context_compacted`` record when anything changed)."""
+        if self.done or self._conductor is None:
+            raise RuntimeError(f"session {self.run_id} is not running")
+        return await self._conductor.compact(strategy)
 
     @property
     def pending_approvals(self) -> list[dict[str, Any]]:

@@ -217,6 +217,8 @@ WarningCode = Literal[
     "length_cutoff",       # the answer ended at the output token limit
     "arguments_replaced",  # invalid tool-call arguments sent back as {}
     "tool_interrupted",    # a tool call without result was closed on resume
+    "context_window",      # a provider's window is unknown, or read from elsewhere than said
+    "context",             # a compaction fell back (summary failed) or could not fit
     "mcp",                 # an MCP server crashed, restarted or is down
     "resumed",             # a resumed run repaired its journal
     "model_switch",        # the next turns go to another provider entry or model (Session.switch)
@@ -257,18 +259,37 @@ class ProviderErrorRecord(RecordBase, tag="provider_error", kw_only=True):
 
 
 class ContextCompacted(RecordBase, tag="context_compacted", kw_only=True):
-    """The conversation was shrunk to fit the context window before a request.
+    """The conversation was shrunk to fit the context window of ``provider`` before a
+    request (``reason`` says why: over budget, a provider's context-length refusal, or a
+    ``/compact``). Replayed in this order by a resumed session (``restore.compact_replay``):
 
-    ``elided`` call ids had their result replaced by a marker; messages ``[start, end)``
-    (conversation indices before this compaction) were replaced by ``summary``."""
+    * ``elided``: the call ids whose results became elision markers;
+    * ``reasoning_dropped``: the positions (in the conversation as the journal rebuilds it)
+      of the assistant messages whose reasoning was dropped, whole;
+    * ``summarized``: the messages ``[start, end)`` that one user message replaced, whose
+      text is ``summary`` and whose meta is ``summary_meta``: the model's summary
+      (``strategy: summarize``; ``request_id`` is the summary request) or a note naming
+      removed turns; ``summarized_turns`` are the turn numbers they held.
+
+    ``tokens_before`` / ``tokens_after`` are estimates in the provider's tokens, against
+    ``budget`` (``window`` minus ``reserve_output``); ``harder`` after a refusal."""
 
     strategy: str = ""
+    provider: str = ""
+    reason: str | None = None
+    harder: bool = False
     tokens_before: int = 0
     tokens_after: int = 0
+    budget: int = 0
+    window: int = 0
     elided: list[str] = msgspec.field(default_factory=list)
+    reasoning_dropped: list[int] = msgspec.field(default_factory=list)
     summarized: list[int] | None = None
+    summarized_turns: list[int] | None = None
     summary: str | None = None
-    reason: str | None = None
+    summary_meta: dict[str, Any] | None = None
+    request_id: str | None = None
+    status: str = "compacted"
 
 
 class TurnEnd(RecordBase, tag="turn_end", kw_only=True):

@@ -4,10 +4,11 @@ The journal is the truth: :func:`fold` replays the records of ``transcript.jsonl
 and rebuilds the conversation, the turn, the accounts and the calls left open:
 
 * ``session_start`` with a task and ``user`` add user messages; a complete ``assistant``
-  adds its parts (opaque reasoning restored from ``reasoning.enc`` by request id and part
-  index; an opaque part whose frame is missing is dropped whole, never sent half);
-  ``tool_result`` records make the tool message that answers the assistant's calls;
-  ``context_compacted`` replays the compaction;
+  adds its parts (opaque reasoning and a vendor's compaction item restored from
+  ``reasoning.enc`` by request id and part index; an opaque part whose frame is missing is
+  dropped whole, never sent half); ``tool_result`` records make the tool message that
+  answers the assistant's calls; ``context_compacted`` replays the compaction exactly as
+  the session made it (``compact_replay``, with the context package's own edits);
 * a call of the last assistant message without a result is *pending*: ``started`` says
   whether its ``tool_start`` was written (it may have taken effect).
 
@@ -24,7 +25,16 @@ import attrs
 import msgspec
 
 from ..accounting import Accounts
-from ..model import Message, Part, ReasoningPart, ToolCallPart, ToolResultPart
+from ..context.ledger import elided_result, is_elided, without_reasoning
+from ..model import (
+    BuiltinToolPart,
+    Message,
+    Part,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+)
 from .records import (
     AssistantRecord,
     ContextCompacted,
@@ -37,7 +47,7 @@ from .records import (
     UserMessage,
 )
 
-__all__ = ["Restored", "elision_marker", "fold", "restore_legacy"]
+__all__ = ["Restored", "compact_replay", "fold", "restore_legacy"]
 
 
 @attrs.define
@@ -55,38 +65,34 @@ class Restored:
     started_at: float | None = None   # the first record's time
 
 
-def elision_marker(name: str | None, call_id: str, size: int) -> str:
-    """What an elided tool result becomes (the model can call the tool again)."""
-    return (f"[result of {name or 'tool'} call {call_id} elided to fit the context window: "
-            f"{size} characters; call the tool again if you need it]")
-
-
-def _with_traces(parts: list[Part], traces: Mapping[tuple[str, int], dict[str, Any]],
+def _with_traces(parts: list[Part], traces: Mapping[tuple[str, int], Mapping[str, Any]],
                  request_id: str) -> list[Part]:
     out: list[Part] = []
     for i, p in enumerate(parts):
         if isinstance(p, ReasoningPart):
             trace = traces.get((request_id, i))
-            if trace is not None:
-                p = msgspec.convert(trace, ReasoningPart)
+            if trace is not None and "reasoning" in trace:
+                p = msgspec.convert(trace["reasoning"], ReasoningPart)
             elif p.signature == "" or p.encrypted == "":
                 continue  # its signed payload is lost: drop the block whole
+        elif isinstance(p, BuiltinToolPart) and p.raw is not None \
+                and p.raw.get("encrypted_content") == "":
+            trace = traces.get((request_id, i))
+            if trace is None or "builtin" not in trace:
+                continue  # a compaction item without its payload cannot go back
+            p = msgspec.convert(trace["builtin"], BuiltinToolPart)
         out.append(p)
     return out
 
 
-def _size(content: Any) -> int:
-    return len(content) if isinstance(content, str) else len(msgspec.json.encode(content))
-
-
 def fold(records: Iterable[RecordBase], traces: Iterable[Mapping[str, Any]] = ()) -> Restored:
     """Replay a journal (see the module docstring)."""
-    by_request = {(t["request_id"], t["part"]): t["reasoning"] for t in traces
-                  if "request_id" in t}
+    by_request = {(t["request_id"], t["part"]): t for t in traces if "request_id" in t}
     r = Restored()
     calls: list[ToolCallPart] = []          # the open calls of the last assistant message
     results: dict[str, ToolResultPart] = {}
     results_at: int | None = None           # index of the tool message being built
+    where: dict[str, int] = {}              # call id -> index of the message with its result
     for rec in records:
         r.seq = max(r.seq, rec.seq)
         if r.started_at is None and rec.ts:
@@ -130,14 +136,16 @@ def fold(records: Iterable[RecordBase], traces: Iterable[Mapping[str, Any]] = ()
                 r.messages.append(Message("tool", list(ordered)))
             else:
                 r.messages[results_at] = Message("tool", list(ordered))
+            where[rec.call_id] = results_at
         elif t is TurnEnd:
             r.turn_closed = True
         elif t is ContextCompacted:
             assert isinstance(rec, ContextCompacted)
-            r.messages = compact_replay(r.messages, rec)
-            if results_at is not None:
-                results_at = next((i for i in range(len(r.messages) - 1, -1, -1)
-                                   if r.messages[i].role == "tool"), None)
+            if compact_replay(r.messages, rec, where):  # indexes moved
+                where = _results_index(r.messages)
+                if results_at is not None:
+                    results_at = next((i for i in range(len(r.messages) - 1, -1, -1)
+                                       if r.messages[i].role == "tool"), None)
         elif t is SessionEnd:
             assert isinstance(rec, SessionEnd)
             r.last_status = rec.status
@@ -145,28 +153,42 @@ def fold(records: Iterable[RecordBase], traces: Iterable[Mapping[str, Any]] = ()
     return r
 
 
-def compact_replay(messages: list[Message], rec: ContextCompacted) -> list[Message]:
-    """Apply a ``context_compacted`` record to a conversation: elide the named results,
-    then replace the summarized range by the summary."""
-    out = messages
+def _results_index(messages: list[Message]) -> dict[str, int]:
+    return {p.call_id: i for i, m in enumerate(messages) for p in m.parts
+            if isinstance(p, ToolResultPart)}
+
+
+def compact_replay(messages: list[Message], rec: ContextCompacted,
+                   where: Mapping[str, int] | None = None) -> bool:
+    """Apply a ``context_compacted`` record to a conversation, in place, with the edits the
+    session made (``runtime.context.ledger``): elide the named results, drop the reasoning
+    of the named assistant messages, replace the summarized span by the message recorded.
+    ``where`` maps call ids to the index of the message holding their result (found by a
+    scan without it). A span that does not fall on turn boundaries of this conversation is
+    not replaced (no call is ever parted from its result). Returns whether a span was
+    replaced (indexes moved)."""
     if rec.elided:
+        index = where if where is not None else _results_index(messages)
+        names = {p.id: p.name for m in messages if m.role == "assistant" for p in m.parts
+                 if isinstance(p, ToolCallPart)}
         elided = set(rec.elided)
-        out = []
-        for m in messages:
-            if m.role == "tool" and any(isinstance(p, ToolResultPart) and p.call_id in elided
-                                        for p in m.parts):
-                parts: list[Part] = []
-                for p in m.parts:
-                    if isinstance(p, ToolResultPart) and p.call_id in elided:
-                        p = msgspec.structs.replace(
-                            p, content=elision_marker(p.name, p.call_id, _size(p.content)))
-                    parts.append(p)
-                m = Message(m.role, parts)
-            out.append(m)
-    if rec.summarized is not None and rec.summary is not None and len(rec.summarized) == 2:
-        start, end = rec.summarized
-        out = [*out[:start], Message.user(rec.summary), *out[end:]]
-    return out
+        for i in sorted({index[c] for c in elided if c in index}):
+            m = messages[i]
+            messages[i] = Message(m.role, [
+                elided_result(p, names.get(p.call_id))
+                if isinstance(p, ToolResultPart) and p.call_id in elided and not is_elided(p)
+                else p for p in m.parts])
+    for i in rec.reasoning_dropped:
+        if 0 <= i < len(messages) and messages[i].role == "assistant":
+            messages[i] = without_reasoning(messages[i])[0]
+    if rec.summarized is None or rec.summary is None or len(rec.summarized) != 2:
+        return False
+    start, end = rec.summarized
+    if not 0 <= start < end <= len(messages) or messages[start].role == "tool" or (
+            end < len(messages) and messages[end].role == "tool"):
+        return False
+    messages[start:end] = [Message("user", [TextPart(rec.summary, meta=rec.summary_meta)])]
+    return True
 
 
 def restore_legacy(state: Mapping[str, Any], traces: Iterable[Mapping[str, Any]]

@@ -2,7 +2,8 @@
 
 It owns, per provider: response ids, the model names providers answered with, prompt-cache
 usage. It encrypts every reasoning trace of a response (Responses reasoning items with
-``encrypted_content``, Anthropic thinking blocks with signatures) into ``reasoning.enc``
+``encrypted_content``, Anthropic thinking blocks with signatures) and every opaque
+compaction item of a vendor into ``reasoning.enc``
 (AES-GCM, one frame per trace, keyed by request id and part index), and writes the
 ``state.json`` checkpoint when asked: the conversation without opaque payloads, the
 metadata, the turn and the journal position it covers. It never writes a file itself: the
@@ -20,7 +21,7 @@ import trio
 
 from ..model import Message, ReasoningPart, Response, Usage
 from .recorder import Recorder
-from .traces import TRACE_FILE, frame, strip_opaque
+from .traces import TRACE_FILE, frame, is_opaque_builtin, strip_opaque
 
 __all__ = ["Checkpoint", "ProviderMeta", "RecordResponse", "StateMsg", "state_actor"]
 
@@ -83,9 +84,11 @@ async def state_actor(
                 if key is None:
                     continue
                 for i, part in enumerate(r.parts):
-                    if isinstance(part, ReasoningPart):
+                    what = ("reasoning" if isinstance(part, ReasoningPart) else
+                            "builtin" if is_opaque_builtin(part) else None)
+                    if what is not None:
                         rec = {"turn": msg.turn, "request_id": msg.request_id, "part": i,
-                               "provider": msg.provider, "reasoning": msgspec.to_builtins(part)}
+                               "provider": msg.provider, what: msgspec.to_builtins(part)}
                         await recorder.append_bytes(TRACE_FILE, frame(key, run_id, rec))
             else:
                 await recorder.write_json("state.json", {

@@ -4,12 +4,14 @@ reading a key file).
 Each reasoning part of a response (Responses reasoning items with ``encrypted_content``,
 Anthropic thinking blocks with signatures) is one frame: a 4-byte length and an AES-GCM blob
 (``runtime.crypto``, the run id as associated data) of ``{"turn", "request_id", "part",
-"provider", "reasoning"}``. Older runs keyed frames by ``message`` index instead of
-``request_id``; both are read.
+"provider", "reasoning"}``. A vendor's compaction item with an encrypted payload (``strategy:
+provider``) is a frame too, with ``"builtin"`` in place of ``"reasoning"``. Older runs keyed
+frames by ``message`` index instead of ``request_id``; both are read.
 
 What is written in the clear (transcript, ``state.json``) never holds an opaque payload:
 :func:`strip_opaque` replaces a signature or encrypted content by ``""`` (so a reader knows
-one existed) and drops ``raw``.
+one existed) and drops a reasoning part's ``raw``; a compaction item keeps its readable
+``raw`` with ``encrypted_content`` emptied.
 """
 
 from __future__ import annotations
@@ -23,23 +25,32 @@ from typing import Any
 import msgspec
 
 from .. import crypto
-from ..model import Message, Part, ReasoningPart
+from ..model import BuiltinToolPart, Message, Part, ReasoningPart
 
-__all__ = ["TRACE_FILE", "frame", "key_for_run", "read_traces", "strip_opaque",
-           "strip_parts"]
+__all__ = ["TRACE_FILE", "frame", "is_opaque_builtin", "key_for_run", "read_traces",
+           "strip_opaque", "strip_parts"]
 
 TRACE_FILE = "reasoning.enc"
 KEY_FILE = ".conductor-reasoning.key"
 
 
+def is_opaque_builtin(p: Part) -> bool:
+    """A provider item whose payload is opaque (a vendor's compaction item)."""
+    return (isinstance(p, BuiltinToolPart) and p.raw is not None
+            and bool(p.raw.get("encrypted_content")))
+
+
 def strip_parts(parts: list[Part]) -> list[Part]:
-    """``parts`` without opaque reasoning payloads (see the module docstring)."""
+    """``parts`` without opaque payloads (see the module docstring)."""
     out: list[Part] = []
     for p in parts:
         if isinstance(p, ReasoningPart) and (p.opaque or p.raw is not None):
             out.append(msgspec.structs.replace(
                 p, signature=None if p.signature is None else "",
                 encrypted=None if p.encrypted is None else "", raw=None))
+        elif is_opaque_builtin(p):
+            assert isinstance(p, BuiltinToolPart) and p.raw is not None
+            out.append(msgspec.structs.replace(p, raw={**p.raw, "encrypted_content": ""}))
         else:
             out.append(p)
     return out

@@ -6,6 +6,10 @@ records, hands the answer's text to live watchers once across attempts (``Shown`
 the first token, and ends with an ``Answer`` or the ``ProviderError`` that ended the turn.
 It holds what arrived of the current attempt, so a cancelled turn can still record its
 partial answer. One handler per reply type, looked up by type.
+
+A *side* request (``side=True``: the summary request of ``strategy: summarize``) is recorded
+like any other (``request``, ``provider_error``) but is not part of the conversation: its
+text is not shown live and no ``assistant`` record is written for it.
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ class TurnReader:
     attempt: int = 0
     partial: list[str] = attrs.field(factory=list)   # text of the current attempt
     result: Answer | ProviderError | None = None
+    side: bool = False                 # a side request (see the module docstring)
 
     async def read(self, replies: trio.MemoryReceiveChannel[Any]) -> Answer | ProviderError:
         self.t0 = trio.current_time()
@@ -133,7 +138,7 @@ class TurnReader:
     async def events(self, batch: list[Any]) -> None:
         if self.ttft is None and any(type(ev) in _OUTPUT for ev in batch):
             self.ttft = trio.current_time() - self.t0
-            if self.hooks is not None and self.hooks.active:
+            if self.hooks is not None and self.hooks.active and not self.side:
                 self.hooks.emit(FirstToken(run_id=self.recorder.run_id, turn=self.recorder.turn,
                                            request_id=self.rid, provider=self.provider,
                                            model=self.model, ttft=self.ttft))
@@ -141,7 +146,7 @@ class TurnReader:
         if texts:
             text = texts[0] if len(texts) == 1 else "".join(texts)
             self.partial.append(text)
-            if self.recorder.delta_watchers:
+            if self.recorder.delta_watchers and not self.side:
                 self.recorder.delta(self.shown.feed(text), self.rid)
 
     async def started(self, msg: AttemptStarted) -> None:
@@ -194,6 +199,8 @@ class TurnReader:
                        msg.provider_request_id)
         self.result = a
         self.partial = []
+        if self.side:
+            return
         await self.recorder.emit(AssistantRecord(
             provider=self.provider, model=resp.model, request_id=a.request_id,
             provider_request_id=a.provider_request_id, attempts=msg.attempts, cached=a.cached,

@@ -15,11 +15,12 @@ the caller's trio run, so ``trio.testing.MockClock`` drives its stalls too::
 
 ``max_context_tokens=N`` makes it a model with an N-token window: a larger request gets
 the vendor's context-length error (``testing.context``), and ``refused_in_a_row`` /
-``max_refused_in_a_row`` count the refusals.
+``max_refused_in_a_row`` count the refusals. With ``context_dialect="llama.cpp"`` it also
+answers llama-server's ``GET /props`` with that window as ``n_ctx`` (``serve_props``).
 
 Routes: ``POST`` to a path ending in ``/chat/completions`` (openai-chat), ``/responses``
-(openai-responses) or ``/messages`` (anthropic), query ignored; ``GET /health``; anything
-else is a 404. Only provider requests are recorded and consume script entries.
+(openai-responses) or ``/messages`` (anthropic), query ignored; ``GET /health``; ``GET
+/props`` as above; anything else is a 404. Only provider requests are recorded and consume script entries.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class FakeProviderServer:
         self.context_refused = 0                # requests refused for their size
         self.refused_in_a_row = 0               # the current streak of refusals
         self.max_refused_in_a_row = 0           # the longest streak
+        self.serve_props = True                 # llama.cpp dialect: GET /props answers
+        self.props_served = 0
         self._lock = threading.Lock()
 
     # --- what tests use -------------------------------------------------------------
@@ -147,6 +150,11 @@ class FakeProviderServer:
         protocol = protocol_of_path(path)
         if method == "GET" and path.rstrip("/") == "/health":
             return plan_of(Raw.json(200, {"status": "ok", "requests": self.request_count}))
+        if (method == "GET" and path.rstrip("/") == "/props" and self.serve_props
+                and self.context_dialect == "llama.cpp" and self.max_context_tokens):
+            self.props_served += 1
+            return plan_of(Raw.json(200, {"default_generation_settings": {
+                "n_ctx": self.max_context_tokens}, "total_slots": 1}))
         if protocol is None or method != "POST":
             return plan_of(Raw.json(404, {"error": {
                 "message": f"fake provider: no route for {method} {path}", "type":

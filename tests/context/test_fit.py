@@ -122,7 +122,7 @@ def test_markers_name_tool_call_and_size() -> None:
     assert "read_file" in result.content and "call_0_0" in result.content
     assert "8000 characters" in result.content
     record = fit.record(7)
-    assert record["turn"] == 7 and record["elided"]["call_ids"] == list(fit.elided)
+    assert record["turn"] == 7 and record["elided"] == list(fit.elided)
     assert record["tokens_before"] > record["tokens_after"]
 
 
