@@ -10,6 +10,7 @@ from runtime.cli.console import Console, end_line
 from runtime.redact import Redactor
 from runtime.session.outcome import SessionResult
 from runtime.session.records import (
+    ContextCompacted,
     ProviderErrorRecord,
     RequestRecord,
     TextDelta,
@@ -71,3 +72,20 @@ def test_the_answer_streams_once_and_the_closing_line_says_it_all() -> None:
     assert err.getvalue().strip() == end_line(result())
     assert end_line(result()) == ("[finished] · 2 turns · 1,234 tokens (in 1,000, out 234) · "
                                   "$0.0123 · 2.3 s · run folder: logging/r1")
+
+
+def test_a_compaction_is_one_line_saying_what_was_done() -> None:
+    """A context_compacted record: provider, strategy, tokens before and after, and what was
+    elided, dropped, summarized or removed."""
+    c, _, err = console()
+    c.render(ContextCompacted(provider="main", strategy="summarize", tokens_before=5200,
+                              tokens_after=2100, budget=3000, elided=["c1", "c2"],
+                              summarized=[1, 9], summarized_turns=[1, 2, 3],
+                              summary="...", request_id="req_9"))
+    c.render(ContextCompacted(provider="main", strategy="elide", tokens_before=4000,
+                              tokens_after=2900, budget=3000, summarized=[1, 5],
+                              summarized_turns=[1, 2], summary="[Removed ...]"))
+    assert err.getvalue().splitlines() == [
+        "[context] main summarize: 5,200 -> 2,100 tokens of 3,000 (2 result(s) elided, "
+        "turns 1-3 summarized)",
+        "[context] main elide: 4,000 -> 2,900 tokens of 3,000 (turns 1-2 removed)"]

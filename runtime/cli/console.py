@@ -8,6 +8,7 @@ JSON, the failure lines and the closing line included), each with ``run_id``, ``
 
 Console lines: ``[provider-error] <provider> <kind> <status>: <hint>``,
 ``[streaming-disabled] <provider>: <reason>``, ``[failover] <from> -> <to>``,
+``[context] <provider> <strategy>: <before> -> <after> tokens of <budget> (...)``,
 ``warning: <message>``, and at the end one line with status, turns, tokens, cost, duration
 and the run folder.
 """
@@ -24,6 +25,7 @@ from ..redact import Redactor
 from ..session.outcome import SessionResult
 from ..session.records import (
     AssistantRecord,
+    ContextCompacted,
     Event,
     ProviderErrorRecord,
     RequestRecord,
@@ -148,10 +150,27 @@ class Console:
         elif t is WarningRecord:
             assert isinstance(ev, WarningRecord)
             self._warning(ev, ids)
+        elif t is ContextCompacted:
+            assert isinstance(ev, ContextCompacted)
+            self._compacted(ev, ids)
         elif t is ToolResultRecord:
             assert isinstance(ev, ToolResultRecord)
             self.log.info("tool", name=ev.name, ok=ev.ok, rejected=ev.rejected,
                           request_id=ev.request_id, **ids)
+
+    def _compacted(self, ev: ContextCompacted, ids: dict[str, Any]) -> None:
+        what = []
+        if ev.elided:
+            what.append(f"{len(ev.elided)} result(s) elided")
+        if ev.reasoning_dropped:
+            what.append(f"reasoning of {len(ev.reasoning_dropped)} message(s) dropped")
+        if ev.summarized is not None:
+            turns = ev.summarized_turns
+            span = f"turns {turns[0]}-{turns[-1]}" if turns else "older turns"
+            what.append(f"{span} {'summarized' if ev.request_id else 'removed'}")
+        self.line(f"[context] {ev.provider} {ev.strategy}: {ev.tokens_before:,} -> "
+                  f"{ev.tokens_after:,} tokens of {ev.budget:,}"
+                  + (f" ({', '.join(what)})" if what else ""), **ids)
 
     def _warning(self, ev: WarningRecord, ids: dict[str, Any]) -> None:
         if ev.code == "streaming_disabled":
