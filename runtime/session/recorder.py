@@ -128,21 +128,13 @@ class Recorder:
     async def flush(self) -> None:
         """Return once everything emitted so far is on disk; :class:`JournalError` when the
         journal actor is gone (its own failure is reported where it ended)."""
-        done = trio.Event()
+        flush = Flush(trio.Event())
         try:
-            await self.journal.send(Flush(done))
+            await self.journal.send(flush)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise JournalError("the journal is closed") from exc
-        async with trio.open_nursery() as nursery:
-
-            async def exited() -> None:
-                await self.journal_exited.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(exited)
-            await done.wait()
-            nursery.cancel_scope.cancel()
-        if not done.is_set():
+        await flush.done.wait()
+        if not flush.written:
             raise JournalError("the journal ended before writing everything")
 
     # ---- watchers ---------------------------------------------------------------------
