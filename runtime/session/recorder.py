@@ -82,7 +82,7 @@ class Recorder:
 
     def _encode(self, rec: RecordBase) -> tuple[RecordBase, bytes]:
         red = self.redactor
-        if not red.changes(msgspec.structs.asdict(rec)) and not _has_secret_parts(red, rec):
+        if not red.changes(rec):  # one search over the record's strings
             try:
                 return rec, _encoder.encode(rec)
             except UnicodeEncodeError:
@@ -119,7 +119,16 @@ class Recorder:
         await self.journal.send(AppendError(turn, sanitize(self.redactor.value(record))))
 
     async def write_json(self, name: str, data: Any) -> None:
-        body = _encoder.encode(sanitize(self.redactor.value(msgspec.to_builtins(data))))
+        """Replace a whole file with ``data`` as JSON, redacted: searched in one pass, and
+        rebuilt only when a secret (or text that is not valid UTF-8) is in it."""
+        body: bytes | None = None
+        if not self.redactor.changes(data):
+            try:
+                body = _encoder.encode(data)
+            except UnicodeEncodeError:
+                body = None
+        if body is None:
+            body = _encoder.encode(sanitize(self.redactor.value(msgspec.to_builtins(data))))
         await self.journal.send(WriteFile(name, body + b"\n"))
 
     async def append_bytes(self, name: str, data: bytes) -> None:
@@ -174,11 +183,3 @@ class Recorder:
         for w in list(self.watchers):
             self.unwatch(w)
 
-
-def _has_secret_parts(red: Redactor, rec: RecordBase) -> bool:
-    """Structs nested in a record (assistant ``parts``) are walked too."""
-    parts = getattr(rec, "parts", None)
-    if not parts:
-        return False
-    return any(red.changes(msgspec.structs.asdict(p)) for p in parts
-               if isinstance(p, msgspec.Struct))
