@@ -149,6 +149,21 @@ class Hooks:
         from .session import records as r
 
         t = type(rec)
+        hooked = self._hooks
+        if t is r.RequestRecord:
+            if not hooked["request_start"]:  # nobody listens: no event is built
+                return
+        elif t is r.ProviderErrorRecord:
+            if not hooked["error"] and not hooked["retry"]:
+                return
+        elif t is r.CacheRecord:
+            if not hooked["cache"]:
+                return
+        elif t is r.ToolResultRecord:
+            if not hooked["tool_call"]:
+                return
+        else:
+            return
         base = {"run_id": rec.run_id, "turn": rec.turn}
         if t is r.RequestRecord:
             self.emit(RequestStart(**base, request_id=rec.request_id, provider=rec.provider,
