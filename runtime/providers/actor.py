@@ -4,9 +4,12 @@ Its mailbox takes ``TurnRequest`` s. For each it runs the attempts of one turn (
 with backoff, the streaming fallback) in its own task, and answers on the request's reply
 channel with, in order::
 
-    AttemptStarted  (Events* AttemptFailed AttemptStarted)*  Events*  TurnDone | TurnFailed
+    AttemptStarted  (PoolUse? Events* AttemptFailed AttemptStarted)*  PoolUse? Events*
+    TurnDone | TurnFailed
 
-where each ``Events`` is a ``list[Event]`` (one batch per network read).
+where each ``Events`` is a ``list[Event]`` (one batch per network read) and ``PoolUse``
+(from an HTTP provider, when the response head arrives) says how the attempt got its
+connection.
 
 ``StreamingDisabled`` may appear once before an attempt. The reply channel is closed at
 the end, so the consumer sees ``EndOfChannel``. Events of a failed attempt have already
@@ -48,6 +51,7 @@ __all__ = [
     "AttemptFailed",
     "AttemptStarted",
     "CacheOutcome",
+    "PoolUse",
     "Provider",
     "Reply",
     "StreamingDisabled",
@@ -120,13 +124,24 @@ class TurnFailed:
 
 
 @attrs.frozen
+class PoolUse:
+    """How one attempt got its connection: a ``new`` one or a reused one, and whether it
+    ``waited`` for one (every connection of the pool was busy) and for how many
+    ``seconds``."""
+
+    new: bool
+    waited: bool = False
+    seconds: float = 0.0
+
+
+@attrs.frozen
 class CacheOutcome:
     outcome: str  # hit | miss | store
     key: str
 
 
 Reply = (list[Event] | AttemptStarted | AttemptFailed | StreamingDisabled | TurnDone | TurnFailed
-         | CacheOutcome)
+         | CacheOutcome | PoolUse)
 
 
 CIRCUIT_OPEN = "circuit_open"  # the code of the error for a turn the breaker refused
