@@ -102,7 +102,7 @@ class Recorder:
             self.on_record(rec)
         if self.watchers:
             self._publish(rec, line)
-        await self.journal.send(Append(line))
+        await self._put(Append(line))
         return rec
 
     def delta(self, text: str, request_id: str) -> None:
@@ -116,7 +116,7 @@ class Recorder:
     # ---- other files ------------------------------------------------------------------
 
     async def error(self, turn: int, record: dict[str, Any]) -> None:
-        await self.journal.send(AppendError(turn, sanitize(self.redactor.value(record))))
+        await self._put(AppendError(turn, sanitize(self.redactor.value(record))))
 
     async def write_json(self, name: str, data: Any) -> None:
         """Replace a whole file with ``data`` as JSON, redacted: searched in one pass, and
@@ -129,10 +129,17 @@ class Recorder:
                 body = None
         if body is None:
             body = _encoder.encode(sanitize(self.redactor.value(msgspec.to_builtins(data))))
-        await self.journal.send(WriteFile(name, body + b"\n"))
+        await self._put(WriteFile(name, body + b"\n"))
 
     async def append_bytes(self, name: str, data: bytes) -> None:
-        await self.journal.send(AppendBytes(name, data))
+        await self._put(AppendBytes(name, data))
+
+    async def _put(self, msg: JournalMsg) -> None:
+        """To the journal, without a scheduling round trip while its mailbox has room."""
+        try:
+            self.journal.send_nowait(msg)
+        except trio.WouldBlock:
+            await self.journal.send(msg)
 
     async def flush(self) -> None:
         """Return once everything emitted so far is on disk; :class:`JournalError` when the
