@@ -146,8 +146,7 @@ class Hooks:
 
     def record(self, rec: Any) -> None:
         """Emit the hook events that a transcript record stands for (see the docstring)."""
-        from .session import records as r
-
+        r = _records()
         t = type(rec)
         hooked = self._hooks
         if t is r.RequestRecord:
@@ -221,6 +220,19 @@ class Hooks:
             self.disabled[label] = f"{type(exc).__name__}: {exc}"
             if self.on_failure is not None:
                 await self.on_failure(label, exc, ev)
+
+
+def _records() -> Any:
+    """``runtime.session.records`` (imported on first use: it imports this module)."""
+    global _RECORDS
+    if _RECORDS is None:
+        from .session import records
+
+        _RECORDS = records
+    return _RECORDS
+
+
+_RECORDS: Any = None
 
 
 def _name(ev: Any) -> str:

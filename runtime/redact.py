@@ -175,28 +175,37 @@ class Redactor:
         return self.value(dict(event_dict))  # type: ignore[no-any-return]
 
 
+_SCALARS = (int, float, bool, type(None))
+
+
 def _collect(value: Any, out: list[str]) -> bool:
     """Append the strings of ``value`` to ``out`` (dict keys are not redacted, so not
-    collected); False when a secret header name holds a value (the value redacts it)."""
+    collected); False when a secret header name holds a value (the value redacts it).
+    Strings and scalars are handled in the loops, only containers recurse."""
     t = type(value)
     if t is str:
         out.append(value)
-    elif value is None or t is int or t is float or t is bool:
-        pass
-    elif isinstance(value, msgspec.Struct):
-        for name in value.__struct_fields__:
-            if not _collect(getattr(value, name), out):
-                return False
+        return True
+    if isinstance(value, msgspec.Struct):
+        items: Any = (getattr(value, name) for name in value.__struct_fields__)
     elif isinstance(value, dict):
         for k, v in value.items():
-            if isinstance(k, str) and v and k.lower() in _SECRET_HEADERS:
+            if type(k) is str and v and k.lower() in _SECRET_HEADERS:
                 return False
-            if not _collect(v, out):
-                return False
+        items = value.values()
     elif isinstance(value, list | tuple):
-        for v in value:
-            if not _collect(v, out):
-                return False
+        items = value
     elif isinstance(value, str):  # a str subclass
         out.append(value)
+        return True
+    else:
+        return True
+    for v in items:
+        tv = type(v)
+        if tv is str:
+            out.append(v)
+        elif tv in _SCALARS:
+            continue
+        elif not _collect(v, out):
+            return False
     return True
