@@ -61,10 +61,19 @@ class Conversation:
 
     messages: list[Message] = attrs.field(factory=list)
     _views: dict[str, _View] = attrs.field(factory=dict)
-    _tokens: list[int] = attrs.field(factory=list)   # estimate per message
+    # running estimate: _before[i] = estimated tokens of messages[:i] (one entry more than
+    # messages), so the size of any tail is one subtraction, whatever the history's length
+    _before: list[int] = attrs.field(factory=lambda: [0])
 
     def __attrs_post_init__(self) -> None:
-        self._tokens = [estimate_tokens([m]) for m in self.messages]
+        self._recount()
+
+    def _recount(self) -> None:
+        total = 0
+        self._before = [0]
+        for m in self.messages:
+            total += estimate_tokens([m])
+            self._before.append(total)
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -78,12 +87,12 @@ class Conversation:
             m = msgspec.convert(sanitize(msgspec.to_builtins(m)), Message)
             tokens = estimate_tokens([m])
         self.messages.append(m)
-        self._tokens.append(tokens)
+        self._before.append(self._before[-1] + tokens)
 
     def replace(self, messages: list[Message]) -> None:
         """A new shape (after a compaction or a repair): every view starts over."""
         self.messages = list(messages)
-        self._tokens = [estimate_tokens([m]) for m in self.messages]
+        self._recount()
         self._views.clear()
 
     def retire(self, source: str, retired: str) -> int:
@@ -123,8 +132,9 @@ class Conversation:
 
     def tokens(self, start: int = 0) -> int:
         """The estimated tokens of the messages from ``start`` on."""
-        return sum(self._tokens[start:])
+        start = max(0, min(start, len(self.messages)))
+        return self._before[-1] - self._before[start]
 
     @property
     def estimate(self) -> int:
-        return sum(self._tokens)
+        return self._before[-1]
