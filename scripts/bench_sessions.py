@@ -78,7 +78,7 @@ async def _child(port: int, sessions: int, turns: int, floor: bool) -> dict[str,
     import yaml
 
     from runtime.config import load_config
-    from runtime.engine import Engine, pool_limits
+    from runtime.engine import Engine
     from runtime.model import Message, Request
     from runtime.providers import build_provider
     from runtime.tools.registry import Tool
@@ -150,7 +150,7 @@ async def _child(port: int, sessions: int, turns: int, floor: bool) -> dict[str,
                     {"role": "tool", "tool_call_id": f"call_{i}", "content": "ok"}
                     for i in range(k)]}) for k in range(turns)]
                 headers = dict(http._headers)  # type: ignore[attr-defined]
-                limits = pool_limits(rt.config, 10_000)
+                limits = _limits_of(rt.client)
                 counted = [0]
                 decode = msgspec.json.decode
 
@@ -180,6 +180,16 @@ async def _child(port: int, sessions: int, turns: int, floor: bool) -> dict[str,
                     out["floor_cpu"] = time.process_time() - t
                 out["events"] = counted[0]
     return out
+
+
+def _limits_of(client: Any) -> Any:
+    """The pool limits of the engine's client, for the floor's client."""
+    import httpx
+
+    pool = client._transport._pool
+    return httpx.Limits(max_connections=pool._max_connections,
+                        max_keepalive_connections=pool._max_keepalive_connections,
+                        keepalive_expiry=pool._keepalive_expiry)
 
 
 def child_main(args: argparse.Namespace) -> int:
