@@ -21,7 +21,6 @@ import msgspec
 __all__ = ["SSEDecoder", "SSEEvent"]
 
 _BOM = b"\xef\xbb\xbf"
-_HOLD = 1 << 16  # bytes of an unfinished event kept raw before its lines are applied
 
 
 class SSEEvent(msgspec.Struct, frozen=True):
@@ -63,50 +62,31 @@ class SSEDecoder:
             if hold_cr:
                 buf = buf[:-1]
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            # A CR at the very end is held back to see whether an LF follows it.
-            tail = b"\r" if hold_cr else b""
-        else:
-            tail = b""
-        out: list[SSEEvent] = []
-        # HOT PATH: whole events at once. An event is the text up to a blank line; one made
-        # of a single "data: " line (and an "event: " line before it) becomes an SSEEvent
-        # directly, anything else goes through the line rules. What follows the last blank
-        # line stays buffered until its event is complete.
-        blocks = buf.split(b"\n\n")
-        rest = blocks.pop()
-        if self._data or self._event:  # an event begun in an earlier chunk
-            first = blocks[0] if blocks else None
-            if first is not None:
-                self._lines(first.split(b"\n"), out)
-                self._line(b"", out)
-                blocks = blocks[1:]
-        for block in blocks:
-            if block[:6] == b"data: " and b"\n" not in block:
-                out.append(SSEEvent(block[6:].decode("utf-8", "replace"), "message",
-                                    self._id, self._retry))
-                continue
-            if block[:7] == b"event: ":
-                nl = block.find(b"\n")
-                if (nl > 0 and block[nl + 1:nl + 7] == b"data: "
-                        and block.find(b"\n", nl + 1) < 0):
-                    name = block[7:nl].decode("utf-8", "replace")
-                    out.append(SSEEvent(block[nl + 7:].decode("utf-8", "replace"),
-                                        name or "message", self._id, self._retry))
-                    continue
-            if block:
-                self._lines(block.split(b"\n"), out)
-            self._line(b"", out)
-        if len(rest) > _HOLD and b"\n" in rest:
-            # a long event still open: apply its complete lines now, keep the last one
-            lines = rest.split(b"\n")
+            lines = buf.split(b"\n")
             rest = lines.pop()
-            self._lines(lines, out)
-        self._buf = rest + tail
-        return out
-
-    def _lines(self, lines: list[bytes], out: list[SSEEvent]) -> None:
+            # A CR at the very end is held back to see whether an LF follows it.
+            self._buf = rest + b"\r" if hold_cr else rest
+        else:
+            lines = buf.split(b"\n")
+            self._buf = lines.pop()
+        out: list[SSEEvent] = []
+        data = self._data
         for line in lines:
-            self._line(line, out)
+            # fast path for the two lines every event has: "data: ..." and the blank line
+            if not line:
+                if data:
+                    out.append(SSEEvent(data[0] if len(data) == 1 else "\n".join(data),
+                                        self._event or "message", self._id, self._retry))
+                    data = self._data = []
+                self._event = ""
+            elif line[:6] == b"data: ":
+                data.append(line[6:].decode("utf-8", "replace"))
+            elif line[:7] == b"event: ":
+                self._event = line[7:].decode("utf-8", "replace")
+            else:
+                self._line(line, out)
+                data = self._data
+        return out
 
     def close(self) -> list[SSEEvent]:
         """End of stream: process what is buffered and dispatch a pending event."""
