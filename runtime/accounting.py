@@ -25,7 +25,7 @@ from .session.records import (
     WarningRecord,
 )
 
-__all__ = ["Accounts", "ProviderAccount", "percentile"]
+__all__ = ["Accounts", "PoolAccount", "ProviderAccount", "percentile"]
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -37,6 +37,34 @@ def percentile(values: list[float], q: float) -> float | None:
     lo = int(pos)
     hi = min(lo + 1, len(data) - 1)
     return round(data[lo] + (data[hi] - data[lo]) * (pos - lo), 6)
+
+
+@attrs.define
+class PoolAccount:
+    """The attempts of one provider that got a response head, by how they got their
+    connection: ``requests`` = ``new_connections`` + ``reused_connections``; ``waits`` of
+    them found every connection of the pool busy and waited ``wait_s`` in all."""
+
+    requests: int = 0
+    new_connections: int = 0
+    reused_connections: int = 0
+    waits: int = 0
+    wait_s: float = 0.0
+
+    def add(self, connection: str | None, wait: float | None) -> None:
+        if connection is None:
+            return
+        self.requests += 1
+        self.new_connections += connection == "new"
+        self.reused_connections += connection != "new"
+        if wait is not None:
+            self.waits += 1
+            self.wait_s += wait
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "new_connections": self.new_connections,
+                "reused_connections": self.reused_connections, "waits": self.waits,
+                "wait_s": round(self.wait_s, 6)}
 
 
 @attrs.define
@@ -55,6 +83,7 @@ class ProviderAccount:
     latencies: list[float] = attrs.field(factory=list)
     cache_hits: int = 0
     cache_misses: int = 0
+    pool: PoolAccount = attrs.field(factory=PoolAccount)
     last_stream: bool = attrs.field(default=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +102,7 @@ class ProviderAccount:
             "latency_s": {"p50": percentile(self.latencies, 50),
                           "p95": percentile(self.latencies, 95)},
             "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
+            "pool": self.pool.to_dict(),
         }
 
 
@@ -119,6 +149,8 @@ class Accounts:
             acc.last_stream = rec.stream
         elif t is AssistantRecord:
             assert isinstance(rec, AssistantRecord)
+            if rec.connection is not None:
+                self.of(rec.provider).pool.add(rec.connection, rec.pool_wait)
             if rec.cached or rec.status != "complete":
                 return
             acc = self.of(rec.provider)
@@ -128,7 +160,9 @@ class Accounts:
                 acc.ttfts.append(rec.ttft)
         elif t is ProviderErrorRecord:
             assert isinstance(rec, ProviderErrorRecord)
-            self.of(rec.provider).failures[rec.kind] += 1
+            acc = self.of(rec.provider)
+            acc.failures[rec.kind] += 1
+            acc.pool.add(rec.connection, rec.pool_wait)
         elif t is ToolResultRecord:
             assert isinstance(rec, ToolResultRecord)
             self.tool_calls += 1

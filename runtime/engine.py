@@ -60,7 +60,7 @@ from .session.restore import Restored, fold, restore_legacy
 from .session.traces import TRACE_FILE, key_for_run, read_traces
 from .tools import ToolRegistry, builtin_tools
 
-__all__ = ["Engine", "new_run_id", "run_session", "valid_run_id"]
+__all__ = ["Engine", "new_run_id", "pool_limits", "run_session", "valid_run_id"]
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -177,17 +177,20 @@ class Engine:
                             for name, pc in cfg.providers.items():
                                 client: httpx.AsyncClient | None = None
                                 provider = (providers or {}).get(name)
+                                limits = pool_limits(pc, per_provider)
                                 if provider is None and not KINDS[pc.kind].in_process:
                                     client = await stack.enter_async_context(_client(
-                                        transport, ssl_context, per_provider))
+                                        transport, ssl_context, pc, limits))
                                 window = window_source(name, pc, client)
                                 if provider is None:
                                     provider = build_provider(
-                                        name, with_betas(pc, window, policy),
-                                        client, redact=redactor.text)  # type: ignore[arg-type]
+                                        name, with_betas(pc, window, policy), client,  # type: ignore[arg-type]
+                                        redact=redactor.text, pool_size=limits.max_connections)
                                 opts = _actor_options(pc, cache)
                                 if opts.limiter is not None and hasattr(provider, "on_headers"):
                                     provider.on_headers = _header_observer(opts.limiter)
+                                if hasattr(provider, "report_pool"):
+                                    provider.report_pool = True   # pool use in the summary
                                 mailbox = await actors.start(_supervised, name, provider, opts,
                                                              failures)
                                 runtimes[name] = _Runtime(name, pc, mailbox, client, opts,
@@ -432,14 +435,23 @@ async def _host(closing: trio.Event, *,
             nursery.cancel_scope.cancel()  # what outlived its grace
 
 
+def pool_limits(pc: ProviderConfig, connections: int) -> httpx.Limits:
+    """The connection pool of one provider entry: ``providers.<name>.pool``, and for what it
+    leaves unset, limits derived from ``connections`` (its share of the open-file budget)."""
+    pool = pc.pool
+    most = pool.max_connections if pool.max_connections is not None else min(100, connections)
+    keep = (pool.max_keepalive if pool.max_keepalive is not None
+            else min(20, connections, most))
+    return httpx.Limits(max_connections=most, max_keepalive_connections=min(keep, most),
+                        keepalive_expiry=pool.keepalive_expiry)
+
+
 def _client(transport: httpx.AsyncBaseTransport | None, ssl_context: ssl.SSLContext | None,
-            connections: int) -> httpx.AsyncClient:
+            pc: ProviderConfig, limits: httpx.Limits) -> httpx.AsyncClient:
     """One provider's HTTP client: its own pool, the engine's one SSL context."""
     return httpx.AsyncClient(
-        transport=transport, follow_redirects=False,
-        verify=ssl_context if ssl_context is not None else True,
-        limits=httpx.Limits(max_connections=min(100, connections),
-                            max_keepalive_connections=min(20, connections)))
+        transport=transport, follow_redirects=False, http2=pc.http2,
+        verify=ssl_context if ssl_context is not None else True, limits=limits)
 
 
 async def _start_mcp(cfg: AgentConfig, stack: contextlib.AsyncExitStack,

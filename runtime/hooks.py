@@ -146,9 +146,23 @@ class Hooks:
 
     def record(self, rec: Any) -> None:
         """Emit the hook events that a transcript record stands for (see the docstring)."""
-        from .session import records as r
-
+        r = _records()
         t = type(rec)
+        hooked = self._hooks
+        if t is r.RequestRecord:
+            if not hooked["request_start"]:  # nobody listens: no event is built
+                return
+        elif t is r.ProviderErrorRecord:
+            if not hooked["error"] and not hooked["retry"]:
+                return
+        elif t is r.CacheRecord:
+            if not hooked["cache"]:
+                return
+        elif t is r.ToolResultRecord:
+            if not hooked["tool_call"]:
+                return
+        else:
+            return
         base = {"run_id": rec.run_id, "turn": rec.turn}
         if t is r.RequestRecord:
             self.emit(RequestStart(**base, request_id=rec.request_id, provider=rec.provider,
@@ -206,6 +220,19 @@ class Hooks:
             self.disabled[label] = f"{type(exc).__name__}: {exc}"
             if self.on_failure is not None:
                 await self.on_failure(label, exc, ev)
+
+
+def _records() -> Any:
+    """``runtime.session.records`` (imported on first use: it imports this module)."""
+    global _RECORDS
+    if _RECORDS is None:
+        from .session import records
+
+        _RECORDS = records
+    return _RECORDS
+
+
+_RECORDS: Any = None
 
 
 def _name(ev: Any) -> str:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from runtime.redact import MARK, Redactor
 
 
@@ -40,3 +45,73 @@ def test_structlog_processor() -> None:
     """The redactor is a structlog processor: a plain call on an event dict."""
     r = Redactor(["tok-123456"])
     assert r(None, "info", {"event": "sent tok-123456"}) == {"event": f"sent {MARK}"}
+
+
+_PIECES = ["sk-proj-ABCDEFGHIJKL", "abcd1234", "Authorization: ", "Bearer abcdefghij",
+           "x-api-key=", "api_key", "\n", " ", "\x00", "é", "canary-key-0001", "password=",
+           "hunter2", ",", "\"", "token:", "x"]
+
+
+def _texts() -> Any:
+    return st.lists(st.sampled_from(_PIECES), max_size=8).map("".join)
+
+
+_VALUES = st.recursive(
+    _texts() | st.integers() | st.none() | st.booleans(),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(["text", "Authorization", "x-other", "cookie", "n"]),
+                      inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.lists(_VALUES, min_size=1, max_size=5))
+@example(value=["abcd1234", "sk-proj-ABCDEFGHIJKL"])
+def test_changes_of_a_whole_value_never_misses_what_value_would_redact(value: Any) -> None:
+    """The one-pass check over a value's joined strings says True whenever redacting the
+    value changes it (built-in rules, literal keys and a configured pattern)."""
+    r = Redactor(["canary-key-0001"], [r"(?i)password=\S+", r"token:\s*\w+"])
+    if r.value(value) != value:
+        assert r.changes(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_VALUES)
+def test_rules_with_anchors_are_checked_string_by_string(value: Any) -> None:
+    """A rule that looks at the edges of a string (an anchor, a lookahead) is never
+    searched in the joined text, so the check stays exact."""
+    r = Redactor([], [r"^hunter2$", r"abcd1234(?!\w)"])
+    assert not r._joinable
+    assert r.changes(value) == (r.value(value) != value)
+
+
+def test_changes_walks_records_and_their_parts() -> None:
+    """A secret in a nested part of a transcript record is found without converting it."""
+    from runtime.model import TextPart, ToolCallPart
+    from runtime.session.records import AssistantRecord
+
+    r = Redactor(["canary-key-0001"])
+    clean = AssistantRecord(text="hello", parts=[TextPart("hello")])
+    dirty = AssistantRecord(text="hello", parts=[ToolCallPart("c1", "f", '{"k": "canary-key-0001"}')])
+    assert not r.changes(clean)
+    assert r.changes(dirty)
+
+
+_CASED = st.lists(st.sampled_from(["Authorİzation", "AUTHORIZATION", "authorıza", "tion",
+                                   "x-API-KEY", "Api_Key", "ApI", "-", "kEy", "BEARER ",
+                                   "bearer", "Bearer\t", "sk-", "SK-", "ABCDEFGHIJKLMN", ":",
+                                   "=", " ", "K", "é", "\u212a"]),
+                   max_size=8).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=_CASED | st.text(max_size=40))
+@example(text="Authorİzation: token123")
+@example(text="X-APİ-KEY=abc")
+def test_the_built_in_prefilter_never_skips_a_match(text: str) -> None:
+    """The cheap word test in front of the built-in rules is True whenever one of those
+    rules matches (case-insensitively, dotted and dotless i included)."""
+    from runtime.redact import _BUILTIN_ANY, _may_hold_builtin
+
+    if _BUILTIN_ANY.search(text):
+        assert _may_hold_builtin(text)

@@ -9,6 +9,7 @@ and the variables named by ``tools.shell_env`` must not hold a secret of the con
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..errors import ConfigError, ErrorKind
 from ..providers.kinds import KINDS
 from .env import join
 from .paths import at_line, did_you_mean
-from .schema import BUILTIN_TOOLS, ENV_NAME, AgentConfig, ProviderConfig
+from .schema import BUILTIN_TOOLS, ENV_NAME, AgentConfig, PoolConfig, ProviderConfig
 
 __all__ = ["Checker"]
 
@@ -164,6 +165,7 @@ class Checker:
                             f"use a URL such as {kind.base_url or 'http://host/v1'}")
         else:
             prov.base_url = prov.base_url.rstrip("/")
+        self.pool(path, prov)
         if prov.retry.max_delay < prov.retry.base_delay:
             raise self.fail(f"{path}.retry.max_delay", "max_delay is below base_delay",
                             "make max_delay >= base_delay")
@@ -179,6 +181,25 @@ class Checker:
                 raise self.fail(f"{path}.streaming_fallback_kinds[{i}]",
                                 f"unknown error kind {name!r}",
                                 f"{did_you_mean(name, kinds)}use one of {', '.join(kinds)}")
+
+    def pool(self, path: str, prov: ProviderConfig) -> None:
+        """HTTP settings belong to HTTP kinds; keep-alive fits in the pool; HTTP/2 needs h2."""
+        kind = KINDS[prov.kind]
+        pool = prov.pool
+        if kind.in_process:
+            for key, set_ in (("http2", prov.http2), ("pool", pool != PoolConfig())):
+                if set_:
+                    raise self.fail(f"{path}.{key}", f"{key} is for HTTP providers, not kind "
+                                    f"{kind.name}", f"remove {key}")
+            return
+        if (pool.max_keepalive is not None and pool.max_connections is not None
+                and pool.max_keepalive > pool.max_connections):
+            raise self.fail(f"{path}.pool.max_keepalive", f"max_keepalive "
+                            f"{pool.max_keepalive} is above max_connections "
+                            f"{pool.max_connections}", "make max_keepalive <= max_connections")
+        if prov.http2 and importlib.util.find_spec("h2") is None:
+            raise self.fail(f"{path}.http2", "HTTP/2 needs the h2 package, which is not "
+                            "installed", "pip install 'httpx[http2]', or remove http2")
 
     def prices(self) -> None:
         """With ``limits.max_cost_usd``, every model that may take a turn (the main

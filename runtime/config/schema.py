@@ -36,6 +36,7 @@ __all__ = [
     "LimitsConfig",
     "LoggingConfig",
     "McpServer",
+    "PoolConfig",
     "Price",
     "ProviderConfig",
     "ProviderKind",
@@ -64,6 +65,7 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -98,6 +100,17 @@ class CircuitConfig(_Section):
     cooldown: Positive = 30.0
 
 
+class PoolConfig(_Section):
+    """``providers.<name>.pool``: the provider's HTTP connection pool, shared by every
+    session of the process. An unset limit is derived from the process's open-file budget
+    (``ulimit -n``); a request that finds every connection busy waits for one, within its
+    ``timeout.total``."""
+
+    max_connections: PositiveInt | None = None
+    max_keepalive: NonNegativeInt | None = None
+    keepalive_expiry: Positive = 5.0
+
+
 class ScriptToolCall(_Section):
     name: str
     arguments: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -127,6 +140,8 @@ class ProviderConfig(_Section):
     rate_limit: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
     circuit: CircuitConfig = msgspec.field(default_factory=CircuitConfig)
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    http2: bool = False   # negotiated over https (ALPN); plain http stays HTTP/1.1
+    pool: PoolConfig = msgspec.field(default_factory=PoolConfig)
     store: bool | None = None
     cache_system: bool = False
     streaming_fallback_kinds: list[str] = msgspec.field(

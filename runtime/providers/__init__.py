@@ -42,8 +42,10 @@ def __getattr__(name: str) -> Any:
 
 
 def build_provider(name: str, pc: ProviderConfig, client: httpx.AsyncClient, *,
-                   redact: Callable[[str], str] | None = None) -> Provider:
-    """The runtime for one provider entry of the config."""
+                   redact: Callable[[str], str] | None = None,
+                   pool_size: int | None = None) -> Provider:
+    """The runtime for one provider entry of the config; ``pool_size``: the connections of
+    ``client``'s pool (to tell the requests that wait for one)."""
     kind = KINDS[pc.kind]
     if kind.in_process:
         from .scripted import ScriptedProvider, response_from_turn
@@ -57,5 +59,6 @@ def build_provider(name: str, pc: ProviderConfig, client: httpx.AsyncClient, *,
         name=name, kind=pc.kind, base_url=pc.base_url or kind.base_url or "",
         model=pc.model, api_key=pc.api_key or None, headers=dict(pc.headers),
         timeouts=Timeouts(pc.timeout.connect, pc.timeout.read, pc.timeout.total),
+        pool_size=pool_size, http2=pc.http2,
     )
     return HTTPProvider(spec, client, redact=redact)

@@ -4,9 +4,12 @@ Its mailbox takes ``TurnRequest`` s. For each it runs the attempts of one turn (
 with backoff, the streaming fallback) in its own task, and answers on the request's reply
 channel with, in order::
 
-    AttemptStarted  (Events* AttemptFailed AttemptStarted)*  Events*  TurnDone | TurnFailed
+    AttemptStarted  (PoolUse? Events* AttemptFailed AttemptStarted)*  PoolUse? Events*
+    TurnDone | TurnFailed
 
-where each ``Events`` is a ``list[Event]`` (one batch per network read).
+where each ``Events`` is a ``list[Event]`` (one batch per network read) and ``PoolUse``
+(from an HTTP provider, when the response head arrives) says how the attempt got its
+connection.
 
 ``StreamingDisabled`` may appear once before an attempt. The reply channel is closed at
 the end, so the consumer sees ``EndOfChannel``. Events of a failed attempt have already
@@ -48,6 +51,7 @@ __all__ = [
     "AttemptFailed",
     "AttemptStarted",
     "CacheOutcome",
+    "PoolUse",
     "Provider",
     "Reply",
     "StreamingDisabled",
@@ -120,13 +124,24 @@ class TurnFailed:
 
 
 @attrs.frozen
+class PoolUse:
+    """How one attempt got its connection: a ``new`` one or a reused one, and whether it
+    ``waited`` for one (every connection of the pool was busy) and for how many
+    ``seconds``."""
+
+    new: bool
+    waited: bool = False
+    seconds: float = 0.0
+
+
+@attrs.frozen
 class CacheOutcome:
     outcome: str  # hit | miss | store
     key: str
 
 
 Reply = (list[Event] | AttemptStarted | AttemptFailed | StreamingDisabled | TurnDone | TurnFailed
-         | CacheOutcome)
+         | CacheOutcome | PoolUse)
 
 
 CIRCUIT_OPEN = "circuit_open"  # the code of the error for a turn the breaker refused
@@ -214,6 +229,15 @@ def _record(opts: ActorOptions, verdict: Verdict, probe_at: float | None) -> Non
         opts.breaker.record(verdict, opts.clock(), probe_at=probe_at)
 
 
+async def _reply(reply: trio.MemorySendChannel[Reply], msg: Reply) -> None:
+    """Send without a scheduling round trip while the channel has room; wait when it is
+    full (a slow consumer still holds the turn back)."""
+    try:
+        reply.send_nowait(msg)
+    except trio.WouldBlock:
+        await reply.send(msg)
+
+
 async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                    state: dict[str, Any]) -> None:
     """All attempts of one turn; every outcome is a reply message, never an exception."""
@@ -227,16 +251,16 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 key, hit = await opts.cache.lookup(opts.cache_kind, msg.request)
             except ProviderError as err:  # a replay miss: nothing sent, the breaker untold
                 rid = new_request_id()
-                await reply.send(AttemptFailed(err, 1, rid, None))
-                await reply.send(TurnFailed(err, 1))
+                await _reply(reply, AttemptFailed(err, 1, rid, None))
+                await _reply(reply, TurnFailed(err, 1))
                 return
             if hit is not None:
-                await reply.send(CacheOutcome("hit", key))
-                await reply.send(events_of(hit))
-                await reply.send(TurnDone(hit, 0, new_request_id(), hit.request_id, cached=True))
+                await _reply(reply, CacheOutcome("hit", key))
+                await _reply(reply, events_of(hit))
+                await _reply(reply, TurnDone(hit, 0, new_request_id(), hit.request_id, cached=True))
                 return
             if opts.cache.serves:
-                await reply.send(CacheOutcome("miss", key))
+                await _reply(reply, CacheOutcome("miss", key))
         # the reservation: the prompt as guessed plus the whole output budget, settled with
         # the real usage afterwards
         prompt = msg.estimate if msg.estimate >= 0 else estimate_tokens(msg.request.messages)
@@ -248,9 +272,9 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
             refused = None if admitted else _circuit(opts, provider, msg, attempt, waited)
             if refused is not None:
                 refusal, wait = refused
-                await reply.send(AttemptFailed(refusal, attempt, rid, wait))
+                await _reply(reply, AttemptFailed(refusal, attempt, rid, wait))
                 if wait is None:
-                    await reply.send(TurnFailed(refusal, attempt))
+                    await _reply(reply, TurnFailed(refusal, attempt))
                     return
                 t0 = opts.clock()
                 admitted = await _await_circuit(opts, t0 + wait,
@@ -262,7 +286,7 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 opts.clock())
             if opts.limiter is not None:
                 await acquire(opts.limiter, estimate, clock=opts.clock, sleep=opts.sleep)
-            await reply.send(AttemptStarted(attempt, rid, stream))
+            await _reply(reply, AttemptStarted(attempt, rid, stream))
             try:
                 resp = await provider.attempt(msg.request, reply, stream=stream)
             except ProviderError as err:
@@ -277,17 +301,17 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                     reason = err.message
                     if not state.get("streaming_disabled"):
                         state["streaming_disabled"] = reason
-                        await reply.send(StreamingDisabled(reason))
-                    await reply.send(AttemptFailed(err, attempt, rid, 0.0))
+                        await _reply(reply, StreamingDisabled(reason))
+                    await _reply(reply, AttemptFailed(err, attempt, rid, 0.0))
                     attempt -= 1  # refusing a stream is not a failed attempt
                     continue
                 if opts.policy.should_retry(attempt, err):
                     delay = opts.policy.delay(attempt, err, opts.rng)
-                    await reply.send(AttemptFailed(err, attempt, rid, delay))
+                    await _reply(reply, AttemptFailed(err, attempt, rid, delay))
                     await opts.sleep(delay)
                     continue
-                await reply.send(AttemptFailed(err, attempt, rid, None))
-                await reply.send(TurnFailed(err, attempt))
+                await _reply(reply, AttemptFailed(err, attempt, rid, None))
+                await _reply(reply, TurnFailed(err, attempt))
                 return
             except BaseException:  # cancelled (Ctrl-C, a session stopped): no verdict
                 _record(opts, Verdict.NEUTRAL, probe_at)
@@ -297,8 +321,8 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 opts.limiter.settle(resp.usage.total_tokens, opts.clock(), estimate=estimate)
             if opts.cache is not None and opts.cache.records:
                 key = await opts.cache.store(opts.cache_kind, msg.request, resp)
-                await reply.send(CacheOutcome("store", key))
-            await reply.send(TurnDone(resp, attempt, rid, resp.request_id))
+                await _reply(reply, CacheOutcome("store", key))
+            await _reply(reply, TurnDone(resp, attempt, rid, resp.request_id))
             return
 
 

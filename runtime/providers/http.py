@@ -39,9 +39,10 @@ from ..events import Assembler, Event
 from ..model import Request, Response
 from ..wire import codec_for
 from ..wire.sse import SSEDecoder
+from .actor import PoolUse
 from .kinds import KINDS
 
-__all__ = ["HTTPProvider", "ProviderSpec", "Timeouts"]
+__all__ = ["HTTPProvider", "PoolUse", "ProviderSpec", "Timeouts"]
 
 _MAX_ERROR_BODY = 64 * 1024
 # A timeout.total counts as ours when our side (a stalled event loop firing the deadline
@@ -71,6 +72,10 @@ class ProviderSpec:
     api_key: str | None = attrs.field(default=None, repr=False)
     headers: dict[str, str] = attrs.field(factory=dict, repr=False)
     timeouts: Timeouts = attrs.field(factory=Timeouts)
+    # the size of the client's connection pool (None: unknown) and whether it speaks
+    # HTTP/2 (streams share a connection): to tell a request that waits for a connection
+    pool_size: int | None = None
+    http2: bool = False
 
 
 class HTTPProvider:
@@ -93,9 +98,15 @@ class HTTPProvider:
         headers.update(spec.headers)
         self._headers = headers
         t = spec.timeouts
-        self._timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=t.connect)
+        # no pool timeout: a request waits for a free connection within timeout.total (the
+        # trio deadline around it), never failing after timeout.connect
+        self._timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.read, pool=None)
+        self.in_flight = 0  # requests of this provider holding or waiting for a connection
         # told the response headers of every attempt (the rate limiter adapts to them)
         self.on_headers: Callable[[httpx.Headers], None] | None = None
+        # send a PoolUse on the reply channel when a response head arrives (the engine's
+        # actor replies carry it to the session's accounts)
+        self.report_pool = False
 
     def encode(self, req: Request, *, stream: bool) -> bytes:
         body: dict[str, Any] = self.codec.encode_request(req, stream=stream, dialect=self.dialect)
@@ -125,14 +136,19 @@ class HTTPProvider:
         in_body = False  # the response head arrived: a break now interrupts a response
         held = _Held()
         deadline = trio.current_time() + self.spec.timeouts.total
+        conn = _Connection(self.spec.pool_size is not None and not self.spec.http2
+                           and self.in_flight >= self.spec.pool_size)
+        self.in_flight += 1
         try:
             with trio.fail_after(self.spec.timeouts.total):
                 async with self.client.stream(
                     "POST", self.url, content=content, headers=self._headers,
-                    timeout=self._timeout,
+                    timeout=self._timeout, extensions={"trace": conn.trace},
                 ) as http:
                     request_id = http.headers.get("request-id") or http.headers.get("x-request-id")
                     in_body = True
+                    if send is not None and self.report_pool:
+                        await _deliver_use(conn.use(), send, held)
                     if self.on_headers is not None:
                         self.on_headers(http.headers)
                     if http.status_code >= 400:
@@ -151,7 +167,7 @@ class HTTPProvider:
                 exc.output_started = asm.has_output
             raise
         except trio.TooSlowError as exc:
-            raise self._total_timeout(deadline, held.seconds, request_id,
+            raise self._total_timeout(deadline, held.seconds + conn.waiting(), request_id,
                                       asm.has_output) from exc
         except httpx.TimeoutException as exc:
             # trio delivers I/O before it expires deadlines, so a read or connect timeout
@@ -182,6 +198,8 @@ class HTTPProvider:
             raise self._local(exc, "talking to the provider", request_id,
                               started=asm.has_output) or self._error(
                 ErrorKind.CONNECTION, f"transport error: {exc!r}", request_id) from exc
+        finally:
+            self.in_flight -= 1
         if asm.error is not None:
             ev = asm.error
             err = error_from_event(ev.kind, self._redact(ev.message), provider=self.name,
@@ -211,8 +229,8 @@ class HTTPProvider:
     def _total_timeout(self, deadline: float, held: float, request_id: str | None,
                        started: bool) -> ProviderError:
         """A ``timeout.total`` expiry: the provider's, unless our side took a fair share of
-        the time (the deadline fired late because our event loop stalled, or a slow
-        consumer held the stream back, so the provider could not send)."""
+        the time (the deadline fired late because our event loop stalled, a slow consumer
+        held the stream back, or the request waited for a connection of our own pool)."""
         total = self.spec.timeouts.total
         late = max(0.0, trio.current_time() - deadline)
         ours = late + held
@@ -220,13 +238,14 @@ class HTTPProvider:
             err = ProviderError(
                 ErrorKind.LOCAL_RESOURCE,
                 self._redact(f"timeout.total ({total:g} s) ran out while this process was too "
-                             f"busy: the deadline fired {late:.1f} s late and the stream was "
-                             f"held back {held:.1f} s by a slow consumer; not the provider's "
-                             "fault"),
+                             f"busy: the deadline fired {late:.1f} s late and the request was "
+                             f"held back {held:.1f} s by a slow consumer or a full connection "
+                             "pool; not the provider's fault"),
                 provider=self.name, request_id=request_id,
-                hint="the event loop of this process was stalled or overloaded: lower "
-                     "concurrency, move CPU-heavy work off the event loop, or raise "
-                     "timeout.total; the request is retried")
+                hint="the event loop of this process was stalled or overloaded, or every "
+                     "connection of the pool was busy: lower concurrency, raise "
+                     "providers.<name>.pool.max_connections, move CPU-heavy work off the "
+                     "event loop, or raise timeout.total; the request is retried")
             err.output_started = started
             return err
         return self._error(ErrorKind.TIMEOUT, f"no complete response within {total:g} s "
@@ -294,6 +313,43 @@ class _StaleConnection(Exception):
     """A reused connection was closed by the server before it answered."""
 
 
+class _Connection:
+    """What the ``trace`` extension tells of one request's connection: the first trace
+    event marks the moment a connection was assigned (the end of a pool wait); a TCP
+    connect marks a new connection."""
+
+    __slots__ = ("assigned", "new", "t0", "waited")
+
+    def __init__(self, waited: bool) -> None:
+        self.waited = waited
+        self.t0 = trio.current_time()
+        self.assigned: float | None = None
+        self.new = False
+
+    async def trace(self, name: str, info: dict[str, Any]) -> None:
+        if self.assigned is None:
+            self.assigned = trio.current_time()
+        if name == "connection.connect_tcp.started":
+            self.new = True
+
+    def waiting(self) -> float:
+        """Seconds spent waiting for a connection (so far, when none was assigned yet)."""
+        if not self.waited:
+            return 0.0
+        end = self.assigned if self.assigned is not None else trio.current_time()
+        return end - self.t0
+
+    def use(self) -> PoolUse:
+        return PoolUse(self.new, self.waited, round(self.waiting(), 6))
+
+
+async def _deliver_use(use: PoolUse, send: trio.MemorySendChannel[Any], held: _Held) -> None:
+    try:
+        send.send_nowait(use)
+    except trio.WouldBlock:
+        await held.send(send, use)
+
+
 class _Held:
     """Seconds one attempt spent waiting for its consumer to take events (backpressure):
     time in which the provider could not send, so not the provider's to be blamed for."""
@@ -303,8 +359,7 @@ class _Held:
     def __init__(self) -> None:
         self.seconds = 0.0
 
-    async def send(self, channel: trio.MemorySendChannel[list[Event]],
-                   events: list[Event]) -> None:
+    async def send(self, channel: trio.MemorySendChannel[Any], events: Any) -> None:
         t0 = trio.current_time()
         try:
             await channel.send(events)

@@ -2,8 +2,9 @@
 
 Two runs of the same session — a recording and its replay from the cache, or a run and its
 rerun — legitimately differ in timestamps, ids (run, request, provider request), record
-positions, durations, the cache's own bookkeeping (``cache`` records, ``cached`` flags,
-costs of hits), retries and warnings. ``comparable`` keeps everything else: the user turns,
+positions, durations, how requests got their connections (``connection``, ``pool_wait``),
+the cache's own bookkeeping (``cache`` records, ``cached`` flags, costs of hits), retries and
+warnings. ``comparable`` keeps everything else: the user turns,
 every answer and its parts, every tool call and its arguments, every tool result, usage,
 finish reasons, the end status. ``differences`` lists what differs, as a unified diff.
 """
@@ -27,7 +28,7 @@ IGNORED_TYPES = frozenset({"cache", "request", "warning", "provider_error", "ses
 # fields that differ between two runs of the same conversation
 IGNORED_FIELDS = frozenset({"ts", "run_id", "seq", "request_id", "provider_request_id",
                             "duration", "ttft", "attempts", "attempt", "cached", "cost_usd",
-                            "totals", "message"})
+                            "totals", "message", "connection", "pool_wait"})
 
 
 def _strip(value: Any) -> Any:

@@ -381,7 +381,7 @@ class Conductor:
             provider=handle.name, model=handle.model, request_id=reader.rid,
             attempts=reader.attempt, text=text, status="interrupted",
             duration=round(trio.current_time() - reader.t0, 6),
-            ttft=None if reader.ttft is None else round(reader.ttft, 6)))
+            ttft=None if reader.ttft is None else round(reader.ttft, 6), **reader.connection()))
         out = max(1, len(text) // 4) if text else 0
         cost = self.prices.cost(handle.model, Usage(self.chat.estimate, out))
         await self.rec.emit(UsageRecord(

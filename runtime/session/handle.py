@@ -416,9 +416,10 @@ class Session:
                                       turns=rec.turn, totals=totals,
                                       message=final.message or None))
             order = list(conductor.spec.order)
+            queued = trio.Event()
             await state.send(Checkpoint(list(conductor.chat.messages), rec.turn, rec.seq,
                                         final.status, {"totals": totals, "order": order,
-                                                       "provider": order[0]}))
+                                                       "provider": order[0]}, queued))
             ended = time.time()
             summary = {
                 "run_id": self.run_id, "status": final.status, "exit_code": final.exit_code,
@@ -431,5 +432,6 @@ class Session:
                           "errors": acc.tool_errors},
             }
             await rec.write_json("summary.json", summary)
+            await queued.wait()  # state.json is in the journal: the last flush covers it
             await rec.flush()
         return summary

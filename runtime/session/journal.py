@@ -8,13 +8,17 @@ The run folder ``logging/<run_id>/`` (directory 0700, files 0600):
 * ``state.json`` and ``summary.json`` — replaced whole (atomically) at checkpoints.
 
 Messages arrive already redacted and encoded (the session does that once per record, on the
-way to every consumer). The actor takes whatever is queued as one batch and writes it in a
-worker thread, so the event loop never waits on the disk, and a file is open only while a
-batch is being written: a session holds no file descriptor between writes. A process-wide
-``CapacityLimiter`` (the engine's file slots) bounds how many batches are written at once,
-so thousands of sessions share a bounded number of descriptors. ``Flush`` is a barrier: its
-event is set once everything before it is on disk (a tool that may not run twice starts only
-after its ``tool_start`` record is written).
+way to every consumer). The actor gathers them into a batch and writes the batch in a worker
+thread, so the event loop never waits on the disk, and a file is open only while a batch is
+being written: a session holds no file descriptor between writes. A batch is written when a
+``Flush`` arrives, when it holds ``bound`` messages or 64 KiB, when ``linger`` seconds have
+passed since its first message, or when the mailbox closes: a turn costs one trip to a
+worker thread (the conductor's flush before each request), not one per record. A
+process-wide ``CapacityLimiter`` (the engine's file slots) bounds how many batches are
+written at once, so thousands of sessions share a bounded number of descriptors. ``Flush``
+is a barrier: its event is set once everything before it is on disk (a tool that may not run
+twice starts only after its ``tool_start`` record is written); when the actor ends without
+writing it, the event is set too and ``written`` stays False.
 
 A failure to write (disk full, permission) ends the actor with :class:`JournalError`; a
 transient shortage of descriptors (EMFILE, ENFILE) is waited out first.
@@ -23,6 +27,7 @@ transient shortage of descriptors (EMFILE, ENFILE) is waited out first.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import sys
 import time
@@ -52,6 +57,8 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 TRANSCRIPT = "transcript.jsonl"
 _BATCH = 512
+_MAX_BYTES = 1 << 16   # a batch this large is written without waiting for a flush
+LINGER = 0.5           # seconds a record may wait in memory for the next flush
 _SCARCE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN})
 
 
@@ -86,11 +93,13 @@ class AppendBytes:
     data: bytes
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class Flush:
-    """Set ``done`` once everything queued before this message is on disk."""
+    """Set ``done`` once everything queued before this message is on disk (``written``), or
+    once the actor ended without writing it (``written`` stays False)."""
 
     done: trio.Event
+    written: bool = False
 
 
 JournalMsg = Append | AppendError | WriteFile | AppendBytes | Flush
@@ -240,6 +249,7 @@ async def journal_actor(
     slots: trio.CapacityLimiter | None = None,
     bound: int = 256,
     patience: float = 60.0,
+    linger: float = LINGER,
     sleep: Callable[[float], Any] = trio.sleep,
     exited: trio.Event | None = None,
     task_status: trio.TaskStatus[trio.MemorySendChannel[JournalMsg]] = trio.TASK_STATUS_IGNORED,
@@ -248,12 +258,17 @@ async def journal_actor(
 
     Raises :class:`JournalError` when the folder cannot be written; what was queued after the
     failure is lost, and the session reports it. ``exited`` is set when the actor ends, however
-    it ends (a writer waiting for a ``Flush`` must not wait for a dead actor)."""
+    it ends, and so is the event of every ``Flush`` it did not write (a writer waiting for a
+    flush must not wait for a dead actor)."""
     send, recv = trio.open_memory_channel[JournalMsg](bound)
+    batch = _Batch(bound)
     try:
         async with recv:
             task_status.started(send)
-            await _serve(folder, recv, slots, patience, sleep)
+            try:
+                await _serve(folder, recv, batch, slots, patience, linger, sleep)
+            finally:
+                batch.abandon(recv)
     finally:
         if exited is not None:
             exited.set()
@@ -279,14 +294,73 @@ async def receive_batch(recv: trio.MemoryReceiveChannel[M], limit: int = _BATCH
     return batch
 
 
-async def _serve(folder: RunFolder, recv: trio.MemoryReceiveChannel[JournalMsg],
-                 slots: trio.CapacityLimiter | None, patience: float,
-                 sleep: Callable[[float], Any]) -> None:
-    while (batch := await receive_batch(recv)) is not None:
-        await _write(folder, batch, slots, patience, sleep)
-        for m in batch:
+class _Batch:
+    """The messages gathered for the next write, and when it is due."""
+
+    __slots__ = ("bound", "due", "flushes", "msgs", "size")
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.msgs: list[JournalMsg] = []
+        self.flushes: list[Flush] = []
+        self.size = 0
+        self.due = math.inf
+
+    def add(self, m: JournalMsg) -> None:
+        t = type(m)
+        if t is Append:
+            self.size += len(m.line)  # type: ignore[union-attr]
+        elif t is Flush:
+            self.flushes.append(m)  # type: ignore[arg-type]
+        elif t is WriteFile or t is AppendBytes:
+            self.size += len(m.data)  # type: ignore[union-attr]
+        self.msgs.append(m)
+
+    @property
+    def full(self) -> bool:
+        return bool(self.flushes) or len(self.msgs) >= self.bound or self.size >= _MAX_BYTES
+
+    def written(self) -> None:
+        for f in self.flushes:
+            f.written = True
+            f.done.set()
+        self.msgs, self.flushes, self.size, self.due = [], [], 0, math.inf
+
+    def abandon(self, recv: trio.MemoryReceiveChannel[JournalMsg]) -> None:
+        """The actor ends: release every flush that was not written, queued ones too."""
+        while True:
+            try:
+                m = recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
             if type(m) is Flush:
-                m.done.set()
+                self.flushes.append(m)  # type: ignore[arg-type]
+        for f in self.flushes:
+            f.done.set()
+        self.flushes = []
+
+
+async def _serve(folder: RunFolder, recv: trio.MemoryReceiveChannel[JournalMsg], batch: _Batch,
+                 slots: trio.CapacityLimiter | None, patience: float, linger: float,
+                 sleep: Callable[[float], Any]) -> None:
+    ended = False
+    while not ended:
+        try:
+            if batch.msgs:
+                with trio.move_on_at(batch.due):
+                    batch.add(await recv.receive())
+            else:
+                batch.add(await recv.receive())
+                batch.due = trio.current_time() + linger
+            while not batch.full:  # what is queued already joins without waiting
+                batch.add(recv.receive_nowait())
+        except trio.WouldBlock:
+            pass
+        except trio.EndOfChannel:
+            ended = True
+        if batch.msgs and (ended or batch.full or trio.current_time() >= batch.due):
+            await _write(folder, batch.msgs, slots, patience, sleep)
+            batch.written()
 
 
 def now() -> float:

@@ -82,7 +82,7 @@ class Recorder:
 
     def _encode(self, rec: RecordBase) -> tuple[RecordBase, bytes]:
         red = self.redactor
-        if not red.changes(msgspec.structs.asdict(rec)) and not _has_secret_parts(red, rec):
+        if not red.changes(rec):  # one search over the record's strings
             try:
                 return rec, _encoder.encode(rec)
             except UnicodeEncodeError:
@@ -102,7 +102,7 @@ class Recorder:
             self.on_record(rec)
         if self.watchers:
             self._publish(rec, line)
-        await self.journal.send(Append(line))
+        await self._put(Append(line))
         return rec
 
     def delta(self, text: str, request_id: str) -> None:
@@ -116,33 +116,41 @@ class Recorder:
     # ---- other files ------------------------------------------------------------------
 
     async def error(self, turn: int, record: dict[str, Any]) -> None:
-        await self.journal.send(AppendError(turn, sanitize(self.redactor.value(record))))
+        await self._put(AppendError(turn, sanitize(self.redactor.value(record))))
 
     async def write_json(self, name: str, data: Any) -> None:
-        body = _encoder.encode(sanitize(self.redactor.value(msgspec.to_builtins(data))))
-        await self.journal.send(WriteFile(name, body + b"\n"))
+        """Replace a whole file with ``data`` as JSON, redacted: searched in one pass, and
+        rebuilt only when a secret (or text that is not valid UTF-8) is in it."""
+        body: bytes | None = None
+        if not self.redactor.changes(data):
+            try:
+                body = _encoder.encode(data)
+            except UnicodeEncodeError:
+                body = None
+        if body is None:
+            body = _encoder.encode(sanitize(self.redactor.value(msgspec.to_builtins(data))))
+        await self._put(WriteFile(name, body + b"\n"))
 
     async def append_bytes(self, name: str, data: bytes) -> None:
-        await self.journal.send(AppendBytes(name, data))
+        await self._put(AppendBytes(name, data))
+
+    async def _put(self, msg: JournalMsg) -> None:
+        """To the journal, without a scheduling round trip while its mailbox has room."""
+        try:
+            self.journal.send_nowait(msg)
+        except trio.WouldBlock:
+            await self.journal.send(msg)
 
     async def flush(self) -> None:
         """Return once everything emitted so far is on disk; :class:`JournalError` when the
         journal actor is gone (its own failure is reported where it ended)."""
-        done = trio.Event()
+        flush = Flush(trio.Event())
         try:
-            await self.journal.send(Flush(done))
+            await self.journal.send(flush)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise JournalError("the journal is closed") from exc
-        async with trio.open_nursery() as nursery:
-
-            async def exited() -> None:
-                await self.journal_exited.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(exited)
-            await done.wait()
-            nursery.cancel_scope.cancel()
-        if not done.is_set():
+        await flush.done.wait()
+        if not flush.written:
             raise JournalError("the journal ended before writing everything")
 
     # ---- watchers ---------------------------------------------------------------------
@@ -182,11 +190,3 @@ class Recorder:
         for w in list(self.watchers):
             self.unwatch(w)
 
-
-def _has_secret_parts(red: Redactor, rec: RecordBase) -> bool:
-    """Structs nested in a record (assistant ``parts``) are walked too."""
-    parts = getattr(rec, "parts", None)
-    if not parts:
-        return False
-    return any(red.changes(msgspec.structs.asdict(p)) for p in parts
-               if isinstance(p, msgspec.Struct))

@@ -119,6 +119,8 @@ class AssistantRecord(RecordBase, tag="assistant", kw_only=True):
     ttft: float | None = None
     status: Literal["complete", "interrupted"] = "complete"
     parts: list[Part] | None = None
+    connection: Literal["new", "reused"] | None = None  # how the attempt got its connection
+    pool_wait: float | None = None   # seconds it waited for one (every connection busy)
 
 
 class ReasoningRecord(RecordBase, tag="reasoning", kw_only=True):
@@ -256,6 +258,8 @@ class ProviderErrorRecord(RecordBase, tag="provider_error", kw_only=True):
     delay: float | None = None
     will_retry: bool = False
     output_started: bool = False
+    connection: Literal["new", "reused"] | None = None  # None: no response head came
+    pool_wait: float | None = None
 
 
 class ContextCompacted(RecordBase, tag="context_compacted", kw_only=True):

@@ -45,13 +45,15 @@ class RecordResponse(msgspec.Struct, tag=True):
 
 
 class Checkpoint(msgspec.Struct, tag=True):
-    """Write ``state.json`` for the conversation as it is now."""
+    """Write ``state.json`` for the conversation as it is now; ``queued`` (when given) is
+    set once the file is handed to the journal, so a flush after it covers the file."""
 
     messages: list[Message]
     turn: int
     seq: int
     status: str
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    queued: trio.Event | None = None
 
 
 StateMsg = RecordResponse | Checkpoint
@@ -70,30 +72,44 @@ async def state_actor(
     send, recv = trio.open_memory_channel[StateMsg](bound)
     async with recv:
         task_status.started(send)
-        async for msg in recv:
-            if isinstance(msg, RecordResponse):
-                pm = meta.setdefault(msg.provider, ProviderMeta())
-                r = msg.response
-                if r.id:
-                    pm.response_ids.append(r.id)
-                if r.model and r.model not in pm.models:
-                    pm.models.append(r.model)
-                u = r.usage or Usage()
-                pm.cache_read_tokens += u.cache_read_tokens
-                pm.cache_write_tokens += u.cache_write_tokens
-                if key is None:
-                    continue
-                for i, part in enumerate(r.parts):
-                    what = ("reasoning" if isinstance(part, ReasoningPart) else
-                            "builtin" if is_opaque_builtin(part) else None)
-                    if what is not None:
-                        rec = {"turn": msg.turn, "request_id": msg.request_id, "part": i,
-                               "provider": msg.provider, what: msgspec.to_builtins(part)}
-                        await recorder.append_bytes(TRACE_FILE, frame(key, run_id, rec))
-            else:
-                await recorder.write_json("state.json", {
-                    "format": STATE_FORMAT, "run_id": run_id, "turn": msg.turn, "seq": msg.seq,
-                    "status": msg.status, "messages": strip_opaque(msg.messages),
-                    "providers": meta, **msg.extra,
-                })
+        try:
+            async for msg in recv:
+                if isinstance(msg, RecordResponse):
+                    pm = meta.setdefault(msg.provider, ProviderMeta())
+                    r = msg.response
+                    if r.id:
+                        pm.response_ids.append(r.id)
+                    if r.model and r.model not in pm.models:
+                        pm.models.append(r.model)
+                    u = r.usage or Usage()
+                    pm.cache_read_tokens += u.cache_read_tokens
+                    pm.cache_write_tokens += u.cache_write_tokens
+                    if key is None:
+                        continue
+                    for i, part in enumerate(r.parts):
+                        what = ("reasoning" if isinstance(part, ReasoningPart) else
+                                "builtin" if is_opaque_builtin(part) else None)
+                        if what is not None:
+                            rec = {"turn": msg.turn, "request_id": msg.request_id, "part": i,
+                                   "provider": msg.provider, what: msgspec.to_builtins(part)}
+                            await recorder.append_bytes(TRACE_FILE, frame(key, run_id, rec))
+                else:
+                    try:
+                        await recorder.write_json("state.json", {
+                            "format": STATE_FORMAT, "run_id": run_id, "turn": msg.turn,
+                            "seq": msg.seq, "status": msg.status,
+                            "messages": strip_opaque(msg.messages), "providers": meta,
+                            **msg.extra,
+                        })
+                    finally:
+                        if msg.queued is not None:
+                            msg.queued.set()
+        finally:  # whoever waits for a checkpoint never waits for a dead actor
+            while True:
+                try:
+                    left = recv.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                    break
+                if isinstance(left, Checkpoint) and left.queued is not None:
+                    left.queued.set()
     return meta

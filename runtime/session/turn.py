@@ -29,6 +29,7 @@ from ..providers.actor import (
     AttemptFailed,
     AttemptStarted,
     CacheOutcome,
+    PoolUse,
     StreamingDisabled,
     TurnDone,
     TurnFailed,
@@ -112,6 +113,7 @@ class TurnReader:
     ttft: float | None = None
     attempt: int = 0
     partial: list[str] = attrs.field(factory=list)   # text of the current attempt
+    pool: PoolUse | None = None       # how the current attempt got its connection
     result: Answer | ProviderError | None = None
     side: bool = False                 # a side request (see the module docstring)
 
@@ -120,7 +122,7 @@ class TurnReader:
         handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
             list: self.events, AttemptStarted: self.started, AttemptFailed: self.failed,
             StreamingDisabled: self.streaming_disabled, TurnDone: self.done,
-            TurnFailed: self.turn_failed, CacheOutcome: self.cache,
+            TurnFailed: self.turn_failed, CacheOutcome: self.cache, PoolUse: self.pool_use,
         }
         async with replies:
             async for msg in replies:
@@ -159,6 +161,7 @@ class TurnReader:
                 f"{self.shown.shown_len} characters were already shown; they are not shown "
                 "again"))
         self.partial = []
+        self.pool = None
         self.shown.new_attempt()
         await self.recorder.emit(RequestRecord(provider=self.provider, model=self.model,
                                                attempt=msg.attempt, stream=msg.stream,
@@ -178,7 +181,7 @@ class TurnReader:
             message=err.message, details=err.details, hint=err.hint, attempt=msg.attempt,
             attempts=msg.attempt, request_id=msg.request_id, provider_request_id=err.request_id,
             retryable=err.retryable, delay=msg.delay, will_retry=msg.delay is not None,
-            output_started=err.output_started)
+            output_started=err.output_started, **self.connection())
         written = await self.recorder.emit(rec)
         body = {k: v for k, v in _fields(written).items()
                 if k not in ("type", "ts", "run_id", "seq", "turn")}
@@ -206,7 +209,18 @@ class TurnReader:
             provider_request_id=a.provider_request_id, attempts=msg.attempts, cached=a.cached,
             text=resp.text, finish_reason=resp.finish_reason, stop=resp.stop,
             duration=round(a.duration, 6), ttft=None if a.ttft is None else round(a.ttft, 6),
-            parts=strip_parts(resp.parts)))
+            parts=strip_parts(resp.parts), **self.connection()))
+
+    async def pool_use(self, msg: PoolUse) -> None:
+        self.pool = msg
+
+    def connection(self) -> dict[str, Any]:
+        """The record fields of the current attempt's connection (none before its head)."""
+        p = self.pool
+        if p is None:
+            return {}
+        return {"connection": "new" if p.new else "reused",
+                "pool_wait": p.seconds if p.waited else None}
 
     async def turn_failed(self, msg: TurnFailed) -> None:
         self.result = msg.error
