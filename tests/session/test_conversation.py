@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.model import Message
-from runtime.pricing import estimate_tokens
+from runtime.context.estimate import message_tokens
 from runtime.session.conversation import Conversation
 
 _steps = st.lists(st.one_of(
@@ -30,6 +30,6 @@ def test_running_estimate_matches_the_sum_over_the_history(first: list[str],
             chat.append(Message.user(str(arg)))
         else:
             chat.replace(chat.messages[:int(str(arg))])
-    each = [estimate_tokens([m]) for m in chat.messages]
+    each = [message_tokens(m) for m in chat.messages]
     assert chat.estimate == sum(each)
     assert chat.tokens(start) == sum(each[start:])
