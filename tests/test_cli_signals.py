@@ -137,3 +137,20 @@ async def test_unpriced_model_warns_on_the_console_and_the_run_ends_with_one_lin
     assert last.startswith("[finished] · 1 turn · 1,234 tokens (in 1,200, out 34) · $0.0000")
     assert last.endswith(f"run folder: {tmp_path / 'logs' / 'u'}")
     assert os.path.isdir(tmp_path / "logs" / "u")
+
+
+def test_a_task_on_stdin_that_is_not_utf8_is_kept_visible(tmp_path: Path) -> None:
+    """``--task -`` with bytes that are not UTF-8: the run goes through, the task is in the
+    transcript with the bad bytes shown as escapes, never a crash."""
+    path = tmp_path / "agent.yaml"
+    path.write_text("provider: main\nproviders:\n  main:\n    kind: scripted\n"
+                    "    script: [{text: done}]\n"
+                    f"tools: {{workspace: {tmp_path / 'ws'}}}\n"
+                    f"logging: {{dir: {tmp_path / 'logs'}}}\nreasoning: {{encrypt: false}}\n")
+    (tmp_path / "ws").mkdir()
+    proc = subprocess.run(main_py("--config", str(path), "--task", "-", "--run-id", "s"),
+                          input=b"fix \xff\xfe this file", env=ENV, capture_output=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    [start] = [r for r in records(tmp_path / "logs" / "s") if r["type"] == "session_start"]
+    assert start["task"] == "fix \\xff\\xfe this file"
