@@ -204,11 +204,14 @@ class LoggingConfig(_Section):
 class BackendConfig(_Section):
     """``backend``: the Redis that a fleet of processes shares (``runtime.fleet``): rate
     limits, budgets, breakers, the response cache, the session queue and journals.
-    ``lease_timeout``: seconds after which a silent worker's sessions go to another."""
+    ``lease_timeout``: seconds after which a silent worker's sessions go to another;
+    ``cache_ttl``: seconds a shared response cache entry lives (``cache.max_bytes`` caps
+    the total)."""
 
     url: str
     prefix: str = "conductor"
     lease_timeout: Annotated[float, msgspec.Meta(ge=1)] = 30.0
+    cache_ttl: Positive = 604800.0
 
 
 class BudgetsConfig(_Section):

@@ -34,9 +34,11 @@ T = TypeVar("T")
 DOWN: tuple[type[BaseException], ...] = (
     coredis.exceptions.ConnectionError, TimeoutError, ConnectionError, OSError)
 
+_PING_FAILURES: tuple[type[BaseException], ...] = (trio.TooSlowError, *DOWN)
+
 _SCRIPTS = {
     "limiter": lua.LIMITER, "breaker": lua.BREAKER, "budget": lua.BUDGET,
-    "cache_put": lua.CACHE_PUT, "cache_get": lua.CACHE_GET, "append": lua.APPEND,
+    "cache_put": lua.CACHE_PUT, "cache_get": lua.CACHE_GET, "cache_del": lua.CACHE_DEL, "append": lua.APPEND,
     "take": lua.TAKE, "renew": lua.RENEW, "finish": lua.FINISH, "requeue": lua.REQUEUE,
     "cancel_queued": lua.CANCEL_QUEUED,
 }
@@ -80,7 +82,7 @@ class Backend:
         try:
             with trio.fail_after(2.0):
                 await self.redis.ping()
-        except (*DOWN, trio.TooSlowError) as exc:
+        except _PING_FAILURES as exc:
             self.mark_down(exc)
             return False
         self.healthy = True

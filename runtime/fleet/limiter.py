@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import trio
 
@@ -60,14 +61,14 @@ class RedisLimiter:
     def _now(self, now: float) -> str:
         return repr(float(now)) if self.caller_clock else ""
 
-    async def _call(self, op: str, now: float, *args: object) -> object:
+    async def _call(self, op: str, now: float, *args: object) -> Any:
         return await self.backend.run(
             "limiter", [self.key],
             [op, self._now(now), limit_arg(self.rpm), limit_arg(self.tpm), *args])
 
     async def reserve(self, tokens: float, now: float) -> float:
         wait = await self._call("reserve", now, float(tokens))
-        return float(wait)  # type: ignore[arg-type]
+        return float(wait)
 
     async def settle(self, actual: float, now: float, *, estimate: float) -> None:
         await self._call("settle", now, float(actual), float(estimate))
@@ -119,7 +120,7 @@ class RedisLimiter:
 
     async def peek(self) -> tuple[float, float, float]:
         """(requests available, tokens available, seconds held back by the provider)."""
-        r, t, held = await self._call("peek", 0.0)  # type: ignore[misc]
+        r, t, held = await self._call("peek", 0.0)
         return float(r), float(t), float(held)
 
 
@@ -139,14 +140,14 @@ class RedisBreaker:
         self.cooldown = float(cooldown)
         self.caller_clock = caller_clock
 
-    async def _call(self, op: str, now: float, *args: object) -> object:
+    async def _call(self, op: str, now: float, *args: object) -> Any:
         return await self.backend.run(
             "breaker", [self.key],
             [op, repr(float(now)) if self.caller_clock else "", self.failure_threshold,
              repr(self.cooldown), *args])
 
     async def admit(self, now: float) -> Admission:
-        allowed, state, retry_in, token = await self._call("admit", now)  # type: ignore[misc]
+        allowed, state, retry_in, token = await self._call("admit", now)
         tok = token.decode() if isinstance(token, bytes) else str(token)
         return Admission(bool(allowed), BreakerState(_text(state)), float(retry_in),
                          tok or None)
@@ -158,7 +159,7 @@ class RedisBreaker:
 
     async def peek(self, now: float = 0.0) -> tuple[BreakerState, int, float]:
         """(state, consecutive failures, seconds until a call could go out)."""
-        state, failures, retry_in = await self._call("peek", now)  # type: ignore[misc]
+        state, failures, retry_in = await self._call("peek", now)
         return BreakerState(_text(state)), int(failures), float(retry_in)
 
 

@@ -15,7 +15,7 @@ from ..resilience.breaker import TRANSITIONS
 from ..resilience.ratelimit import _EPS
 from .keys import FINAL
 
-__all__ = ["APPEND", "BREAKER", "BUDGET", "CACHE_GET", "CACHE_PUT", "CANCEL_QUEUED", "FINISH",
+__all__ = ["APPEND", "BREAKER", "BUDGET", "CACHE_DEL", "CACHE_GET", "CACHE_PUT", "CANCEL_QUEUED", "FINISH",
            "LIMITER", "RENEW", "REQUEUE", "TAKE"]
 
 EPOCH = 1_700_000_000  # subtracted from Redis TIME: more of a double's bits for fractions
@@ -299,6 +299,18 @@ if size then
   redis.call('DEL', ARGV[3] .. ARGV[1])
 end
 return false
+"""
+
+# KEYS: entry, material, lru, sizes. ARGV: key.
+CACHE_DEL = """
+local size = redis.call('HGET', KEYS[4], ARGV[1])
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if size then
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  redis.call('HINCRBY', KEYS[4], '#total', -tonumber(size))
+end
+return 1
 """
 
 # KEYS: session hash, journal stream. ARGV: token, then (id, field, value) triples. Only

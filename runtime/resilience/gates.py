@@ -75,8 +75,6 @@ class Breaker(Protocol):
 class LocalLimiter:
     """One process's limiter (``RateLimiter``) behind the async protocol."""
 
-    __slots__ = ("local",)
-
     def __init__(self, local: RateLimiter) -> None:
         self.local = local
 
@@ -95,8 +93,6 @@ class LocalLimiter:
 
 class LocalBreaker:
     """One process's breaker (``CircuitBreaker``) behind the async protocol."""
-
-    __slots__ = ("local",)
 
     def __init__(self, local: CircuitBreaker) -> None:
         self.local = local

@@ -48,7 +48,7 @@ class RedisProcess:
                 "--appendonly", "yes" if self.persistent else "no"]
         if self.persistent:
             args += ["--appendfsync", "always"]
-        log = open(self.folder / "redis.log", "ab")  # noqa: SIM115
+        log = open(self.folder / "redis.log", "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()
