@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from ..resilience.breaker import TRANSITIONS
 from ..resilience.ratelimit import _EPS
-from .keys import FINAL
 
 __all__ = ["APPEND", "BREAKER", "BUDGET", "CACHE_DEL", "CACHE_GET", "CACHE_PUT", "CANCEL_QUEUED", "FINISH",
            "LIMITER", "RENEW", "REQUEUE", "TAKE"]
@@ -29,8 +28,6 @@ end
 local function fmt(x) return string.format('%.17g', x) end
 local INF = math.huge
 """
-
-_FINAL_SET = "local FINAL = {" + ", ".join(f"['{s}'] = true" for s in sorted(FINAL)) + "}\n"
 
 # KEYS[1] the limiter's hash. ARGV: op, now ('' = Redis TIME), requests per minute, tokens
 # per minute ('0' = unlimited), then the op's arguments:
@@ -339,11 +336,11 @@ return n
 
 # KEYS: session hash, lease. ARGV: worker, token, lease_ms, now (epoch). 1 taken; 0 its
 # owner is alive; -1 it has finished; -2 no such session.
-TAKE = _FINAL_SET + """
+TAKE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return -2 end
-if FINAL[st] then return -1 end
+if redis.call('HGET', KEYS[1], 'done') == '1' then return -1 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('HSET', KEYS[1], 'token', ARGV[2], 'worker', ARGV[1], 'status', 'running',
            'claimed_at', ARGV[4])
@@ -362,9 +359,9 @@ return 1
 
 # KEYS: session hash, lease, queue. ARGV: token, group, entry id, then field/value pairs
 # of the outcome (status first). 1 finished now; 0 not the owner; -1 finished before.
-FINISH = _FINAL_SET + """
+FINISH = """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-if FINAL[redis.call('HGET', KEYS[1], 'status')] then return -1 end
+if redis.call('HGET', KEYS[1], 'done') == '1' then return -1 end
 local fields = {}
 for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -393,7 +390,7 @@ return 1
 CANCEL_QUEUED = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'exit_code', 130, 'ended_at', ARGV[2],
-           'token', 'cancelled')
+           'token', 'cancelled', 'done', '1')
 redis.call('HINCRBY', KEYS[1], 'finishes', 1)
 redis.call('XADD', KEYS[2], ARGV[3], 'l', ARGV[1])
 return 1

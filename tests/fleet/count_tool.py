@@ -1,0 +1,20 @@
+"""A tool that is not idempotent: each call appends its label to ``$COUNT_FILE`` (loaded
+by workers through ``tools.python: [tests.fleet.count_tool:count]``)."""
+
+from __future__ import annotations
+
+import os
+
+
+def count(label: str) -> str:
+    """Count one call.
+
+    Args:
+        label: what to write.
+    """
+    fd = os.open(os.environ["COUNT_FILE"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, label.encode() + b"\n")
+    finally:
+        os.close(fd)
+    return f"counted {label}"
