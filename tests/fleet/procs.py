@@ -1,0 +1,101 @@
+"""Processes of the multi-process fleet tests: the fake provider and workers, started with
+the worktree's interpreter and stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runtime.config import BackendConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def env(tmp: Path) -> dict[str, str]:
+    e = dict(os.environ)
+    e.update({"PYTHONPATH": str(ROOT), "COUNT_FILE": str(tmp / "count.txt"),
+              "TEST_TRACE_KEY": "fleet-test-trace-key", "PYTHONUNBUFFERED": "1"})
+    return e
+
+
+class Proc:
+    def __init__(self, args: list[str], tmp: Path, log: Path) -> None:
+        self.log = log
+        with open(log, "ab") as out:
+            self.popen = subprocess.Popen(args, cwd=tmp, env=env(tmp), stdout=out,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in 20 s."""
+        if self.popen.poll() is not None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def fake_provider(tmp: Path, *, faults: bool) -> tuple[Proc, str]:
+    """The fake provider process; returns it and its base URL (openai-chat)."""
+    port_file = tmp / "provider.port"
+    args = [sys.executable, "-m", "tests.fleet.fake_provider", str(port_file),
+            str(tmp / "provider.log")] + (["--faults"] if faults else [])
+    proc = Proc(args, tmp, tmp / "provider.out")
+    deadline = time.monotonic() + 30
+    while not port_file.exists():
+        if proc.popen.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the fake provider did not start: {proc.output()}")
+        time.sleep(0.02)
+    return proc, f"http://127.0.0.1:{port_file.read_text()}/v1"
+
+
+def agent_config(tmp: Path, name: str, base_url: str, backend: BackendConfig,
+                 **extra: Any) -> Path:
+    cfg: dict[str, Any] = {
+        "provider": "main",
+        "providers": {"main": {"kind": "openai-chat", "model": "m", "api_key": "k",
+                               "base_url": base_url,
+                               "retry": {"max_attempts": 8, "base_delay": 0.01,
+                                         "max_delay": 0.1},
+                               **extra.pop("provider", {})}},
+        "tools": {"python": ["tests.fleet.count_tool:count"],
+                  "workspace": str(tmp / "workspace")},
+        "logging": {"dir": str(tmp / name / "logging")},
+        "reasoning": {"encrypt": True, "key_env": "TEST_TRACE_KEY"},
+        "backend": {"url": backend.url, "prefix": backend.prefix,
+                    "lease_timeout": backend.lease_timeout},
+        **extra,
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def worker(tmp: Path, config: Path, name: str, concurrency: int = 8) -> Proc:
+    args = [sys.executable, str(ROOT / "main.py"), "worker", "--config", str(config),
+            "--concurrency", str(concurrency), "--name", name, "--log-format", "json",
+            "--grace", "5"]
+    return Proc(args, tmp, tmp / f"{name}.out")

@@ -1,0 +1,180 @@
+"""The fleet as it runs: a real redis-server, the fake provider and worker processes
+started by the test and stopped by PID. 100 sessions with provider faults and a worker
+killed with SIGKILL mid-run all finish exactly once; a shared 60 requests/minute limit
+holds across three workers in the provider's own log; a Redis restart loses no session."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from runtime.config import BackendConfig
+from runtime.fleet.connection import Backend, open_backend
+from runtime.fleet.journal import follow, read_stream
+from runtime.fleet.queue import SessionQueue
+
+from ..test_ratelimit import _max_in_window
+from .procs import Proc, agent_config, fake_provider, worker
+from .redis_proc import RedisProcess
+
+pytestmark = pytest.mark.slow
+
+
+async def _watch(backend: Backend, run_id: str, seen: dict[str, list[int]]) -> None:
+    """One watcher: every record of the session, as it is appended, until session_end."""
+    got = seen.setdefault(run_id, [])
+    async for rec, _line in follow(backend, run_id, block_ms=500):
+        got.append(rec.seq)
+
+
+async def _until_done(queue: SessionQueue, ids: list[str], seconds: float) -> None:
+    with trio.fail_after(seconds):
+        for rid in ids:
+            while (await queue.info(rid)).get("done") != "1":
+                await trio.sleep(0.05)
+
+
+async def _records(backend: Backend, rid: str) -> list[dict[str, Any]]:
+    return [json.loads(e.value) for e in await read_stream(backend, rid) if e.field == b"l"]
+
+
+def _start_fleet(tmp: Path, backend: BackendConfig, n: int, *, faults: bool,
+                 **extra: Any) -> tuple[Proc, list[Proc]]:
+    provider, base_url = fake_provider(tmp, faults=faults)
+    workers = [worker(tmp, agent_config(tmp, f"w{i}", base_url, backend, **extra), f"w{i}")
+               for i in range(n)]
+    return provider, workers
+
+
+async def test_a_hundred_sessions_survive_a_killed_worker(
+        tmp_path: Path, backend_config: BackendConfig) -> None:
+    """One of three workers is killed with SIGKILL mid-run: every session finishes exactly
+    once, the counting tool ran at most once per call and exactly once per call that has
+    a result, and every watcher saw every record of its session in order."""
+    provider, workers = _start_fleet(tmp_path, backend_config, 3, faults=True)
+    try:
+        async with open_backend(backend_config, max_connections=256) as backend:
+            queue = SessionQueue(backend)
+            ids = [await queue.enqueue(f"count something ({i})") for i in range(100)]
+            seen: dict[str, list[int]] = {}
+            async with trio.open_nursery() as nursery:
+                for rid in ids:
+                    nursery.start_soon(_watch, backend, rid, seen)
+                with trio.fail_after(60):  # w0 is running sessions with tools under way
+                    while not await _has_started_tools(backend, queue, ids, "w0"):
+                        await trio.sleep(0.05)
+                workers[0].signal(signal.SIGKILL)
+                await _until_done(queue, ids, 150)
+            for w in workers[1:]:
+                w.stop()
+                assert w.popen.returncode == 0, w.output()[-3000:]
+            labels = (tmp_path / "count.txt").read_text().split()
+            assert len(labels) == len(set(labels)), "a tool call ran twice"
+            resumed = 0
+            for rid in ids:
+                info = await queue.info(rid)
+                assert info["done"] == "1" and info["finishes"] == "1", info
+                assert info["status"] == "finished", info
+                resumed += int(info["claims"]) > 1
+                records = await _records(backend, rid)
+                seqs = [r["seq"] for r in records]
+                assert seqs == list(range(1, len(seqs) + 1))
+                assert seen[rid] == seqs, "a watcher missed or reordered records"
+                assert [r["type"] for r in records].count("session_end") == 1
+                _check_calls(records, set(labels))
+            assert resumed >= 1, "the killed worker held no session"
+            assert (await queue.depth())[0] == 0
+    finally:
+        for p in [*workers, provider]:
+            p.stop()
+
+
+async def _has_started_tools(backend: Backend, queue: SessionQueue, ids: list[str],
+                             name: str) -> bool:
+    for rid in ids:
+        info = await queue.info(rid)
+        if info.get("worker") == name and info.get("done") != "1":
+            if any(r["type"] == "tool_start" for r in await _records(backend, rid)):
+                return True
+    return False
+
+
+def _check_calls(records: list[dict[str, Any]], ran: set[str]) -> None:
+    """Every call with a result other than "interrupted" ran exactly once; every call that
+    ran has a tool_start in the journal."""
+    started = {r["call_id"] for r in records if r["type"] == "tool_start"}
+    labels = {r["call_id"]: json.loads(r["arguments"])["label"] for r in records
+              if r["type"] == "tool_call"}
+    for r in records:
+        if r["type"] == "tool_result" and not r.get("interrupted"):
+            assert r["ok"] and labels[r["call_id"]] in ran
+    for call_id, label in labels.items():
+        if label in ran:
+            assert call_id in started
+
+
+async def test_a_shared_limit_holds_across_three_workers(
+        tmp_path: Path, backend_config: BackendConfig) -> None:
+    """60 requests a minute shared by three workers: in the provider's own log no window
+    holds more than the bucket allows (60 + 1 a second), so no 60 s window more than 120."""
+    rpm = 60
+    provider, workers = _start_fleet(tmp_path, backend_config, 3, faults=False,
+                                     provider={"rate_limit": {"requests_per_minute": rpm}})
+    try:
+        async with open_backend(backend_config) as backend:
+            queue = SessionQueue(backend)
+            ids = [await queue.enqueue(f"count ({i})") for i in range(40)]
+            await _until_done(queue, ids, 120)
+    finally:
+        for p in [*workers, provider]:
+            p.stop()
+    times = sorted(float(t) for t in (tmp_path / "provider.log").read_text().split())
+    assert len(times) >= 80
+    grants = [(t, 1.0) for t in times]
+    assert _max_in_window(grants, 60.0) <= 2 * rpm
+    for i, start in enumerate(times):  # every window: capacity + rate * length (+ clock slack)
+        for j in range(i, len(times)):
+            assert j - i + 1 <= rpm + (times[j] - start) * rpm / 60.0 + 2
+    assert times[-1] - times[0] >= (len(times) - rpm) * 60.0 / rpm - 2
+
+
+async def test_redis_restarted_during_the_run(tmp_path: Path) -> None:
+    """Redis (with its append-only file) is killed and restarted mid-run: every worker
+    reconnects and every session finishes exactly once."""
+    server = RedisProcess(tmp_path / "redis", persistent=True)
+    server.start()
+    cfg = BackendConfig(url=server.url, prefix="restart", lease_timeout=2.0)
+    provider, workers = _start_fleet(tmp_path, cfg, 3, faults=True)
+    try:
+        async with open_backend(cfg) as backend:
+            queue = SessionQueue(backend)
+            ids = [await queue.enqueue(f"count ({i})") for i in range(30)]
+            with trio.fail_after(60):
+                while int((await queue.info(ids[5])).get("claims", 0)) == 0:
+                    await trio.sleep(0.05)
+            server.stop(signal.SIGKILL)
+            await trio.sleep(1.0)
+            server.start()
+            restarted = await backend.server_time()
+            await _until_done(queue, ids, 150)
+            for rid in ids:
+                info = await queue.info(rid)
+                assert info["finishes"] == "1" and info["status"] == "finished", info
+                assert [r["type"] for r in await _records(backend, rid)].count(
+                    "session_end") == 1
+            with trio.fail_after(30):  # every worker beats again after the restart
+                for w in ("w0", "w1", "w2"):
+                    while float((await backend.redis.hget(
+                            backend.keys.worker(w), "beat")) or 0) < restarted:
+                        await trio.sleep(0.1)
+    finally:
+        for p in [*workers, provider]:
+            p.stop()
+        server.stop()
+    for w in workers:
+        assert w.popen.returncode == 0, w.output()[-3000:]
