@@ -4,7 +4,9 @@ Same keys as the local cache (``runtime.cache``: the canonical request document'
 sha256), same values (the canonical ``Response`` as msgspec JSON) and the same modes (the
 mode logic is ``cache_store.ResponseCache``'s, unchanged). Each entry lives
 ``backend.cache_ttl`` seconds; ``cache.max_bytes`` caps the total, least recently used
-entries evicted first (one script per put: the size bookkeeping is atomic).
+entries evicted first (one script per put: the size bookkeeping is atomic). While Redis
+is unreachable a lookup waits for it (as the journal does before every request); a store
+that Redis does not answer is skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import msgspec
 
 from ..cache_store import CacheStats
-from .connection import Backend
+from .connection import DOWN, Backend, retrying
 
 __all__ = ["RedisCacheStore"]
 
@@ -32,31 +34,38 @@ class RedisCacheStore:
 
     async def get(self, key: str) -> bytes | None:
         k = self.backend.keys
-        value = await self.backend.run("cache_get", [k.cache_entry(key), k.cache_lru,
-                                                     k.cache_size],
-                                       [key, time.time_ns() // 1000, k.cache_material("")])
+        value = await retrying(self.backend, lambda: self.backend.run(
+            "cache_get", [k.cache_entry(key), k.cache_lru, k.cache_size],
+            [key, time.time_ns() // 1000, k.cache_material("")]))
         return bytes(value) if value else None
 
     async def put(self, key: str, material: dict[str, Any], response: bytes) -> None:
         k = self.backend.keys
         text = msgspec.json.encode(material, order="sorted")
         size = len(key) + len(text) + len(response)
-        await self.backend.run(
-            "cache_put", [k.cache_entry(key), k.cache_material(key), k.cache_lru,
-                          k.cache_size],
-            [key, response, text, "" if self.ttl is None else int(self.ttl * 1000),
-             self.max_bytes, time.time_ns() // 1000, size, k.cache_entry(""),
-             k.cache_material("")])
+        try:
+            await self.backend.run(
+                "cache_put", [k.cache_entry(key), k.cache_material(key), k.cache_lru,
+                              k.cache_size],
+                [key, response, text, "" if self.ttl is None else int(self.ttl * 1000),
+                 self.max_bytes, time.time_ns() // 1000, size, k.cache_entry(""),
+                 k.cache_material("")])
+        except DOWN:
+            pass
 
     async def delete(self, key: str) -> None:
         k = self.backend.keys
-        await self.backend.run("cache_del", [k.cache_entry(key), k.cache_material(key),
-                                             k.cache_lru, k.cache_size], [key])
+        try:
+            await self.backend.run("cache_del", [k.cache_entry(key), k.cache_material(key),
+                                                 k.cache_lru, k.cache_size], [key])
+        except DOWN:
+            pass
 
     async def materials(self, limit: int = 200) -> list[tuple[str, dict[str, Any]]]:
         """``(key, material)`` of the most recently used entries, newest first."""
         k = self.backend.keys
-        names = await self.backend.redis.zrevrange(k.cache_lru, 0, limit - 1)
+        names = await retrying(self.backend,
+                               lambda: self.backend.redis.zrevrange(k.cache_lru, 0, limit - 1))
         if not names:
             return []
         keys = [n.decode() for n in names]

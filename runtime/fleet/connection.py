@@ -7,6 +7,11 @@ while it waits. A lost connection surfaces as ``coredis.exceptions.ConnectionErr
 ``TimeoutError``) at the call, after coredis's own short retries; the next call connects
 again, and a script missing after a Redis restart is loaded again (``EVALSHA`` falls back to
 ``EVAL``). Callers that must ride out a longer outage use :func:`retrying`.
+
+The pool is coredis's with one correction (``_Pool``): a connection that comes back
+unusable (a blocking read cancelled, or cut by a Redis restart) gives its slot back. As
+shipped (6.9) that slot is lost, so a worker that cancels a blocking read once per session
+(or lives through restarts) runs out of connections and every call then waits forever.
 """
 
 from __future__ import annotations
@@ -102,13 +107,28 @@ def _arg(value: Any) -> Any:
     return value
 
 
+class _Pool(coredis.ConnectionPool[Any]):
+    """coredis's pool, whose slots come back with the connections that die."""
+
+    def release(self, connection: Any) -> None:
+        if connection.usable:
+            super().release(connection)
+            return
+        self.statistics.connection_released(connection)
+        available = self._available_connections
+        if connection not in available:  # the empty slot: a new connection when needed
+            available.put_nowait(None)
+
+
 @contextlib.asynccontextmanager
 async def open_backend(cfg: BackendConfig, *, max_connections: int = 64
                        ) -> AsyncIterator[Backend]:
-    """Connect to ``backend.url`` (lazily: the first command connects)."""
-    client = coredis.Redis.from_url(cfg.url, decode_responses=False,
-                                    max_connections=max_connections,
-                                    connect_timeout=5.0, stream_timeout=None)
+    """Connect to ``backend.url`` (lazily: the first command connects). A blocking read
+    holds a connection while it waits: ``max_connections`` bounds the watchers and
+    workers' control readers of one process."""
+    pool = _Pool.from_url(cfg.url, decode_responses=False, max_connections=max_connections,
+                          connect_timeout=5.0)
+    client = coredis.Redis(connection_pool=pool, decode_responses=False)
     async with client:
         yield Backend(cfg, client, Keys(cfg.prefix))
 

@@ -29,7 +29,7 @@ from ..session.records import RecordBase, SessionEnd, decode_line
 from ..session.traces import TRACE_FILE
 from .connection import DOWN, Backend, backoff
 
-__all__ = ["RedisTee", "StreamEntry", "follow", "rebuild_folder", "read_stream"]
+__all__ = ["RedisTee", "StreamEntry", "follow", "read_stream", "rebuild_folder"]
 
 _BATCH = 256
 

@@ -15,6 +15,7 @@
     P:j:<run>             stream the session's journal: id <seq>-0 holds transcript line
                                  <seq> (field ``l``); <seq>-<k> a reasoning frame (``t``)
     P:ctl:<run>           stream requests for the worker running it (cancel, approve, send)
+    P:ev                  stream one entry per session that ended (run, status)
     P:w:<name>            hash   a worker's heartbeat (PX); P:workers set of names
 """
 
@@ -42,6 +43,10 @@ class Keys:
     @property
     def queue(self) -> str:
         return self.k("q")
+
+    @property
+    def events(self) -> str:
+        return self.k("ev")
 
     @property
     def sessions(self) -> str:

@@ -9,6 +9,12 @@ across the fleet, a 429's ``retry-after`` or a provider's ``x-ratelimit-*`` head
 one process hold every process back, and one probe at a time goes to a provider whose
 circuit is half open.
 
+While Redis is unreachable, a decision that lets a request out (``reserve``, ``admit``)
+waits for it (with backoff: the fleet's bounds never lapse), and what is said after a
+response (``settle``, ``hold``, a verdict, header caps) is sent once and dropped if Redis
+does not answer: the turn in flight finishes either way (a reservation not settled stays
+taken, which only errs on the side of caution).
+
 ``caller_clock=True`` makes the scripts use the ``now`` the caller passes instead of
 Redis's clock (tests compare them with the Python objects step by step).
 """
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import trio
@@ -25,7 +31,7 @@ import trio
 from ..resilience.breaker import BreakerState, Verdict
 from ..resilience.gates import Admission
 from ..resilience.ratelimit import header_caps
-from .connection import DOWN, Backend
+from .connection import DOWN, Backend, retrying
 
 __all__ = ["RedisBreaker", "RedisLimiter", "limit_arg"]
 
@@ -67,15 +73,15 @@ class RedisLimiter:
             [op, self._now(now), limit_arg(self.rpm), limit_arg(self.tpm), *args])
 
     async def reserve(self, tokens: float, now: float) -> float:
-        wait = await self._call("reserve", now, float(tokens))
+        wait = await retrying(self.backend, lambda: self._call("reserve", now, float(tokens)))
         return float(wait)
 
     async def settle(self, actual: float, now: float, *, estimate: float) -> None:
-        await self._call("settle", now, float(actual), float(estimate))
+        await _best_effort(self._call("settle", now, float(actual), float(estimate)))
 
     async def hold(self, seconds: float, now: float) -> None:
         if seconds > 0 and math.isfinite(seconds):
-            await self._call("hold", now, float(seconds))
+            await _best_effort(self._call("hold", now, float(seconds)))
 
     def caps_args(self, headers: Mapping[str, str], wall: float | None = None) -> list[str]:
         """The ``caps`` arguments of what ``headers`` say (empty: nothing to say)."""
@@ -147,20 +153,29 @@ class RedisBreaker:
              repr(self.cooldown), *args])
 
     async def admit(self, now: float) -> Admission:
-        allowed, state, retry_in, token = await self._call("admit", now)
+        allowed, state, retry_in, token = await retrying(
+            self.backend, lambda: self._call("admit", now))
         tok = token.decode() if isinstance(token, bytes) else str(token)
         return Admission(bool(allowed), BreakerState(_text(state)), float(retry_in),
                          tok or None)
 
     async def record(self, verdict: Verdict, now: float, *,
                      probe: float | str | None = None) -> None:
-        await self._call("record", now, verdict.value,
-                         probe if isinstance(probe, str) else "")
+        await _best_effort(self._call("record", now, verdict.value,
+                                      probe if isinstance(probe, str) else ""))
 
     async def peek(self, now: float = 0.0) -> tuple[BreakerState, int, float]:
         """(state, consecutive failures, seconds until a call could go out)."""
         state, failures, retry_in = await self._call("peek", now)
         return BreakerState(_text(state)), int(failures), float(retry_in)
+
+
+async def _best_effort(call: Awaitable[Any]) -> None:
+    """Said once: a Redis that does not answer loses it (the backend notes it is down)."""
+    try:
+        await call
+    except DOWN:
+        pass
 
 
 def _text(value: object) -> str:

@@ -357,8 +357,8 @@ redis.call('XCLAIM', KEYS[3], ARGV[3], ARGV[4], 0, ARGV[5], 'JUSTID')
 return 1
 """
 
-# KEYS: session hash, lease, queue. ARGV: token, group, entry id, then field/value pairs
-# of the outcome (status first). 1 finished now; 0 not the owner; -1 finished before.
+# KEYS: session hash, lease, queue, events. ARGV: token, group, entry id, then field/value
+# pairs of the outcome (status first). 1 finished now; 0 not the owner; -1 finished before.
 FINISH = """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'done') == '1' then return -1 end
@@ -369,6 +369,8 @@ redis.call('HINCRBY', KEYS[1], 'finishes', 1)
 redis.call('DEL', KEYS[2])
 redis.call('XACK', KEYS[3], ARGV[2], ARGV[3])
 redis.call('XDEL', KEYS[3], ARGV[3])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'run',
+           redis.call('HGET', KEYS[1], 'run_id'), 'status', ARGV[5])
 return 1
 """
 
@@ -384,7 +386,7 @@ redis.call('XADD', KEYS[3], '*', 'run', ARGV[4])
 return 1
 """
 
-# KEYS: session hash, journal. ARGV: the session_end line, ended_at, its stream id (the
+# KEYS: session hash, journal, events. ARGV: the session_end line, ended_at, its stream id (the
 # record after the journal's last). A queued session is
 # cancelled here (1); a running one must be asked through its control stream (0).
 CANCEL_QUEUED = """
@@ -393,5 +395,7 @@ redis.call('HSET', KEYS[1], 'status', 'cancelled', 'exit_code', 130, 'ended_at',
            'token', 'cancelled', 'done', '1')
 redis.call('HINCRBY', KEYS[1], 'finishes', 1)
 redis.call('XADD', KEYS[2], ARGV[3], 'l', ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', 100000, '*', 'run',
+           redis.call('HGET', KEYS[1], 'run_id'), 'status', 'cancelled')
 return 1
 """

@@ -123,7 +123,8 @@ class SessionQueue:
             import msgspec
 
             done = await self.backend.run(
-                "cancel_queued", [self.keys.session(run_id), self.keys.journal(run_id)],
+                "cancel_queued", [self.keys.session(run_id), self.keys.journal(run_id),
+                                  self.keys.events],
                 [msgspec.json.encode(end), repr(time.time()), f"{seq}-0"])
             if int(done) == 1:
                 return "cancelled"
@@ -189,7 +190,7 @@ class SessionQueue:
                              "totals", json.dumps(totals or {}), "ended_at", repr(time.time()),
                              "done", "1", "finished_by", worker]
         return int(await self.backend.run(
-            "finish", [k.session(taken.run_id), k.lease(taken.run_id), k.queue],
+            "finish", [k.session(taken.run_id), k.lease(taken.run_id), k.queue, k.events],
             [taken.token, GROUP, taken.entry_id, *fields]))
 
     async def requeue(self, taken: Taken) -> bool:
@@ -198,6 +199,26 @@ class SessionQueue:
                                                 k.lease(taken.run_id), k.queue],
                                     [taken.token, GROUP, taken.entry_id, taken.run_id])
         return int(ok) == 1
+
+    async def ended(self, run_ids: set[str], *, block_ms: int = 1000) -> dict[str, str]:
+        """Wait until every session of ``run_ids`` has ended; their statuses. Sessions that
+        had ended already count at once; the rest are read off the events stream."""
+        found: dict[str, str] = {}
+        last = "0-0"
+        for rid in run_ids:
+            info = await self.info(rid)
+            if info.get("done") == "1":
+                found[rid] = info.get("status", "")
+        while len(found) < len(run_ids):
+            rows = await self.backend.redis.xread({self.keys.events: last}, count=1000,
+                                                  block=block_ms)
+            for _key, entries in (rows or {}).items():
+                for row in entries:
+                    last = _text(row.identifier)
+                    fields = {_text(a): _text(b) for a, b in row.field_values.items()}
+                    if fields.get("run") in run_ids:
+                        found[fields["run"]] = fields.get("status", "")
+        return found
 
     async def drop(self, claim: Claim) -> None:
         """Remove an entry whose session has ended or does not exist."""

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+import coredis.exceptions
 import trio
 
 from ..errors import ConfigError
@@ -77,9 +78,21 @@ class Worker:
         self.counts = {"claimed": 0, "finished": 0, "resumed": 0, "lost": 0, "handed_back": 0}
         self._changed = trio.Event()
         self.claiming = False
+        self.down = False             # Redis did not answer the last call of any task
 
     def _event(self, name: str, **fields: Any) -> None:
         self.on_event(name, {"worker": self.name, **fields})
+
+    def _saw_down(self, exc: BaseException) -> None:
+        self.backend.mark_down(exc)
+        if not self.down:
+            self.down = True
+            self._event("redis_lost", error=self.backend.last_error)
+
+    def _saw_up(self) -> None:
+        if self.down:
+            self.down = False
+            self._event("redis_back")
 
     def _poke(self) -> None:
         self._changed.set()
@@ -105,6 +118,10 @@ class Worker:
                 with trio.move_on_after(grace):
                     while self.running:
                         await self._changed.wait()
+                if self.running:
+                    self._event("handing_back", sessions={
+                        rid: r.session.status if r.session else "starting"
+                        for rid, r in self.running.items()})
                 for r in list(self.running.values()):
                     r.handing_over = True
                     r.tee.stop()
@@ -121,7 +138,7 @@ class Worker:
         self._event("worker_stopped", **self.counts)
 
     async def _claims(self, sessions: trio.Nursery) -> None:
-        attempt, down = 0, False
+        attempt = 0
         last_stale = -1e9
         while True:
             free = self.concurrency - len(self.running)
@@ -139,19 +156,21 @@ class Worker:
                     found += await self.queue.claim_new(self.name, free - len(found),
                                                         self.block_ms)
             except DOWN as exc:
-                self.backend.mark_down(exc)
+                self._saw_down(exc)
                 self.claiming = False
-                if not down:
-                    self._event("redis_lost", error=self.backend.last_error)
-                down = True
                 attempt += 1
                 await trio.sleep(backoff(attempt))
                 continue
-            if down:
-                self._event("redis_back", after_attempts=attempt)
+            except coredis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):  # a Redis that lost its data: start again
+                    raise
+                await retrying(self.backend, self.queue.ensure_group)
+                continue
+            if attempt:
                 with trio.CancelScope(shield=True):
                     await retrying(self.backend, self.queue.ensure_group)
-            attempt, down = 0, False
+            self._saw_up()
+            attempt = 0
             for claim in found:
                 if claim.run_id in self.running:
                     continue
@@ -238,7 +257,8 @@ class Worker:
         if done == 1:
             self.counts["finished"] += 1
         self._event("session_finished" if done == 1 else "session_not_finished",
-                    run_id=taken.run_id, status=status, exit_code=exit_code, result=done)
+                    run_id=taken.run_id, status=status, exit_code=exit_code, result=done,
+                    **({"message": message} if message else {}))
 
     async def _control(self, r: _Running, session: Session) -> None:
         """Apply what ``serve`` asks of this session (cancel, approve, send), each request
@@ -289,8 +309,10 @@ class Worker:
                     continue
                 try:
                     ok = await self.queue.renew(r.taken, self.name)
-                except DOWN:
+                except DOWN as exc:
+                    self._saw_down(exc)
                     continue  # renewed at the next round if Redis is back
+                self._saw_up()
                 if not ok:
                     r.lost = True
                     r.tee.fenced = True
@@ -311,8 +333,10 @@ class Worker:
                 await self.backend.redis.pexpire(k.worker(self.name),
                                                  int(self.backend.lease_ms * 3))
                 await self.backend.redis.sadd(k.workers, [self.name])
-            except DOWN:
-                pass
+            except DOWN as exc:
+                self._saw_down(exc)
+            else:
+                self._saw_up()
             await trio.sleep(every)
 
 

@@ -11,6 +11,7 @@ provider's own log. Stops on SIGTERM.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import sys
@@ -33,7 +34,7 @@ def answer(req: RecordedRequest) -> Response:
         return Response(parts=[TextPart(f"done after {len(messages)} messages")],
                         stop="stop", finish_reason="stop", usage=usage)
     label = uuid.uuid4().hex
-    call = ToolCallPart("call_" + label[:12], "count", '{"label": "%s"}' % label)
+    call = ToolCallPart("call_" + label[:12], "count", json.dumps({"label": label}))
     return Response(parts=[call], stop="tool_calls", finish_reason="tool_calls", usage=usage)
 
 

@@ -16,10 +16,9 @@ import yaml
 from runtime.config import BackendConfig, load_config
 from runtime.engine import Engine
 from runtime.fleet.connection import Backend, open_backend
-from runtime.fleet.journal import follow, read_stream
+from runtime.fleet.journal import read_stream
 from runtime.fleet.queue import SessionQueue
 from runtime.fleet.worker import Worker
-from runtime.session.records import SessionEnd, SessionStart, ToolResultRecord, ToolStart
 from runtime.testing import open_fake_server
 
 from .fake_provider import Endless
@@ -49,12 +48,8 @@ def write_agent(tmp: Path, name: str, base_url: str, backend: BackendConfig,
 
 
 async def wait_done(backend: Backend, queue: SessionQueue, run_ids: list[str]) -> None:
-    """Until every session has finished (watched through its journal stream)."""
-    for rid in run_ids:
-        async for _rec, _line in follow(backend, rid, block_ms=200):
-            pass
-        while (await queue.info(rid)).get("done") != "1":
-            await trio.sleep(0.02)
+    """Until every session has ended (the events stream says so)."""
+    await queue.ended(set(run_ids), block_ms=200)
 
 
 async def test_queued_sessions_run_once_each(tmp_path: Path, backend_config: BackendConfig,
