@@ -243,12 +243,13 @@ class Checker:
             if server.url is not None and (server.args or server.env):
                 raise self.fail(path, "args and env are for command servers, not url ones",
                                 "remove args/env or use command:")
+        python = [ref.partition(":")[2] for ref in tools.python]
         for key in tools.approval:
             path = join("tools.approval", key)
             prefix, sep, tool = key.partition("__")
-            if key in BUILTIN_TOOLS or (sep and prefix in tools.mcp and tool):
+            if key in BUILTIN_TOOLS or key in python or (sep and prefix in tools.mcp and tool):
                 continue
-            known = [*BUILTIN_TOOLS, *(f"{s}__*" for s in tools.mcp)]
+            known = [*BUILTIN_TOOLS, *python, *(f"{s}__*" for s in tools.mcp)]
             why = (f"no MCP server named {prefix!r} in tools.mcp" if sep else
                    f"unknown tool {key!r}")
             raise self.fail(path, why, f"{did_you_mean(key, known)}use a built-in tool name "
