@@ -64,8 +64,8 @@ class RedisCacheStore:
     async def materials(self, limit: int = 200) -> list[tuple[str, dict[str, Any]]]:
         """``(key, material)`` of the most recently used entries, newest first."""
         k = self.backend.keys
-        names = await retrying(self.backend,
-                               lambda: self.backend.redis.zrevrange(k.cache_lru, 0, limit - 1))
+        names = await retrying(self.backend, lambda: self.backend.redis.zrange(
+            k.cache_lru, 0, limit - 1, rev=True))
         if not names:
             return []
         keys = [n.decode() for n in names]

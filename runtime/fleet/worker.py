@@ -74,6 +74,7 @@ class Worker:
         self.on_event = on_event or (lambda name, fields: None)
         self.block_ms = block_ms
         self.running: dict[str, _Running] = {}
+        self.busy = 0                 # slots taken: claimed entries, from claim to end
         self.started_at = time.time()
         self.counts = {"claimed": 0, "finished": 0, "resumed": 0, "lost": 0, "handed_back": 0}
         self._changed = trio.Event()
@@ -116,7 +117,7 @@ class Worker:
                 self.claiming = False
                 self._event("worker_stopping", running=len(self.running))
                 with trio.move_on_after(grace):
-                    while self.running:
+                    while self.busy:
                         await self._changed.wait()
                 if self.running:
                     self._event("handing_back", sessions={
@@ -141,7 +142,7 @@ class Worker:
         attempt = 0
         last_stale = -1e9
         while True:
-            free = self.concurrency - len(self.running)
+            free = self.concurrency - self.busy
             if free <= 0:
                 self.claiming = False
                 await self._changed.wait()
@@ -175,11 +176,19 @@ class Worker:
                 if claim.run_id in self.running:
                     continue
                 self.counts["claimed"] += 1
+                self.busy += 1
                 sessions.start_soon(self._serve, claim)
 
     # ---- one session ------------------------------------------------------------------
 
     async def _serve(self, claim: Claim) -> None:
+        try:
+            await self._take_and_run(claim)
+        finally:
+            self.busy -= 1
+            self._poke()
+
+    async def _take_and_run(self, claim: Claim) -> None:
         try:
             taken = await self.queue.take(claim, self.name)
         except DOWN:
@@ -191,6 +200,7 @@ class Worker:
         run_id = taken.run_id
         tee = RedisTee(self.backend, run_id, taken.token)
         running = self.running[run_id] = _Running(taken, tee)
+        self._poke()
         try:
             await self._run_session(running)
         except Exception as exc:  # a bug: reported; the lease lapses and another worker resumes
@@ -337,7 +347,8 @@ class Worker:
                 self._saw_down(exc)
             else:
                 self._saw_up()
-            await trio.sleep(every)
+            with trio.move_on_after(every):  # or at once when a session starts or ends
+                await self._changed.wait()
 
 
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:

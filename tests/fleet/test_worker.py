@@ -85,9 +85,9 @@ async def test_queued_sessions_run_once_each(tmp_path: Path, backend_config: Bac
 
 
 async def _worker(cfg: Any, backend: Backend, name: str, stop: trio.Event,
-                  **options: Any) -> None:
+                  concurrency: int = 3, **options: Any) -> None:
     async with Engine.open(cfg, backend=backend, environ=ENV) as engine:
-        await Worker(engine, backend, name=name, concurrency=3, block_ms=200,
+        await Worker(engine, backend, name=name, concurrency=concurrency, block_ms=200,
                      **options).run(stop, grace=5)
 
 
