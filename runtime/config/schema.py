@@ -206,12 +206,14 @@ class BackendConfig(_Section):
     limits, budgets, breakers, the response cache, the session queue and journals.
     ``lease_timeout``: seconds after which a silent worker's sessions go to another;
     ``cache_ttl``: seconds a shared response cache entry lives (``cache.max_bytes`` caps
-    the total)."""
+    the total); ``max_connections``: the connection pool of each process."""
 
     url: str
     prefix: str = "conductor"
     lease_timeout: Annotated[float, msgspec.Meta(ge=1)] = 30.0
     cache_ttl: Positive = 604800.0
+    # connections to Redis per process; a live event stream (serve) holds one while it waits
+    max_connections: Annotated[int, msgspec.Meta(ge=4)] = 128
 
 
 class BudgetsConfig(_Section):

@@ -121,12 +121,13 @@ class _Pool(coredis.ConnectionPool[Any]):
 
 
 @contextlib.asynccontextmanager
-async def open_backend(cfg: BackendConfig, *, max_connections: int = 64
+async def open_backend(cfg: BackendConfig, *, max_connections: int | None = None
                        ) -> AsyncIterator[Backend]:
     """Connect to ``backend.url`` (lazily: the first command connects). A blocking read
     holds a connection while it waits: ``max_connections`` bounds the watchers and
-    workers' control readers of one process."""
-    pool = _Pool.from_url(cfg.url, decode_responses=False, max_connections=max_connections,
+    workers' control readers of one process (default ``backend.max_connections``)."""
+    pool = _Pool.from_url(cfg.url, decode_responses=False,
+                          max_connections=max_connections or cfg.max_connections,
                           connect_timeout=5.0)
     client = coredis.Redis(connection_pool=pool, decode_responses=False)
     async with client:

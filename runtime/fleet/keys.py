@@ -16,6 +16,7 @@
                                  <seq> (field ``l``); <seq>-<k> a reasoning frame (``t``)
     P:ctl:<run>           stream requests for the worker running it (cancel, approve, send)
     P:ev                  stream one entry per session that ended (run, status)
+    P:rec                 stream changes of the service's session records (``serve`` mirrors)
     P:w:<name>            hash   a worker's heartbeat (PX); P:workers set of names
 """
 

@@ -25,13 +25,15 @@ from typing import Any
 
 import attrs
 import coredis.exceptions
+import msgspec
+from coredis import PureToken
 
 from ..session.records import SessionEnd
 from .connection import Backend
 from .journal import read_stream
 from .keys import GROUP
 
-__all__ = ["Claim", "SessionQueue", "Taken"]
+__all__ = ["Claim", "SessionQueue", "Taken", "publish"]
 
 
 @attrs.frozen
@@ -54,6 +56,15 @@ class Taken:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def publish(backend: Backend, session_id: str, **fields: Any) -> None:
+    """A change of a session's service record (``P:rec``), for every ``serve`` process:
+    ``serve`` writes a new record, workers what they see of the sessions they run."""
+    await backend.redis.xadd(backend.keys.k("rec"),
+                             {"id": session_id, "doc": msgspec.json.encode(fields)},
+                             trim_strategy=PureToken.MAXLEN, threshold=1_000_000,
+                             trim_operator=PureToken.APPROXIMATELY)
 
 
 class SessionQueue:
@@ -120,8 +131,6 @@ class SessionQueue:
             end = SessionEnd(ts=round(time.time(), 6), run_id=run_id, seq=seq,
                              status="cancelled", exit_code=130,
                              message="cancelled before it started")
-            import msgspec
-
             done = await self.backend.run(
                 "cancel_queued", [self.keys.session(run_id), self.keys.journal(run_id),
                                   self.keys.events],

@@ -40,7 +40,7 @@ from ..errors import ConfigError
 from ..session.handle import Session
 from .connection import DOWN, Backend, backoff, retrying
 from .journal import RedisTee, last_end, read_stream, rebuild_folder
-from .queue import Claim, SessionQueue, Taken
+from .queue import Claim, SessionQueue, Taken, publish
 
 __all__ = ["Worker"]
 
@@ -80,6 +80,10 @@ class Worker:
         self._changed = trio.Event()
         self.claiming = False
         self.down = False             # Redis did not answer the last call of any task
+        # sessions whose record changed (approvals, turns): told to every serve process
+        self._changes_send, self._changes_recv = trio.open_memory_channel[str](1024)
+        if hasattr(engine, "record_listeners"):
+            engine.record_listeners.append(self._on_record)
 
     def _event(self, name: str, **fields: Any) -> None:
         self.on_event(name, {"worker": self.name, **fields})
@@ -108,6 +112,7 @@ class Worker:
         async with trio.open_nursery() as chores:
             chores.start_soon(self._heartbeat)
             chores.start_soon(self._renewals)
+            chores.start_soon(self._publisher)
             async with trio.open_nursery() as sessions:
                 task_status.started()
                 self._event("worker_started", concurrency=self.concurrency)
@@ -223,6 +228,7 @@ class Worker:
             await rebuild_folder(self.backend, run_id, engine.logging_dir / run_id, entries)
             self.counts["resumed"] += 1
         self._event("session_claimed", run_id=run_id, resumed=resume, records=len(entries))
+        await _quietly(publish(self.backend, run_id, status="running", started=True))
         async with trio.open_nursery() as nursery:
             await nursery.start(r.tee.run)
             try:
@@ -249,6 +255,7 @@ class Worker:
         if r.handing_over:
             with trio.CancelScope(shield=True):
                 ok = await retrying(self.backend, lambda: self.queue.requeue(taken))
+                await _quietly(publish(self.backend, run_id, status="queued", pending=[]))
             self.counts["handed_back"] += ok
             self._event("session_handed_back", run_id=run_id, status=result.status)
             return
@@ -266,6 +273,11 @@ class Worker:
                 message=message, totals=totals, worker=self.name))
         if done == 1:
             self.counts["finished"] += 1
+            with trio.CancelScope(shield=True):
+                await _quietly(publish(
+                    self.backend, taken.run_id, status=status, turns=turns,
+                    totals=dict(totals or {}), answer=answer or None, message=message or None,
+                    pending=[]))
         self._event("session_finished" if done == 1 else "session_not_finished",
                     run_id=taken.run_id, status=status, exit_code=exit_code, result=done,
                     **({"message": message} if message else {}))
@@ -308,6 +320,30 @@ class Worker:
         except (KeyError, RuntimeError, ValueError) as exc:
             self._event("control_ignored", run_id=session.run_id, op=op, reason=str(exc))
 
+    # ---- what serve shows ---------------------------------------------------------------
+
+    def _on_record(self, rec: Any) -> None:
+        """Every record of every session of the engine (synchronous: only noted here)."""
+        if rec.run_id in self.running and getattr(rec, "type", "") in _TOLD:
+            try:
+                self._changes_send.send_nowait(rec.run_id)
+            except trio.WouldBlock:
+                pass  # a burst: the next change says it all again
+
+    async def _publisher(self) -> None:
+        """Status, turns and pending approvals of running sessions, for every serve."""
+        async with self._changes_recv:
+            async for run_id in self._changes_recv:
+                await trio.lowlevel.checkpoint()  # the status the record led to
+                r = self.running.get(run_id)
+                if r is None or r.session is None or r.lost or r.handing_over:
+                    continue
+                s = r.session
+                if s.done:
+                    continue
+                await _quietly(publish(self.backend, run_id, status=s.status, turns=s.turn,
+                                       pending=s.pending_approvals))
+
     # ---- leases and heartbeat ---------------------------------------------------------
 
     async def _renewals(self) -> None:
@@ -349,6 +385,9 @@ class Worker:
                 self._saw_up()
             with trio.move_on_after(every):  # or at once when a session starts or ends
                 await self._changed.wait()
+
+
+_TOLD = frozenset({"session_start", "approval_request", "approval", "turn_end", "user"})
 
 
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:

@@ -18,24 +18,13 @@ from runtime.fleet.connection import Backend, open_backend
 from runtime.fleet.journal import follow, read_stream
 from runtime.fleet.queue import SessionQueue
 
+from ..server.client import Api, records
+from ..server.conftest import Served, server_section
 from ..test_ratelimit import _max_in_window
 from .procs import Proc, agent_config, fake_provider, worker
 from .redis_proc import RedisProcess
 
 pytestmark = pytest.mark.slow
-
-
-async def _watch(backend: Backend, queue: SessionQueue, run_id: str,
-                 seen: dict[str, list[int]], tools_on: dict[str, trio.Event]) -> None:
-    """One watcher: every record of the session, as it is appended, until session_end;
-    ``tools_on[worker]`` is set once a tool call has started on that worker."""
-    got = seen.setdefault(run_id, [])
-    async for rec, _line in follow(backend, run_id, block_ms=500):
-        got.append(rec.seq)
-        if rec.type == "tool_start":
-            worker_name = (await queue.info(run_id)).get("worker", "")
-            if worker_name in tools_on:
-                tools_on[worker_name].set()
 
 
 async def _until_done(queue: SessionQueue, ids: list[str], seconds: float) -> None:
@@ -57,21 +46,39 @@ def _start_fleet(tmp: Path, backend: BackendConfig, n: int, *, faults: bool,
 
 async def test_a_hundred_sessions_survive_a_killed_worker(
         tmp_path: Path, backend_config: BackendConfig) -> None:
-    """One of three workers is killed with SIGKILL mid-run: every session finishes exactly
-    once, the counting tool ran at most once per call and exactly once per call that has
-    a result, and every watcher saw every record of its session in order."""
+    """One serve and three workers; 100 sessions created over HTTP, each watched over SSE;
+    one worker killed with SIGKILL mid-run: every session finishes exactly once, the
+    counting tool ran at most once per call and exactly once per call that has a result,
+    and every SSE watcher saw every record of its session in order."""
     provider, workers = _start_fleet(tmp_path, backend_config, 3, faults=True)
+    serve_cfg = agent_config(tmp_path, "serve", "http://127.0.0.1:9/v1", backend_config,
+                             server=server_section())
+    served = Served(serve_cfg)
+    api = Api(served.url)
     try:
-        async with open_backend(backend_config, max_connections=256) as backend:
+        async with open_backend(backend_config) as backend:
             queue = SessionQueue(backend)
-            ids = [await queue.enqueue(f"count something ({i})") for i in range(100)]
-            seen: dict[str, list[int]] = {}
-            tools_on = {"w0": trio.Event()}
+            ids = [(await api.create(f"count something ({i})"))["id"] for i in range(100)]
+            seen: dict[str, list[dict[str, Any]]] = {}
+            tools_on = trio.Event()
+
+            async def watch(sid: str) -> None:
+                events = await api.events(sid)
+                seen[sid] = records(events)
+                assert events[-1].event == "session_end"
+
+            async def spot(sid: str) -> None:  # a tool call under way on w0
+                async for rec, _line in follow(backend, sid, block_ms=500):
+                    if rec.type == "tool_start" and not tools_on.is_set():
+                        if (await queue.info(sid)).get("worker") == "w0":
+                            tools_on.set()
+
             async with trio.open_nursery() as nursery:
-                for rid in ids:
-                    nursery.start_soon(_watch, backend, queue, rid, seen, tools_on)
-                with trio.fail_after(60):  # w0 is running sessions with tools under way
-                    await tools_on["w0"].wait()
+                for sid in ids:
+                    nursery.start_soon(watch, sid)
+                    nursery.start_soon(spot, sid)
+                with trio.fail_after(60):
+                    await tools_on.wait()
                 workers[0].signal(signal.SIGKILL)
                 await _until_done(queue, ids, 150)
             for w in workers[1:]:
@@ -80,20 +87,27 @@ async def test_a_hundred_sessions_survive_a_killed_worker(
             labels = (tmp_path / "count.txt").read_text().split()
             assert len(labels) == len(set(labels)), "a tool call ran twice"
             resumed = 0
-            for rid in ids:
-                info = await queue.info(rid)
+            for sid in ids:
+                info = await queue.info(sid)
                 assert info["done"] == "1" and info["finishes"] == "1", info
                 assert info["status"] == "finished", info
                 resumed += int(info["claims"]) > 1
-                records = await _records(backend, rid)
-                seqs = [r["seq"] for r in records]
+                journal = await _records(backend, sid)
+                seqs = [r["seq"] for r in journal]
                 assert seqs == list(range(1, len(seqs) + 1))
-                assert seen[rid] == seqs, "a watcher missed or reordered records"
-                assert [r["type"] for r in records].count("session_end") == 1
-                _check_calls(records, set(labels))
+                assert seen[sid] == journal, "a watcher missed or reordered records"
+                assert [r["type"] for r in journal].count("session_end") == 1
+                _check_calls(journal, set(labels))
             assert resumed >= 1, "the killed worker held no session"
             assert (await queue.depth())[0] == 0
+            views = [await api.get(sid) for sid in ids]
+            assert {v["status"] for v in views} == {"finished"}
+            assert all(v["answer"] for v in views)
+            ready = await api.http.get("/ready")
+            assert (ready.status_code, ready.json()) == (200, {"status": "ok", "backend": "ok"})
     finally:
+        await api.aclose()
+        served.stop()
         for p in [*workers, provider]:
             p.stop()
 
