@@ -108,7 +108,16 @@ class Worker:
     async def run(self, stop: trio.Event, *, grace: float = 30.0,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Work until ``stop`` is set, then drain (see the module docstring)."""
-        await retrying(self.backend, self.queue.ensure_group)
+        attempt = 0
+        while True:  # Redis may be down when the worker starts: it waits, and says so
+            try:
+                await self.queue.ensure_group()
+                break
+            except DOWN as exc:
+                self._saw_down(exc)
+                attempt += 1
+                await trio.sleep(backoff(attempt))
+        self._saw_up()
         async with trio.open_nursery() as chores:
             chores.start_soon(self._heartbeat)
             chores.start_soon(self._renewals)

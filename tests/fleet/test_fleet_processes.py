@@ -153,8 +153,8 @@ async def test_a_shared_limit_holds_across_three_workers(
 
 
 async def test_redis_restarted_during_the_run(tmp_path: Path) -> None:
-    """Redis (with its append-only file) is killed and restarted mid-run: every worker
-    reconnects and every session finishes exactly once."""
+    """Redis (with its append-only file) is killed mid-run and restarted once every worker
+    has noticed: every worker reconnects and every session finishes exactly once."""
     server = RedisProcess(tmp_path / "redis", persistent=True)
     server.start()
     cfg = BackendConfig(url=server.url, prefix="restart", lease_timeout=2.0)
@@ -162,12 +162,19 @@ async def test_redis_restarted_during_the_run(tmp_path: Path) -> None:
     try:
         async with open_backend(cfg) as backend:
             queue = SessionQueue(backend)
+            with trio.fail_after(60):  # every worker is up
+                for w in workers:
+                    while "worker_started" not in w.output():
+                        await trio.sleep(0.05)
             ids = [await queue.enqueue(f"count ({i})") for i in range(30)]
             with trio.fail_after(60):  # sessions are under way
                 async for _rec, _line in follow(backend, ids[3]):
                     break
             server.stop(signal.SIGKILL)
-            await trio.sleep(1.5)  # longer than a heartbeat period: every worker notices
+            with trio.fail_after(60):  # Redis stays down until every worker has noticed
+                for w in workers:
+                    while "redis_lost" not in w.output():
+                        await trio.sleep(0.05)
             server.start()
             await _until_done(queue, ids, 150)
             for rid in ids:
