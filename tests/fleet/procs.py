@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,35 @@ def env(tmp: Path) -> dict[str, str]:
 
 
 class Proc:
+    """A subprocess whose output a thread copies to ``log`` (so that a test can wait for a
+    line without polling)."""
+
     def __init__(self, args: list[str], tmp: Path, log: Path) -> None:
         self.log = log
-        with open(log, "ab") as out:
-            self.popen = subprocess.Popen(args, cwd=tmp, env=env(tmp), stdout=out,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self.popen = subprocess.Popen(args, cwd=tmp, env=env(tmp), stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        with open(self.log, "ab") as out:
+            for raw in self.popen.stdout:
+                out.write(raw)
+                out.flush()
+                with self._cond:
+                    self._lines.append(raw.decode(errors="replace"))
+                    self._cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        """Block until a line containing ``text`` was printed (TimeoutError after
+        ``timeout`` seconds)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: any(text in ln for ln in self._lines),
+                                       timeout):
+                raise TimeoutError(f"{text!r} not printed in {timeout} s: {self.output()}")
 
     @property
     def pid(self) -> int:
@@ -55,7 +80,8 @@ class Proc:
             self.popen.wait(timeout=10)
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        with self._cond:
+            return "".join(self._lines)
 
 
 def fake_provider(tmp: Path, *, faults: bool) -> tuple[Proc, str]:

@@ -162,19 +162,15 @@ async def test_redis_restarted_during_the_run(tmp_path: Path) -> None:
     try:
         async with open_backend(cfg) as backend:
             queue = SessionQueue(backend)
-            with trio.fail_after(60):  # every worker is up
-                for w in workers:
-                    while "worker_started" not in w.output():
-                        await trio.sleep(0.05)
+            for w in workers:  # every worker is up
+                await trio.to_thread.run_sync(w.wait_for, "worker_started", 60)
             ids = [await queue.enqueue(f"count ({i})") for i in range(30)]
             with trio.fail_after(60):  # sessions are under way
                 async for _rec, _line in follow(backend, ids[3]):
                     break
             server.stop(signal.SIGKILL)
-            with trio.fail_after(60):  # Redis stays down until every worker has noticed
-                for w in workers:
-                    while "redis_lost" not in w.output():
-                        await trio.sleep(0.05)
+            for w in workers:  # Redis stays down until every worker has noticed
+                await trio.to_thread.run_sync(w.wait_for, "redis_lost", 60)
             server.start()
             await _until_done(queue, ids, 150)
             for rid in ids:
