@@ -118,6 +118,22 @@ class Worker:
                 attempt += 1
                 await trio.sleep(backoff(attempt))
         self._saw_up()
+        try:
+            await self._work(stop, grace, task_status)
+        finally:  # however it ends (a second signal): nothing more reaches Redis
+            for r in list(self.running.values()):
+                r.tee.stop()
+        with trio.move_on_after(5.0) as scope:
+            scope.shield = True
+            try:
+                await self.backend.redis.srem(self.backend.keys.workers, [self.name])
+                await self.backend.redis.delete([self.backend.keys.worker(self.name)])
+            except DOWN:
+                pass
+        self._event("worker_stopped", **self.counts)
+
+    async def _work(self, stop: trio.Event, grace: float,
+                    task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as chores:
             chores.start_soon(self._heartbeat)
             chores.start_soon(self._renewals)
@@ -143,14 +159,6 @@ class Worker:
                     if r.session is not None:
                         r.session.cancel("terminated")
             chores.cancel_scope.cancel()
-        with trio.move_on_after(5.0) as scope:
-            scope.shield = True
-            try:
-                await self.backend.redis.srem(self.backend.keys.workers, [self.name])
-                await self.backend.redis.delete([self.backend.keys.worker(self.name)])
-            except DOWN:
-                pass
-        self._event("worker_stopped", **self.counts)
 
     async def _claims(self, sessions: trio.Nursery) -> None:
         attempt = 0

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def env(tmp: Path) -> dict[str, str]:
     e = dict(os.environ)
     e.update({"PYTHONPATH": str(ROOT), "COUNT_FILE": str(tmp / "count.txt"),
+              "COUNT_GATE": str(tmp / "count.gate"),
               "TEST_TRACE_KEY": "fleet-test-trace-key", "PYTHONUNBUFFERED": "1"})
     return e
 

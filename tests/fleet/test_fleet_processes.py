@@ -50,6 +50,8 @@ async def test_a_hundred_sessions_survive_a_killed_worker(
     one worker killed with SIGKILL mid-run: every session finishes exactly once, the
     counting tool ran at most once per call and exactly once per call that has a result,
     and every SSE watcher saw every record of its session in order."""
+    gate = tmp_path / "count.gate"
+    gate.touch()  # tool calls wait in the tool until the worker has been killed
     provider, workers = _start_fleet(tmp_path, backend_config, 3, faults=True)
     serve_cfg = agent_config(tmp_path, "serve", "http://127.0.0.1:9/v1", backend_config,
                              server=server_section())
@@ -80,13 +82,15 @@ async def test_a_hundred_sessions_survive_a_killed_worker(
                 with trio.fail_after(60):
                     await tools_on.wait()
                 workers[0].signal(signal.SIGKILL)
+                workers[0].wait(30)
+                gate.unlink()
                 await _until_done(queue, ids, 150)
             for w in workers[1:]:
                 w.stop()
                 assert w.popen.returncode == 0, w.output()[-3000:]
             labels = (tmp_path / "count.txt").read_text().split()
             assert len(labels) == len(set(labels)), "a tool call ran twice"
-            resumed = 0
+            resumed = interrupted = 0
             for sid in ids:
                 info = await queue.info(sid)
                 assert info["done"] == "1" and info["finishes"] == "1", info
@@ -98,7 +102,10 @@ async def test_a_hundred_sessions_survive_a_killed_worker(
                 assert seen[sid] == journal, "a watcher missed or reordered records"
                 assert [r["type"] for r in journal].count("session_end") == 1
                 _check_calls(journal, set(labels))
+                interrupted += sum(1 for r in journal if r["type"] == "tool_result"
+                                   and r.get("interrupted"))
             assert resumed >= 1, "the killed worker held no session"
+            assert interrupted >= 1, "no call of the killed worker was reported interrupted"
             assert (await queue.depth())[0] == 0
             views = [await api.get(sid) for sid in ids]
             assert {v["status"] for v in views} == {"finished"}
