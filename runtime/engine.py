@@ -37,6 +37,7 @@ import httpx
 import msgspec
 import trio
 
+from .budgets import Budget, LocalBudget
 from .config import AgentConfig, ProviderConfig
 from .context.entries import read_props, vendor_params, window_source, with_betas
 from .context.fit import ContextPolicy
@@ -51,7 +52,7 @@ from .providers.actor import ActorOptions, Provider, TurnRequest, provider_actor
 from .providers.kinds import KINDS
 from .redact import Redactor
 from .resilience.breaker import CircuitBreaker
-from .resilience.ratelimit import RateLimiter
+from .resilience.ratelimit import RateLimiter, limiter_key
 from .resilience.retry import RetryPolicy
 from .session.conductor import Conductor, Limits, ProviderHandle, SessionSpec
 from .session.handle import Session, read_journal
@@ -124,6 +125,9 @@ class Engine:
     # called with every record of every session as it is emitted (in order, synchronously:
     # keep them quick and never blocking); the service's metrics are fed this way
     record_listeners: list[Callable[[Any], None]] = attrs.field(factory=list)
+    # the fleet's Redis (``runtime.fleet``) when ``backend:`` is configured, else None
+    backend: Any = None
+    budget: Budget | None = None
     _nursery: trio.Nursery | None = None
     _actors: trio.Nursery | None = None
 
@@ -137,11 +141,15 @@ class Engine:
                    tools: Iterable[Any] = (),
                    hooks: Hooks | None = None,
                    environ: Mapping[str, str] | None = None,
-                   mcp_errlog: TextIO | None = None) -> AsyncIterator[Engine]:
+                   mcp_errlog: TextIO | None = None,
+                   backend: Any = None) -> AsyncIterator[Engine]:
         """Start the provider runtimes (every entry of ``providers:``) and the MCP servers;
         yield the engine. Seams for tests (users' too): ``transport`` replaces the HTTP
         transport, ``providers`` replaces the runtime of named entries (e.g. a
-        ``ScriptedProvider``), ``tools`` adds Python tools, ``hooks`` receives telemetry."""
+        ``ScriptedProvider``), ``tools`` adds Python tools, ``hooks`` receives telemetry.
+        With ``backend:`` in the config, rate limits, breakers, the response cache and
+        budgets are the fleet's (``runtime.fleet``); ``backend`` passes an open
+        connection to share (else the engine opens its own)."""
         redactor = Redactor(cfg.secrets(), cfg.logging.redact)
         logging_dir = Path(cfg.logging.dir)
         key: bytes | None = None
@@ -167,7 +175,12 @@ class Engine:
                                     later[0].notify(message)
 
                             await _start_mcp(cfg, stack, registry, mcp_errlog, notify)
-                        cache = _response_cache(cfg)
+                        if cfg.backend is not None and backend is None:
+                            from .fleet.connection import open_backend
+
+                            backend = await stack.enter_async_context(
+                                open_backend(cfg.backend))
+                        cache = _response_cache(cfg, backend)
                         if cache is not None:
                             stack.push_async_callback(cache.backend.aclose)
                         async with trio.open_nursery() as actors:   # provider actors, sessions
@@ -186,11 +199,13 @@ class Engine:
                                     provider = build_provider(
                                         name, with_betas(pc, window, policy), client,  # type: ignore[arg-type]
                                         redact=redactor.text, pool_size=limits.max_connections)
-                                opts = _actor_options(pc, cache)
+                                opts = _actor_options(pc, cache, name, backend)
                                 if opts.limiter is not None and hasattr(provider, "on_headers"):
                                     provider.on_headers = _header_observer(opts.limiter)
                                 if hasattr(provider, "report_pool"):
                                     provider.report_pool = True   # pool use in the summary
+                                if hasattr(opts.limiter, "run"):  # a shared limiter's task
+                                    await actors.start(opts.limiter.run)  # type: ignore[union-attr]
                                 mailbox = await actors.start(_supervised, name, provider, opts,
                                                              failures)
                                 runtimes[name] = _Runtime(name, pc, mailbox, client, opts,
@@ -199,7 +214,8 @@ class Engine:
                             engine = cls(cfg, runtimes, registry, redactor, _prices(cfg), hooks,
                                          key, key_warning,
                                          trio.CapacityLimiter(max(4, min(64, budget // 4))),
-                                         logging_dir)
+                                         logging_dir, backend=backend,
+                                         budget=_budget(cfg, backend))
                             hooks.on_failure = engine._hook_failed
                             engine._actors = actors
                             later.append(engine)
@@ -239,12 +255,14 @@ class Engine:
                     run_id: str | None = None, provider: str | None = None,
                     model: str | None = None, max_turns: int | None = None,
                     history: list[Message] | None = None, keep_open: bool = False,
-                    folder: Path | None = None, on_approval: str = "wait") -> Session:
+                    folder: Path | None = None, on_approval: str = "wait",
+                    tee: Any = None) -> Session:
         """Start a session (``task``) or resume one (``resume``: a run id); returns its
         handle once its run folder exists. ``provider``/``model``/``max_turns`` override the
         config for this session; ``folder`` is where its run folder goes (default
         ``logging.dir``); ``on_approval``: ``wait`` for ``Session.approve``, or ``deny``
-        when nobody can answer."""
+        when nobody can answer; ``tee`` receives every journal line too (a fleet worker's
+        journal stream in Redis: ``runtime.fleet.journal``)."""
         if self._nursery is None:
             raise RuntimeError("the engine is closed")
         cfg = self.cfg
@@ -275,7 +293,8 @@ class Engine:
                           cfg.limits.max_cost_usd),
             tool_timeout=cfg.tools.timeout, approval=dict(cfg.tools.approval),
             keep_open=keep_open)
-        session = Session(rid, run_dir, on_approval=on_approval, handles=self.handles_for)
+        session = Session(rid, run_dir, on_approval=on_approval, handles=self.handles_for,
+                          tee=tee)
         self.sessions[rid] = session
         first = list(history or []) if restored is None else restored.messages
         pinned = len(first) if restored is None else 0   # a history is not in the journal
@@ -285,7 +304,8 @@ class Engine:
 
             return Conductor(spec, handles, self.registry, rec, state, self.prices,
                              self.hooks, Conversation(list(first), Ledger(pinned=pinned)),
-                             approver=session.ask, context_policy=cfg.context.policy())
+                             approver=session.ask, context_policy=cfg.context.policy(),
+                             budget=self.budget)
 
         started_at = (restored.started_at if restored is not None and restored.started_at
                       else time.time())
@@ -478,29 +498,84 @@ def _registry(cfg: AgentConfig, extra: Iterable[Any], redactor: Redactor) -> Too
                            shell_timeout=max(0.1, timeout - min(2.0, timeout / 10)),
                            shell_env=list(cfg.tools.shell_env), redactor=redactor):
         registry.register(t)
-    for t in extra:
+    for t in [*_python_tools(cfg), *extra]:
         registry.register(t)
     return registry
+
+
+def _python_tools(cfg: AgentConfig) -> list[Any]:
+    """``tools.python``: each ``module:attribute`` is a Tool, or a function made into one
+    (``@tool``: its type hints and docstring give the schema)."""
+    import importlib
+
+    from .tools.registry import Tool, tool
+
+    out: list[Any] = []
+    for i, ref in enumerate(cfg.tools.python):
+        module_name, _, attr = ref.partition(":")
+        path = f"tools.python[{i}]"
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import {module_name!r} for {ref!r}: {exc}", path=path,
+                              fix="install the module or put it on PYTHONPATH") from None
+        except AttributeError:
+            raise ConfigError(f"module {module_name!r} has no {attr!r}", path=path,
+                              fix="name a Tool or a function defined in that module") from None
+        if not isinstance(obj, Tool):
+            if not callable(obj):
+                raise ConfigError(f"{ref!r} is neither a Tool nor a function", path=path,
+                                  fix="name a Tool or a function")
+            obj = tool(obj)
+        out.append(obj)
+    return out
 
 
 def _prices(cfg: AgentConfig) -> PriceTable:
     return cfg.price_table()
 
 
-def _actor_options(pc: ProviderConfig, cache: Any) -> ActorOptions:
+def _actor_options(pc: ProviderConfig, cache: Any, name: str = "",
+                   backend: Any = None) -> ActorOptions:
     """The retry policy, rate limiter and breaker of one provider entry, from its own
-    settings. Without a configured ``rate_limit`` the limiter only paces requests by the
-    provider's 429s and request-count headers."""
+    settings (with a fleet ``backend``, the limiter and breaker are shared through Redis
+    by every process using the same provider: name, base URL and key). Without a
+    configured ``rate_limit`` the limiter only paces requests by the provider's 429s and
+    request-count headers."""
     rl = pc.rate_limit
     configured = rl.requests_per_minute is not None or rl.tokens_per_minute is not None
+    limiter: Any
+    breaker: Any
+    if backend is not None:
+        from .fleet.limiter import RedisBreaker, RedisLimiter
+
+        shared = limiter_key(name, pc.base_url or pc.kind, pc.api_key)
+        limiter = RedisLimiter(backend, shared, rl.requests_per_minute, rl.tokens_per_minute,
+                               token_headers=configured)
+        breaker = RedisBreaker(backend, shared, pc.circuit.failure_threshold,
+                               pc.circuit.cooldown)
+    else:
+        limiter = RateLimiter(rl.requests_per_minute, rl.tokens_per_minute,
+                              token_headers=configured)
+        breaker = CircuitBreaker(pc.circuit.failure_threshold, pc.circuit.cooldown)
     return ActorOptions(
         policy=RetryPolicy(pc.retry.max_attempts, pc.retry.base_delay, pc.retry.max_delay),
         streaming_fallback_kinds=frozenset(pc.streaming_fallback_kinds),
-        cache=cache, cache_kind=pc.kind,
-        limiter=RateLimiter(rl.requests_per_minute, rl.tokens_per_minute,
-                            token_headers=configured),
-        breaker=CircuitBreaker(pc.circuit.failure_threshold, pc.circuit.cooldown),
+        cache=cache, cache_kind=pc.kind, limiter=limiter, breaker=breaker,
         circuit_wait=pc.timeout.total)
+
+
+def _budget(cfg: AgentConfig, backend: Any) -> Budget | None:
+    """``budgets:`` (and, with a fleet, each session's ``limits.max_cost_usd`` counted
+    wherever it runs); None when there is nothing to count."""
+    b = cfg.budgets
+    if backend is not None and (b.active or cfg.limits.max_cost_usd is not None):
+        from .fleet.budgets import RedisBudget
+
+        return RedisBudget(backend, b.daily_usd, b.monthly_usd)
+    if b.active:
+        return LocalBudget(b.daily_usd, b.monthly_usd)
+    return None
 
 
 def _header_observer(limiter: Any) -> Callable[[Any], None]:
@@ -510,14 +585,22 @@ def _header_observer(limiter: Any) -> Callable[[Any], None]:
     return observe
 
 
-def _response_cache(cfg: AgentConfig) -> Any:
+def _response_cache(cfg: AgentConfig, fleet: Any = None) -> Any:
     """The response cache of ``cache.mode`` (None for bypass); ``cache.path`` is relative to
-    the working directory, like ``logging.dir``."""
+    the working directory, like ``logging.dir``. With a fleet backend the entries are in
+    Redis, shared (``backend.cache_ttl``, ``cache.max_bytes``)."""
     if cfg.cache.mode == "bypass":
         return None
     from .cache_store import AsyncCacheStore, CacheStore, ResponseCache
 
-    backend = AsyncCacheStore(CacheStore(cfg.cache.path, max_bytes=cfg.cache.max_bytes))
+    backend: Any
+    if fleet is not None and cfg.backend is not None:
+        from .fleet.cache import RedisCacheStore
+
+        backend = RedisCacheStore(fleet, max_bytes=cfg.cache.max_bytes,
+                                  ttl=cfg.backend.cache_ttl)
+    else:
+        backend = AsyncCacheStore(CacheStore(cfg.cache.path, max_bytes=cfg.cache.max_bytes))
     return ResponseCache(backend, cfg.cache.mode, hash_prompts=cfg.cache.hash_prompts)
 
 

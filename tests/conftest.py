@@ -28,11 +28,12 @@ class Run:
         self.run_dir = run_dir
         self.out = out
         self.err = err
-        # what the engine owned per provider: its circuit breaker and rate limiter
-        self.breakers = {n: rt.options.breaker for n, rt in (engine.runtimes.items()
-                                                           if engine else ())}
-        self.limiters = {n: rt.options.limiter for n, rt in (engine.runtimes.items()
-                                                           if engine else ())}
+        # what the engine owned per provider: its circuit breaker and rate limiter (the
+        # pure state machines inside the actor's async wrappers)
+        self.breakers = {n: getattr(rt.options.breaker, "local", rt.options.breaker)
+                         for n, rt in (engine.runtimes.items() if engine else ())}
+        self.limiters = {n: getattr(rt.options.limiter, "local", rt.options.limiter)
+                         for n, rt in (engine.runtimes.items() if engine else ())}
 
     @property
     def transcript(self) -> list[dict[str, Any]]:

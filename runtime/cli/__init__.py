@@ -38,7 +38,8 @@ EXIT_USAGE = 2
 
 # name -> module of runtime.cli with main(argv, *, stdout, stderr) -> int
 SUBCOMMANDS: dict[str, str] = {"compare": "compare", "runs": "runs", "report": "report",
-                               "serve": "serve", "audit": "audit"}
+                               "serve": "serve", "audit": "audit", "worker": "worker",
+                               "fleet": "fleet"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,9 @@ _MCP_NAME = re.compile(r"[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*")
 _URL = re.compile(r"https?://[^/\s]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ORIGIN = re.compile(r"https?://[^/\s]+")
+_REDIS_URL = re.compile(r"(?:rediss?://[^/\s?#]*(?:/\d+)?|unix://[^\s]+)")
+_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_PYTHON_TOOL = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 
 
 class Checker:
@@ -80,6 +83,7 @@ class Checker:
                 raise self.fail(f"logging.redact[{i}]", f"invalid regular expression "
                                 f"{pattern!r}: {exc}", "fix the pattern (Python re syntax; "
                                 "escape backslashes in double-quoted YAML)") from None
+        self.backend()
         if not ENV_NAME.fullmatch(cfg.reasoning.key_env):
             raise self.fail("reasoning.key_env", f"{cfg.reasoning.key_env!r} is not an "
                             "environment variable name", "use letters, digits and _")
@@ -201,11 +205,31 @@ class Checker:
             raise self.fail(f"{path}.http2", "HTTP/2 needs the h2 package, which is not "
                             "installed", "pip install 'httpx[http2]', or remove http2")
 
+    def backend(self) -> None:
+        """``backend.url`` is a Redis URL (``redis://HOST:PORT/DB``, ``rediss://``,
+        ``unix://``) and ``backend.prefix`` a plain key prefix."""
+        b = self.cfg.backend
+        if b is None:
+            return
+        if not _REDIS_URL.fullmatch(b.url):
+            raise self.fail("backend.url", f"{b.url!r} is not a Redis URL",
+                            "use redis://HOST:PORT/DB (rediss:// for TLS, unix:///path for "
+                            "a socket), e.g. redis://127.0.0.1:6379/0")
+        if not _PREFIX.fullmatch(b.prefix):
+            raise self.fail("backend.prefix", f"{b.prefix!r} is not a usable key prefix",
+                            "use 1 to 64 letters, digits, '_', '.' or '-'")
+
     def prices(self) -> None:
-        """With ``limits.max_cost_usd``, every model that may take a turn (the main
-        provider's and each fallback's) has a price, or is of a kind that costs nothing."""
+        """With ``limits.max_cost_usd`` or ``budgets``, every model that may take a turn
+        (the main provider's and each fallback's) has a price, or is of a kind that costs
+        nothing."""
         cfg = self.cfg
-        if cfg.limits.max_cost_usd is None:
+        if cfg.limits.max_cost_usd is not None:
+            what = f"limits.max_cost_usd ({cfg.limits.max_cost_usd:g})"
+            undo = "remove limits.max_cost_usd"
+        elif cfg.budgets.active:
+            what, undo = "budgets", "remove budgets"
+        else:
             return
         table = cfg.price_table()
         for name in cfg.provider_chain():
@@ -214,11 +238,11 @@ class Checker:
                 continue
             raise self.fail(
                 f"providers.{name}.model",
-                f"no price is known for model {prov.model!r}, so limits.max_cost_usd "
-                f"({cfg.limits.max_cost_usd:g}) cannot be enforced for it",
+                f"no price is known for model {prov.model!r}, so {what} cannot be enforced "
+                "for it",
                 f"add its price in USD per million tokens: pricing: {{{prov.model}: "
-                "{input: ..., output: ...}} (optional: cached_input, cache_write), or remove "
-                "limits.max_cost_usd")
+                f"{{input: ..., output: ...}}}} (optional: cached_input, cache_write), or "
+                f"{undo}")
 
     def tools(self) -> None:
         tools = self.cfg.tools
@@ -240,16 +264,22 @@ class Checker:
             if server.url is not None and (server.args or server.env):
                 raise self.fail(path, "args and env are for command servers, not url ones",
                                 "remove args/env or use command:")
+        python = [ref.partition(":")[2] for ref in tools.python]
         for key in tools.approval:
             path = join("tools.approval", key)
             prefix, sep, tool = key.partition("__")
-            if key in BUILTIN_TOOLS or (sep and prefix in tools.mcp and tool):
+            if key in BUILTIN_TOOLS or key in python or (sep and prefix in tools.mcp and tool):
                 continue
-            known = [*BUILTIN_TOOLS, *(f"{s}__*" for s in tools.mcp)]
+            known = [*BUILTIN_TOOLS, *python, *(f"{s}__*" for s in tools.mcp)]
             why = (f"no MCP server named {prefix!r} in tools.mcp" if sep else
                    f"unknown tool {key!r}")
             raise self.fail(path, why, f"{did_you_mean(key, known)}use a built-in tool name "
                             "or <server>__<tool> / <server>__* of a server in tools.mcp")
+        for i, ref in enumerate(tools.python):
+            if not _PYTHON_TOOL.fullmatch(ref):
+                raise self.fail(f"tools.python[{i}]", f"{ref!r} is not module:attribute",
+                                "name an importable module and a Tool or function in it, "
+                                "e.g. mypkg.tools:count_calls")
         self.shell_env()
 
     def shell_env(self) -> None:

@@ -27,6 +27,8 @@ __all__ = [
     "AgentConfig",
     "ApiKeyConfig",
     "ApprovalMode",
+    "BackendConfig",
+    "BudgetsConfig",
     "CacheConfig",
     "CacheMode",
     "CircuitConfig",
@@ -173,6 +175,8 @@ class ToolsConfig(_Section):
     max_output_chars: PositiveInt = 20000
     mcp: dict[str, McpServer] = msgspec.field(default_factory=dict)
     shell_env: list[str] = msgspec.field(default_factory=list)
+    # Python tools: "module:attribute" (a Tool, or a function made into one by @tool)
+    python: list[str] = msgspec.field(default_factory=list)
 
     @property
     def workspace_path(self) -> Path:
@@ -210,6 +214,33 @@ class LoggingConfig(_Section):
     dir: str = "logging"
     redact: list[str] = msgspec.field(default_factory=list)
     format: Literal["console", "json"] = "console"
+
+
+class BackendConfig(_Section):
+    """``backend``: the Redis that a fleet of processes shares (``runtime.fleet``): rate
+    limits, budgets, breakers, the response cache, the session queue and journals.
+    ``lease_timeout``: seconds after which a silent worker's sessions go to another;
+    ``cache_ttl``: seconds a shared response cache entry lives (``cache.max_bytes`` caps
+    the total); ``max_connections``: the connection pool of each process."""
+
+    url: str
+    prefix: str = "conductor"
+    lease_timeout: Annotated[float, msgspec.Meta(ge=1)] = 30.0
+    cache_ttl: Positive = 604800.0
+    # connections to Redis per process; a live event stream (serve) holds one while it waits
+    max_connections: Annotated[int, msgspec.Meta(ge=4)] = 128
+
+
+class BudgetsConfig(_Section):
+    """``budgets``: USD per UTC day and per UTC month for every session of this config
+    (counted across the fleet with a ``backend``, else in this process)."""
+
+    daily_usd: Positive | None = None
+    monthly_usd: Positive | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.daily_usd is not None or self.monthly_usd is not None
 
 
 class ReasoningConfig(_Section):
@@ -282,6 +313,8 @@ class AgentConfig(_Section, dict=True):
     reasoning: ReasoningConfig = msgspec.field(default_factory=ReasoningConfig)
     pricing: dict[str, Price] = msgspec.field(default_factory=dict)
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    backend: BackendConfig | None = None
+    budgets: BudgetsConfig = msgspec.field(default_factory=BudgetsConfig)
 
     @property
     def source(self) -> Path:

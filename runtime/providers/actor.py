@@ -42,8 +42,8 @@ from ..errors import ErrorKind, ProviderError
 from ..events import Event, events_of
 from ..model import Request, Response
 from ..pricing import estimate_tokens
-from ..resilience.breaker import BreakerState, CircuitBreaker, Verdict, verdict_of
-from ..resilience.ratelimit import RateLimiter, acquire
+from ..resilience.breaker import BreakerState, Verdict, verdict_of
+from ..resilience.gates import Admission, Breaker, Limiter, acquire_from, as_breaker, as_limiter
 from ..resilience.retry import RetryPolicy
 
 __all__ = [
@@ -160,8 +160,10 @@ class ActorOptions:
     sleep: Callable[[float], Any] = trio.sleep
     cache: Any = None       # runtime.cache_store.ResponseCache, or None
     cache_kind: str = ""    # the provider kind that keys the cache
-    limiter: RateLimiter | None = None   # shared by every session of the process
-    breaker: CircuitBreaker | None = None
+    # shared by every session of the process (or of the fleet: ``runtime.fleet``); a pure
+    # RateLimiter / CircuitBreaker is wrapped (``resilience.gates``)
+    limiter: Limiter | None = attrs.field(default=None, converter=as_limiter)
+    breaker: Breaker | None = attrs.field(default=None, converter=as_breaker)
     clock: Callable[[], float] = trio.current_time
     # the most a turn waits in all for an open circuit (the provider's timeout.total)
     circuit_wait: float = 600.0
@@ -184,14 +186,17 @@ def _refusal(opts: ActorOptions, provider: Provider, wait: float, attempt: int, 
     return err
 
 
-def _circuit(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: int,
-                   waited: float) -> tuple[ProviderError, float | None] | None:
-    """None when the breaker lets this attempt through; else the refusal and how long to
-    wait before the next attempt (None: the turn ends here)."""
+async def _circuit(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: int,
+                   waited: float) -> tuple[ProviderError, float | None] | Admission:
+    """The breaker's admission when it lets this attempt through; else the refusal and how
+    long to wait before the next attempt (None: the turn ends here)."""
     breaker = opts.breaker
-    if breaker is None or breaker.allow(opts.clock()):
-        return None
-    wait = breaker.retry_in(opts.clock())
+    if breaker is None:
+        return _OPEN_ROAD
+    gate = await breaker.admit(opts.clock())
+    if gate.allowed:
+        return gate
+    wait = gate.retry_in
     if msg.can_fail_over:
         return _refusal(opts, provider, wait, attempt, waiting=False), None
     if attempt >= opts.policy.max_attempts:
@@ -205,28 +210,33 @@ def _circuit(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: 
     return _refusal(opts, provider, wait, attempt, waiting=True), wait
 
 
-async def _await_circuit(opts: ActorOptions, until: float, budget_end: float) -> bool:
-    """Wait for the breaker to let a call through: True when it did (a half-open probe slot
-    is then this turn's). An open circuit cannot close before its cool-down, so that is
-    slept in one go; False when it is still (or again) open at ``until``. While another
-    turn's probe is out the circuit is looked at every ``CIRCUIT_POLL`` seconds, up to
-    ``budget_end`` (the turn's timeout.total for circuit waits)."""
+_OPEN_ROAD = Admission(True, BreakerState.CLOSED)
+
+
+async def _await_circuit(opts: ActorOptions, until: float, budget_end: float
+                         ) -> Admission | None:
+    """Wait for the breaker to let a call through: its admission when it did (a half-open
+    probe slot is then this turn's). An open circuit cannot close before its cool-down, so
+    that is slept in one go; None when it is still (or again) open at ``until``. While
+    another turn's probe is out the circuit is looked at every ``CIRCUIT_POLL`` seconds, up
+    to ``budget_end`` (the turn's timeout.total for circuit waits)."""
     breaker = opts.breaker
     assert breaker is not None
     while True:
         now = opts.clock()
-        if breaker.allow(now):
-            return True
-        is_open = breaker.state(now) is BreakerState.OPEN
+        gate = await breaker.admit(now)
+        if gate.allowed:
+            return gate
+        is_open = gate.state is BreakerState.OPEN
         if now >= budget_end or (is_open and now >= until):
-            return False
-        step = min(breaker.retry_in(now), until - now) if is_open else CIRCUIT_POLL
+            return None
+        step = min(gate.retry_in, until - now) if is_open else CIRCUIT_POLL
         await opts.sleep(max(1e-3, min(step, budget_end - now)))
 
 
-def _record(opts: ActorOptions, verdict: Verdict, probe_at: float | None) -> None:
+async def _record(opts: ActorOptions, verdict: Verdict, probe: float | str | None) -> None:
     if opts.breaker is not None:
-        opts.breaker.record(verdict, opts.clock(), probe_at=probe_at)
+        await opts.breaker.record(verdict, opts.clock(), probe=probe)
 
 
 async def _reply(reply: trio.MemorySendChannel[Reply], msg: Reply) -> None:
@@ -265,13 +275,13 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
         # the real usage afterwards
         prompt = msg.estimate if msg.estimate >= 0 else estimate_tokens(msg.request.messages)
         estimate = prompt + (msg.request.params.max_tokens or 0)
-        admitted = False  # the breaker already let the next attempt through
+        admitted: Admission | None = None  # the breaker already let the next attempt through
         while True:
             attempt += 1
             rid = new_request_id()
-            refused = None if admitted else _circuit(opts, provider, msg, attempt, waited)
-            if refused is not None:
-                refusal, wait = refused
+            gate = admitted or await _circuit(opts, provider, msg, attempt, waited)
+            if not isinstance(gate, Admission):
+                refusal, wait = gate
                 await _reply(reply, AttemptFailed(refusal, attempt, rid, wait))
                 if wait is None:
                     await _reply(reply, TurnFailed(refusal, attempt))
@@ -281,21 +291,20 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                                                 t0 + opts.circuit_wait - waited)
                 waited += opts.clock() - t0
                 continue
-            admitted = False
-            probe_at = None if opts.breaker is None else opts.breaker.probe_started_at(
-                opts.clock())
+            admitted = None
+            probe_at = gate.probe
             if opts.limiter is not None:
-                await acquire(opts.limiter, estimate, clock=opts.clock, sleep=opts.sleep)
+                await acquire_from(opts.limiter, estimate, clock=opts.clock, sleep=opts.sleep)
             await _reply(reply, AttemptStarted(attempt, rid, stream))
             try:
                 resp = await provider.attempt(msg.request, reply, stream=stream)
             except ProviderError as err:
-                _record(opts, verdict_of(err), probe_at)
+                await _record(opts, verdict_of(err), probe_at)
                 if opts.limiter is not None:
                     if not err.output_started:
-                        opts.limiter.settle(0, opts.clock(), estimate=estimate)  # unused
+                        await opts.limiter.settle(0, opts.clock(), estimate=estimate)  # unused
                     if err.kind is ErrorKind.RATE_LIMITED and err.retry_after is not None:
-                        opts.limiter.hold(err.retry_after, opts.clock())
+                        await opts.limiter.hold(err.retry_after, opts.clock())
                 if stream and err.kind.value in opts.streaming_fallback_kinds:
                     stream = False
                     reason = err.message
@@ -314,11 +323,13 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 await _reply(reply, TurnFailed(err, attempt))
                 return
             except BaseException:  # cancelled (Ctrl-C, a session stopped): no verdict
-                _record(opts, Verdict.NEUTRAL, probe_at)
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + 10.0):
+                    await _record(opts, Verdict.NEUTRAL, probe_at)
                 raise
-            _record(opts, Verdict.SUCCESS, probe_at)
+            await _record(opts, Verdict.SUCCESS, probe_at)
             if opts.limiter is not None and resp.usage is not None:
-                opts.limiter.settle(resp.usage.total_tokens, opts.clock(), estimate=estimate)
+                await opts.limiter.settle(resp.usage.total_tokens, opts.clock(),
+                                          estimate=estimate)
             if opts.cache is not None and opts.cache.records:
                 key = await opts.cache.store(opts.cache_kind, msg.request, resp)
                 await _reply(reply, CacheOutcome("store", key))

@@ -32,6 +32,7 @@ __all__ = [
     "TokenBucket",
     "acquire",
     "clear_registry",
+    "header_caps",
     "limiter_key",
     "parse_duration",
     "shared_limiter",
@@ -260,32 +261,40 @@ class RateLimiter:
         ``wall`` is the wall-clock time (``time.time()``) matching ``now``, used to turn an
         RFC 3339 reset timestamp into a delay. Unparsable values are ignored.
         """
-        found = {k.lower(): v for k, v in headers.items() if "ratelimit" in k.lower()}
-        if not found:
-            return
-        wall_now = time.time() if wall is None else wall
-        best: dict[str, tuple[float, float]] = {}  # bucket -> (remaining, until)
-        for header, (bucket, reset_header, parse_reset) in _REMAINING.items():
-            raw = found.get(header)
-            if raw is None:
-                continue
-            try:
-                remaining = float(raw)
-            except ValueError:
-                continue
-            if not math.isfinite(remaining):
-                continue
-            reset_raw = found.get(reset_header)
-            delay = parse_reset(reset_raw, wall_now) if reset_raw is not None else None
-            until = now + delay if delay is not None else now
-            old = best.get(bucket)
-            if old is None or remaining < old[0] or (remaining == old[0] and until > old[1]):
-                best[bucket] = (remaining, until)
-        for bucket, (remaining, until) in best.items():
+        for bucket, (remaining, delay) in header_caps(headers, wall).items():
             if bucket == "tokens" and not self.token_headers:
                 continue
             target = self.requests if bucket == "requests" else self.tokens
-            target.cap(remaining, until, now)
+            target.cap(remaining, now + delay if delay is not None else now, now)
+
+
+def header_caps(headers: Mapping[str, str], wall: float | None = None
+                ) -> dict[str, tuple[float, float | None]]:
+    """What rate-limit response headers say, per bucket (``requests``, ``tokens``):
+    ``(remaining, seconds until the reset or None)``, the tightest when several headers
+    speak of one bucket. ``wall`` is the wall-clock time of the response."""
+    found = {k.lower(): v for k, v in headers.items() if "ratelimit" in k.lower()}
+    if not found:
+        return {}
+    wall_now = time.time() if wall is None else wall
+    best: dict[str, tuple[float, float | None]] = {}
+    for header, (bucket, reset_header, parse_reset) in _REMAINING.items():
+        raw = found.get(header)
+        if raw is None:
+            continue
+        try:
+            remaining = float(raw)
+        except ValueError:
+            continue
+        if not math.isfinite(remaining):
+            continue
+        reset_raw = found.get(reset_header)
+        delay = parse_reset(reset_raw, wall_now) if reset_raw is not None else None
+        old = best.get(bucket)
+        if old is None or remaining < old[0] or (remaining == old[0]
+                                                 and (delay or 0.0) > (old[1] or 0.0)):
+            best[bucket] = (remaining, delay)
+    return best
 
 
 def _bucket(per_minute: float | None) -> TokenBucket:

@@ -167,7 +167,12 @@ async def health(request: Request, ctx: Ctx) -> Response:
 
 async def ready(request: Request, ctx: Ctx) -> Response:
     draining = ctx.service.draining
-    return json_response(Health("draining" if draining else "ok"), 503 if draining else 200)
+    probe = getattr(ctx.service, "ready", None)
+    if probe is None:
+        return json_response(Health("draining" if draining else "ok"), 503 if draining else 200)
+    ok, backend = await probe()   # a fleet: Redis must answer too
+    return json_response(Health("draining" if draining else "ok", backend=backend),
+                         200 if ok else 503)
 
 
 async def metrics(request: Request, ctx: Ctx) -> Response:

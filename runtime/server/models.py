@@ -139,5 +139,6 @@ class ApprovalAnswer(msgspec.Struct):
     status: Status
 
 
-class Health(msgspec.Struct):
+class Health(msgspec.Struct, omit_defaults=True):
     status: Literal["ok", "draining"]
+    backend: Literal["ok", "unreachable"] | None = None   # with a fleet: whether Redis answers

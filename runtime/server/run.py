@@ -58,7 +58,13 @@ async def serve(cfg: AgentConfig, *, host: str | None = None, port: int | None =
     async with Engine.open(cfg, environ=environ, mcp_errlog=stream, **engine_options) as engine:
         if engine.key_warning:
             say("warning", message=engine.key_warning, code="trace_key")
-        service = Service(engine)
+        service: Service
+        if engine.backend is not None:  # a fleet: workers run the sessions
+            from ..fleet.service import FleetService
+
+            service = FleetService(engine, engine.backend)
+        else:
+            service = Service(engine)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             await nursery.start(service.run)

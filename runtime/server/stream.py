@@ -101,6 +101,12 @@ class EventStream:
 
     async def _produce(self, out: trio.MemorySendChannel[bytes]) -> None:
         async with out:
+            follow = getattr(self.service, "follow", None)
+            if follow is not None:  # a fleet: the session's journal in Redis
+                async for rec, line in follow(self.rec.id, self.since):
+                    self.last = rec.seq
+                    await out.send(frame(rec.type, line, rec.seq))
+                return
             session = await self._session()
             if session is not None:
                 await self._live(session, out)

@@ -30,6 +30,7 @@ import attrs
 import msgspec
 import trio
 
+from ..budgets import Budget
 from ..context.fit import ContextPolicy
 from ..context.source import WindowSource
 from ..errors import ActorFailed, ErrorKind, ProviderError
@@ -122,6 +123,8 @@ class Conductor:
     hooks: Hooks | None = None
     chat: Conversation = attrs.field(factory=Conversation)
     approver: Approver | None = None
+    # budgets beyond this session (``runtime.budgets``): asked before every request
+    budget: Budget | None = None
     on_status: Callable[[str], None] = lambda status: None
     on_turn_scope: Callable[[trio.CancelScope | None], None] = lambda scope: None
     # asked before each turn: True ends the session there, resumable (a service draining)
@@ -211,7 +214,7 @@ class Conductor:
         """Turns until the model answers without tool calls, a limit, or a failure."""
         self.on_status("running")
         while True:
-            limit = self._limit_reached()
+            limit = self._limit_reached() or await self._budget_reached()
             if limit is not None:
                 return limit
             if self.should_stop():
@@ -255,6 +258,19 @@ class Conductor:
                                f"next turn estimated at ${estimate or 0:.4f}, limit "
                                f"${lim.max_cost_usd:.4f} (limits.max_cost_usd)")
         return None
+
+    async def _budget_reached(self) -> Outcome | None:
+        """The daily, monthly (and, with a fleet, this session's) budget: a request that
+        would cross one is not sent."""
+        if self.budget is None:
+            return None
+        message = await self.budget.check(self.spec.run_id, self._next_cost() or 0.0,
+                                          self.spec.limits.max_cost_usd)
+        return None if message is None else outcome("limit", message=message)
+
+    async def _charge(self, cost: float | None) -> None:
+        if self.budget is not None and cost:
+            await self.budget.charge(self.spec.run_id, cost)
 
     def _next_cost(self) -> float | None:
         """A lower bound of the next request's input cost: the last prompt plus what was
@@ -387,6 +403,8 @@ class Conductor:
         await self.rec.emit(UsageRecord(
             provider=handle.name, input_tokens=self.chat.estimate, output_tokens=out,
             cost_usd=cost, estimated=True, request_id=reader.rid))
+        with trio.move_on_after(5.0):  # shielded by the caller: never wait long here
+            await self._charge(cost)
 
     # ---- after the answer -----------------------------------------------------------------
 
@@ -428,6 +446,7 @@ class Conductor:
             cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
             reasoning_tokens=u.reasoning_tokens, cost_usd=cost, cached=answer.cached,
             request_id=answer.request_id))
+        await self._charge(cost)
         return cost
 
     async def _warn_unpriced(self, handle: ProviderHandle) -> None:

@@ -89,6 +89,7 @@ class Session:
     run_dir: Path
     status: str = "queued"
     on_approval: str = "wait"          # wait: for approve(); deny: nobody can answer
+    tee: Any = None                    # the journal's second home (recorder.Tee), if any
     _recorder: Recorder | None = None
     _result: SessionResult | None = None
     _done: trio.Event = attrs.field(factory=trio.Event)
@@ -337,7 +338,8 @@ class Session:
                                                       task_status=task_status))
                 rec = self._recorder = Recorder(self.run_id, journal, redactor, accounts,
                                                 seq=restored.seq if restored else 0,
-                                                on_record=on_record, journal_exited=exited)
+                                                on_record=on_record, journal_exited=exited,
+                                                tee=self.tee)
                 async with journal:
                     state = await nursery.start(
                         lambda task_status: state_actor(self.run_id, rec, key=key,

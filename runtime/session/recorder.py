@@ -8,6 +8,10 @@ redactor, and rebuilt only when a secret was found. Text that cannot be encoded 
 (lone surrogates from a filename, stdin or a provider) is made valid here, once, with
 U+FFFD: the record path is total.
 
+A ``tee`` (a fleet worker's journal stream in Redis, ``runtime.fleet.journal``) gets every
+line and every reasoning frame too, in order; ``flush`` then also waits until the tee has
+them (a tool that may not run twice starts only once its ``tool_start`` is there).
+
 Watchers (``Session.events``) get ``(record, line)`` pairs through bounded channels with
 ``send_nowait``: a watcher that falls behind is cut off (``overflowed``) and never slows
 the session; the session's reader then catches up from the journal on disk. The last
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import msgspec
@@ -38,12 +42,23 @@ from .journal import (
     now,
 )
 from .records import RecordBase, TextDelta, clean_text, sanitize
+from .traces import TRACE_FILE
 
-__all__ = ["RECENT", "Recorder", "Watcher"]
+__all__ = ["RECENT", "Recorder", "Tee", "Watcher"]
 
 RECENT = 256
 
 _encoder = msgspec.json.Encoder()
+
+
+class Tee(Protocol):
+    """A second home for the journal: lines (with their ``seq``) and reasoning frames."""
+
+    async def line(self, seq: int, line: bytes) -> None: ...
+
+    async def frame(self, seq: int, data: bytes) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 @attrs.define(eq=False)
@@ -62,7 +77,7 @@ class Recorder:
     def __init__(self, run_id: str, journal: trio.MemorySendChannel[JournalMsg],
                  redactor: Redactor, accounts: Accounts, *, seq: int = 0,
                  on_record: Callable[[RecordBase], None] | None = None,
-                 journal_exited: trio.Event | None = None) -> None:
+                 journal_exited: trio.Event | None = None, tee: Tee | None = None) -> None:
         self.run_id = run_id
         self.journal = journal
         self.journal_exited = journal_exited if journal_exited is not None else trio.Event()
@@ -77,6 +92,7 @@ class Recorder:
         # the last records emitted, so that a new watcher close behind starts from memory
         self.recent: collections.deque[tuple[RecordBase, bytes]] = collections.deque(
             maxlen=RECENT)
+        self.tee = tee
 
     # ---- records ----------------------------------------------------------------------
 
@@ -103,6 +119,8 @@ class Recorder:
         if self.watchers:
             self._publish(rec, line)
         await self._put(Append(line))
+        if self.tee is not None:
+            await self.tee.line(rec.seq, line)
         return rec
 
     def delta(self, text: str, request_id: str) -> None:
@@ -133,6 +151,8 @@ class Recorder:
 
     async def append_bytes(self, name: str, data: bytes) -> None:
         await self._put(AppendBytes(name, data))
+        if self.tee is not None and name == TRACE_FILE:
+            await self.tee.frame(self.seq, data)
 
     async def _put(self, msg: JournalMsg) -> None:
         """To the journal, without a scheduling round trip while its mailbox has room."""
@@ -152,6 +172,8 @@ class Recorder:
         await flush.done.wait()
         if not flush.written:
             raise JournalError("the journal ended before writing everything")
+        if self.tee is not None:
+            await self.tee.flush()
 
     # ---- watchers ---------------------------------------------------------------------
 

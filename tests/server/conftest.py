@@ -111,15 +111,20 @@ def server_config(tmp_path: Path, fake: Fake, *, tools: dict[str, Any] | None = 
         "logging": {"dir": str(tmp_path / "logging")},
         "reasoning": {"encrypt": False},
         "pricing": {"fake-model": {"input": 1.0, "output": 2.0}},
-        "server": {"port": 0, "api_keys": [
-            {"name": name, "sha256": hashlib.sha256(key.encode()).hexdigest(),
-             "scopes": scopes} for name, (key, scopes) in KEYS.items()],
-            "rate_limit": {"requests_per_minute": 10000}, **server},
+        "server": server_section(**server),
     }
     (tmp_path / "workspace").mkdir(exist_ok=True)
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def server_section(**server: Any) -> dict[str, Any]:
+    """A server: section on a free port with the test keys (``server`` keys added)."""
+    return {"port": 0, "api_keys": [
+        {"name": name, "sha256": hashlib.sha256(key.encode()).hexdigest(),
+         "scopes": scopes} for name, (key, scopes) in KEYS.items()],
+        "rate_limit": {"requests_per_minute": 10000}, **server}
 
 
 class Served:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.model import Message
 from runtime.context.estimate import message_tokens
+from runtime.model import Message
 from runtime.session.conversation import Conversation
 
 _steps = st.lists(st.one_of(
