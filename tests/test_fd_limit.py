@@ -52,7 +52,7 @@ async def main():
         async with trio.open_nursery() as nursery:
             for i in range({sessions}):
                 nursery.start_soon(one, i)
-        breaker = engine.runtimes["main"].options.breaker
+        breaker = engine.runtimes["main"].options.breaker.local  # the pure state machine
         state = breaker.state(trio.current_time()).value
     kinds, warnings = [], []
     for r in results:
