@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from runtime.model import Response, TextPart, Usage
@@ -37,8 +38,9 @@ WAIT_MS = 30_000
 
 class PageBrain(Brain):
     """``Brain``, and: ``[hold]``, the answer stops after a few streamed pieces (until the
-    turn is cancelled); ``[cut]``, an answer cut at the output limit; ``[gate]``, the first answer waits until the test opens ``gate``
-    (live text is never replayed: the test lets it flow once the page is listening)."""
+    turn is cancelled); ``[cut]``, an answer cut at the output limit; ``[gate]``, the first
+    answer waits until the test opens ``gate`` (live text is never replayed, so the test lets
+    it flow once the page is listening; the fake provider answers nothing else meanwhile)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -103,7 +105,7 @@ def sign_in(page: Page, name: str, *, remember: bool = False) -> None:
     if remember:
         page.check("#remember")
     page.press("#key", "Enter")
-    expect(page.locator("#who-name")).to_have_text(f"key:{name}", timeout=WAIT_MS)
+    expect(page.locator("#who-name")).to_have_text(f"key:{name}")
 
 
 def start(page: Page, task: str, *, keep_open: bool = False) -> str:
@@ -115,13 +117,13 @@ def start(page: Page, task: str, *, keep_open: bool = False) -> str:
         page.uncheck("#keep-open")
     before = page.text_content("#session-id") or ""
     page.click("#start")
-    expect(page.locator("#session-id")).not_to_have_text(before or "-", timeout=WAIT_MS)
-    expect(page.locator("#session-id")).not_to_have_text("", timeout=WAIT_MS)
+    expect(page.locator("#session-id")).not_to_have_text(before)
+    expect(page.locator("#session-id")).not_to_have_text("")
     return page.text_content("#session-id") or ""
 
 
 def status_is(page: Page, status: str) -> None:
-    expect(page.locator("#status")).to_have_text(status, timeout=WAIT_MS)
+    expect(page.locator("#status")).to_have_text(status)
 
 
 def transcript(tmp_path: Path, sid: str) -> list[dict[str, Any]]:
@@ -148,7 +150,8 @@ RECORD_STATES = """() => {
   window.__states = [];
   const log = document.getElementById("log");
   const snap = () => {
-    const t = Array.from(log.querySelectorAll("li.assistant .text"), (e) => e.textContent).join("|");
+    const t = Array.from(log.querySelectorAll("li.assistant .text"), (e) => e.textContent)
+      .join("|");
     const s = window.__states;
     if (t && s[s.length - 1] !== t) s.push(t);
   };
@@ -401,8 +404,13 @@ def test_keys_scopes_storage_and_paging(tmp_path: Path, fake: Fake, serve: Any,
     """``/v1/whoami`` says who a key is; a wrong key gets a clear 401 message (a malformed
     one is refused before it is sent), a key without sessions:read a clear 403 (and no
     form it cannot use); the key stays in memory unless kept for the tab (sessionStorage,
-    never localStorage, never the URL); the list pages with "Load more" and refreshes."""
-    served = serve(server_config(tmp_path, fake))
+    never localStorage, never the URL); the models of an allowlist are offered as a list;
+    the list pages with "Load more" and refreshes."""
+    config = server_config(tmp_path, fake)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["providers"]["main"]["models"] = ["fake-model", "fake-model-large"]
+    config.write_text(yaml.safe_dump(cfg))
+    served = serve(config)
     me = httpx.get(f"{served.url}/v1/whoami", headers=bearer("viewer"))
     assert me.json() == {"id": "key:viewer", "kind": "key", "name": "viewer",
                          "scopes": ["sessions:read"]}
@@ -436,6 +444,9 @@ def test_keys_scopes_storage_and_paging(tmp_path: Path, fake: Fake, serve: Any,
     assert page.evaluate("localStorage.length") == 0
     page.reload()
     expect(page.locator("#who-name")).to_have_text("key:ops")
+    expect(page.locator("#model option")).to_have_text(
+        ["configured default", "fake-model", "fake-model-large"])
+    expect(page.locator("#model-text")).to_be_hidden()
 
     ids = [httpx.post(f"{served.url}/v1/sessions", json={"task": f"task {i}"},
                       headers=bearer("ops")).json()["id"] for i in range(23)]
