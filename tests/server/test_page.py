@@ -144,6 +144,18 @@ def answers(page: Page) -> list[str]:
     return out
 
 
+def unlabelled(page: Page) -> list[str]:
+    """The controls on the page without an accessible name (a label, aria-label(ledby), or
+    the text of a button)."""
+    out: list[str] = page.evaluate("""() => Array.from(
+      document.querySelectorAll("input, select, textarea, button, summary"))
+      .filter((e) => e.getClientRects().length > 0)
+      .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")
+                     && !e.getAttribute("aria-labelledby") && !e.textContent.trim())
+      .map((e) => e.outerHTML.slice(0, 80))""")
+    return out
+
+
 # every distinct text the answers of the open session pass through (a MutationObserver sees
 # each change the page makes, whatever the test's own timing)
 RECORD_STATES = """() => {
@@ -163,7 +175,7 @@ def test_page_runs_sessions_in_chromium(tmp_path: Path, paced: Fake, serve: Any,
                                         browser: Browser) -> None:
     """Paste a key; a session's answer appears piece by piece (growing prefixes, as the fake
     provider paces it) with its tokens and cost; a tool call is approved under ``approval:
-    ask`` and its result and the final answer shown; a keep_open session takes a second
+    ask`` (every control on screen labelled) and its result and the final answer shown; a keep_open session takes a second
     message and is cancelled; each record shown once; the list shows the three; the CSP
     header is the page's own and nothing was blocked, no console or page error."""
     served = serve(server_config(tmp_path, paced))
@@ -203,6 +215,9 @@ def test_page_runs_sessions_in_chromium(tmp_path: Path, paced: Fake, serve: Any,
     expect(approval).to_have_count(1, timeout=WAIT_MS)
     status_is(page, "waiting_approval")
     expect(approval).to_contain_text("echo approved-run")
+    page.click("#cancel-box summary")                   # every control on screen
+    assert unlabelled(page) == []
+    page.click("#cancel-box summary")
     approval.locator("input[type=text]").fill("looks safe")
     approval.locator("input[type=checkbox]").check()
     approval.locator("button.approve").click()
