@@ -339,8 +339,9 @@ def test_approvals_warnings_errors_and_folds_on_a_phone(
     page.fill("#max-turns", "")
     start(page, "stop early [cut]")
     status_is(page, "finished")
-    expect(page.locator("#log li.warning")).to_contain_text(
-        "Warning (length_cutoff)the answer of main ended at the output token limit")
+    expect(page.locator("#log li.warning", has_text="length_cutoff")).to_have_text(
+        "Warning (length_cutoff)the answer of main ended at the output token limit "
+        "(max_tokens): it may be incomplete")
     paced.server.inject(server_error(503))
     start(page, "this one fails")
     status_is(page, "failed")
