@@ -26,11 +26,13 @@ from .models import (
     CancelBody,
     CreateSession,
     Health,
+    Identity,
     MessageBody,
     SessionCreated,
     SessionList,
 )
 from .openapi import build
+from .page import PAGE
 from .service import events_url
 from .sse import parse_last_event_id
 from .store import BadCursor, SessionRecord
@@ -193,10 +195,22 @@ async def openapi(request: Request, ctx: Ctx) -> Response:
     return Response(ctx.service.openapi_json, 200, media_type="application/json")
 
 
+async def whoami(request: Request, ctx: Ctx) -> Response:
+    who = ctx.who
+    return json_response(Identity(who.id, who.kind, who.name,  # type: ignore[arg-type]
+                                  sorted(who.scopes)))
+
+
+async def index(request: Request, ctx: Ctx) -> Response:
+    """The web page (``page``): public, like ``/health``; everything it shows comes from
+    the API with the key the user pastes into it."""
+    return Response(PAGE.body, 200, PAGE.headers, media_type="text/html")
+
+
 HANDLERS: dict[str, Handler] = {
     "create_session": create_session, "list_sessions": list_sessions,
     "get_session": get_session, "session_events": session_events,
     "send_message": send_message, "answer_approval": answer_approval,
     "cancel_session": cancel_session, "health": health, "ready": ready, "metrics": metrics,
-    "openapi": openapi,
+    "openapi": openapi, "whoami": whoami, "index": index,
 }

@@ -19,6 +19,7 @@ __all__ = [
     "CancelBody",
     "CreateSession",
     "Health",
+    "Identity",
     "MessageBody",
     "PendingApproval",
     "SessionCreated",
@@ -137,6 +138,16 @@ class ApprovalAnswer(msgspec.Struct):
     call_id: str
     allow: bool
     status: Status
+
+
+class Identity(msgspec.Struct):
+    """``GET /v1/whoami``: the caller as the service sees it; ``id`` owns the sessions it
+    creates (``key:<name>`` or ``jwt:<subject>``)."""
+
+    id: str
+    kind: Literal["key", "jwt"]
+    name: str
+    scopes: list[str]
 
 
 class Health(msgspec.Struct, omit_defaults=True):

@@ -53,6 +53,8 @@ def _content(kind: Any, refs: dict[type, Any]) -> dict[str, Any]:
         return {"text/event-stream": {"schema": _EVENT}}
     if kind == "text":
         return {"text/plain": {"schema": {"type": "string"}}}
+    if kind == "html":
+        return {"text/html": {"schema": {"type": "string"}}}
     if kind == "openapi":
         return {"application/json": {"schema": {"type": "object"}}}
     return {"application/json": {"schema": refs[kind]}}

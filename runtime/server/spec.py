@@ -19,6 +19,7 @@ from .models import (
     CancelBody,
     CreateSession,
     Health,
+    Identity,
     MessageBody,
     SessionCreated,
     SessionList,
@@ -135,4 +136,9 @@ ROUTES: tuple[RouteSpec, ...] = (
               {200: ("text", "Prometheus text exposition format")}, media="text"),
     RouteSpec("GET", "/openapi.json", "openapi", "This document", "any",
               {200: ("openapi", "OpenAPI 3.1")}),
+    RouteSpec("GET", "/v1/whoami", "whoami", "The caller: its id and scopes", "any",
+              {200: (Identity, "who this credential is")}),
+    RouteSpec("GET", "/", "index", "The web page", None,
+              {200: ("html", "a self-contained page driving this API from a browser, "
+                             "served with a strict Content-Security-Policy")}, media="html"),
 )
