@@ -220,7 +220,8 @@ class Session:
             self._always.add(a.call.name)
         if self._recorder is not None:
             await self._recorder.emit(ApprovalDecision(call_id=call_id, allow=allow,
-                                                       reason=reason, by=by))
+                                                       reason=reason, by=by,
+                                                       always=allow and always))
         a.done.set()
 
     async def events(self, since: int = 0, *, deltas: bool = False, lossless: bool = True
@@ -240,6 +241,9 @@ class Session:
             rec = self._recorder
             live = rec is not None and not rec.closed
             w = rec.watch(deltas=deltas) if live and rec is not None else None
+            # a watcher joining mid-answer first gets what already streamed of it
+            head = (rec.answer_so_far() if w is not None and deltas and rec is not None
+                    and rec.answer_so_far is not None else ("", ""))
             replay: list[tuple[RecordBase, bytes]] | None = None
             if w is not None and rec is not None:
                 start = rec.recent[0][0].seq - 1 if rec.recent else rec.seq
@@ -258,6 +262,8 @@ class Session:
                     yield ev, line  # type: ignore[misc]
             if w is None:
                 return
+            if head[0] and rec is not None:
+                yield rec.delta_event(head[0], head[1]), None
             async with w.recv:
                 async for ev, wline in w.recv:
                     if wline is not None:

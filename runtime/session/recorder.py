@@ -89,6 +89,9 @@ class Recorder:
         self.watchers: list[Watcher] = []
         self.delta_watchers = 0
         self.closed = False
+        # the answer streaming now, as (text so far, request id): a watcher that joins
+        # mid-answer gets it first, as one delta (set by the turn reader)
+        self.answer_so_far: Callable[[], tuple[str, str]] | None = None
         # the last records emitted, so that a new watcher close behind starts from memory
         self.recent: collections.deque[tuple[RecordBase, bytes]] = collections.deque(
             maxlen=RECENT)
@@ -127,9 +130,12 @@ class Recorder:
         """A live piece of the answer, for watchers that asked for deltas (never written)."""
         if not self.delta_watchers or not text:
             return
-        ev = TextDelta(ts=now(), run_id=self.run_id, turn=self.turn, seq=self.seq,
-                       text=self.redactor.text(clean_text(text)), request_id=request_id)
-        self._publish(ev, None)
+        self._publish(self.delta_event(text, request_id), None)
+
+    def delta_event(self, text: str, request_id: str) -> TextDelta:
+        """A live ``text_delta`` event of the current turn, redacted."""
+        return TextDelta(ts=now(), run_id=self.run_id, turn=self.turn, seq=self.seq,
+                         text=self.redactor.text(clean_text(text)), request_id=request_id)
 
     # ---- other files ------------------------------------------------------------------
 

@@ -181,10 +181,14 @@ class ApprovalRequest(RecordBase, tag="approval_request", kw_only=True):
 
 
 class ApprovalDecision(RecordBase, tag="approval", kw_only=True):
+    """The answer to an ``approval_request``; ``always``: every later call of the same tool
+    in this session is allowed without asking."""
+
     call_id: str = ""
     allow: bool = False
     reason: str | None = None
     by: str | None = None
+    always: bool = False
 
 
 class UsageRecord(RecordBase, tag="usage", kw_only=True):

@@ -117,6 +117,9 @@ class TurnReader:
     result: Answer | ProviderError | None = None
     side: bool = False                 # a side request (see the module docstring)
 
+    def _so_far(self) -> tuple[str, str]:
+        return self.partial_text, self.rid
+
     async def read(self, replies: trio.MemoryReceiveChannel[Any]) -> Answer | ProviderError:
         self.t0 = trio.current_time()
         handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
@@ -124,9 +127,15 @@ class TurnReader:
             StreamingDisabled: self.streaming_disabled, TurnDone: self.done,
             TurnFailed: self.turn_failed, CacheOutcome: self.cache, PoolUse: self.pool_use,
         }
-        async with replies:
-            async for msg in replies:
-                await handlers[type(msg)](msg)
+        if not self.side:
+            self.recorder.answer_so_far = self._so_far
+        try:
+            async with replies:
+                async for msg in replies:
+                    await handlers[type(msg)](msg)
+        finally:
+            if self.recorder.answer_so_far == self._so_far:
+                self.recorder.answer_so_far = None
         if self.result is None:
             raise ActorFailed(f"provider {self.provider}", "ended a turn without an answer")
         return self.result

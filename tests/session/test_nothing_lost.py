@@ -183,3 +183,32 @@ async def test_requests_see_the_journal_on_disk(tmp_path: Path) -> None:
     ends = [i for i, r in enumerate(records) if r["type"] == "turn_end"]
     # before request n+1, turn n's turn_end was already on disk
     assert lines_at_request[1] > ends[0] and lines_at_request[2] > ends[1]
+
+
+async def test_a_watcher_joining_mid_answer_gets_what_already_streamed(tmp_path: Path,
+                                                                       autojump_clock: Any) -> None:
+    """A second reader that subscribes while the answer streams first gets the text so far
+    as one delta, then the rest live: it sees the whole answer, each piece once."""
+    answer = Response("r1", "gpt-4o", [TextPart(LONG)], "stop", "stop", Usage(50, 400))
+    async with open_fake_server([answer], chunk_chars=20, chunk_delay=0.05) as server:
+        cfg = config(tmp_path, {"kind": "openai-chat", "model": "gpt-4o", "api_key": "k-123456",
+                                "base_url": server.base_url("openai-chat")})
+        async with Engine.open(cfg, environ=ENV) as engine:
+            s = await engine.start("tell me a long story")
+            first = ""
+            late = ""
+            async with trio.open_nursery() as nursery:
+
+                async def join_late() -> None:
+                    nonlocal late
+                    async for ev in s.events(deltas=True):
+                        if isinstance(ev, TextDelta):
+                            late += ev.text
+
+                async for ev in s.events(deltas=True):
+                    if isinstance(ev, TextDelta):
+                        first += ev.text
+                        if len(first) > 200 and not nursery.child_tasks:
+                            nursery.start_soon(join_late)
+            assert (await s.result()).status == "finished"
+    assert first == LONG and late == LONG
