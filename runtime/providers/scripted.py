@@ -96,6 +96,11 @@ class ScriptedProvider:
             asm.add(ev)
         if send is not None:
             # like a stream: one batch per event when streaming, one batch otherwise
+            # like the HTTP provider: without a scheduling round trip while the channel has
+            # room, an awaiting send when it is full (backpressure)
             for batch in ([ev] for ev in events) if stream else [events]:
-                await send.send(batch)
+                try:
+                    send.send_nowait(batch)
+                except trio.WouldBlock:
+                    await send.send(batch)
         return asm.response()
