@@ -129,10 +129,22 @@ class TurnReader:
         }
         if not self.side:
             self.recorder.answer_so_far = self._so_far
+        receive, take = replies.receive, replies.receive_nowait
         try:
             async with replies:
-                async for msg in replies:
+                while True:
+                    try:
+                        msg = await receive()
+                    except trio.EndOfChannel:
+                        break
                     await handlers[type(msg)](msg)
+                    # what is queued already is handled without a scheduling round trip each
+                    while True:
+                        try:
+                            msg = take()
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                        await handlers[type(msg)](msg)
         finally:
             if self.recorder.answer_so_far == self._so_far:
                 self.recorder.answer_so_far = None
