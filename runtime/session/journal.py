@@ -13,7 +13,10 @@ thread, so the event loop never waits on the disk, and a file is open only while
 being written: a session holds no file descriptor between writes. A batch is written when a
 ``Flush`` arrives, when it holds ``bound`` messages or 64 KiB, when ``linger`` seconds have
 passed since its first message, or when the mailbox closes: a turn costs one trip to a
-worker thread (the conductor's flush before each request), not one per record. A
+worker thread (the conductor's flush before each request), not one per record. The
+session's records come as one ``Lines`` message per batch, which the recorder keeps
+appending to until the actor takes it for a write (``taken``): a batch of records wakes the
+actor once, not once per record. A
 process-wide ``CapacityLimiter`` (the engine's file slots) bounds how many batches are
 written at once, so thousands of sessions share a bounded number of descriptors. ``Flush``
 is a barrier: its event is set once everything before it is on disk (a tool that may not run
@@ -40,12 +43,14 @@ import msgspec
 import trio
 
 __all__ = [
+    "MAX_BATCH_BYTES",
     "Append",
     "AppendBytes",
     "AppendError",
     "Flush",
     "JournalError",
     "JournalMsg",
+    "Lines",
     "RunFolder",
     "WriteFile",
     "journal_actor",
@@ -57,7 +62,7 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 TRANSCRIPT = "transcript.jsonl"
 _BATCH = 512
-_MAX_BYTES = 1 << 16   # a batch this large is written without waiting for a flush
+MAX_BATCH_BYTES = 1 << 16  # a batch this large is written without waiting for a flush
 LINGER = 0.5           # seconds a record may wait in memory for the next flush
 _SCARCE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN})
 
@@ -67,6 +72,22 @@ class Append:
     """One transcript line (encoded and redacted, without its newline)."""
 
     line: bytes
+
+
+@attrs.define(eq=False)
+class Lines:
+    """Transcript lines (encoded and redacted, without their newlines) that the sender may
+    keep adding to (``add``) until the journal takes them for a write: then ``taken`` is
+    set, and the sender starts a new ``Lines``. One message, one wake-up of the actor, for
+    every record of a batch."""
+
+    lines: list[bytes] = attrs.field(factory=list)
+    size: int = 0
+    taken: bool = False
+
+    def add(self, line: bytes) -> None:
+        self.lines.append(line)
+        self.size += len(line)
 
 
 @attrs.frozen
@@ -102,7 +123,7 @@ class Flush:
     written: bool = False
 
 
-JournalMsg = Append | AppendError | WriteFile | AppendBytes | Flush
+JournalMsg = Append | Lines | AppendError | WriteFile | AppendBytes | Flush
 
 
 class JournalError(Exception):
@@ -154,12 +175,17 @@ class RunFolder:
 
     def write_batch(self, batch: list[JournalMsg]) -> None:
         """Write one batch: transcript lines in one append, then the other files."""
-        lines = [m.line for m in batch if type(m) is Append]
+        lines: list[bytes] = []
+        for m in batch:
+            if type(m) is Lines:
+                lines += m.lines  # type: ignore[union-attr]
+            elif type(m) is Append:
+                lines.append(m.line)  # type: ignore[union-attr]
         if lines:
             self._append(TRANSCRIPT, b"\n".join(lines) + b"\n")
             self.lines += len(lines)
         for m in batch:
-            if type(m) is Append or type(m) is Flush:
+            if type(m) is Append or type(m) is Lines or type(m) is Flush:
                 continue
             if isinstance(m, AppendBytes):
                 self._append(m.name, m.data)
@@ -297,12 +323,13 @@ async def receive_batch(recv: trio.MemoryReceiveChannel[M], limit: int = _BATCH
 class _Batch:
     """The messages gathered for the next write, and when it is due."""
 
-    __slots__ = ("bound", "due", "flushes", "msgs", "size")
+    __slots__ = ("bound", "due", "flushes", "lines", "msgs", "size")
 
     def __init__(self, bound: int) -> None:
         self.bound = bound
         self.msgs: list[JournalMsg] = []
         self.flushes: list[Flush] = []
+        self.lines: list[Lines] = []  # still growing until taken
         self.size = 0
         self.due = math.inf
 
@@ -310,6 +337,8 @@ class _Batch:
         t = type(m)
         if t is Append:
             self.size += len(m.line)  # type: ignore[union-attr]
+        elif t is Lines:
+            self.lines.append(m)  # type: ignore[arg-type]
         elif t is Flush:
             self.flushes.append(m)  # type: ignore[arg-type]
         elif t is WriteFile or t is AppendBytes:
@@ -318,16 +347,24 @@ class _Batch:
 
     @property
     def full(self) -> bool:
-        return bool(self.flushes) or len(self.msgs) >= self.bound or self.size >= _MAX_BYTES
+        return (bool(self.flushes) or len(self.msgs) >= self.bound
+                or self.size + sum(x.size for x in self.lines) >= MAX_BATCH_BYTES)
+
+    def take(self) -> list[JournalMsg]:
+        """The messages to write now: their ``Lines`` stop growing."""
+        for x in self.lines:
+            x.taken = True
+        return self.msgs
 
     def written(self) -> None:
         for f in self.flushes:
             f.written = True
             f.done.set()
-        self.msgs, self.flushes, self.size, self.due = [], [], 0, math.inf
+        self.msgs, self.flushes, self.lines, self.size, self.due = [], [], [], 0, math.inf
 
     def abandon(self, recv: trio.MemoryReceiveChannel[JournalMsg]) -> None:
-        """The actor ends: release every flush that was not written, queued ones too."""
+        """The actor ends: release every flush that was not written, queued ones too; no
+        ``Lines`` grows any more (a sender then finds the mailbox closed)."""
         while True:
             try:
                 m = recv.receive_nowait()
@@ -335,6 +372,9 @@ class _Batch:
                 break
             if type(m) is Flush:
                 self.flushes.append(m)  # type: ignore[arg-type]
+            elif type(m) is Lines:
+                self.lines.append(m)  # type: ignore[arg-type]
+        self.take()
         for f in self.flushes:
             f.done.set()
         self.flushes = []
@@ -359,7 +399,7 @@ async def _serve(folder: RunFolder, recv: trio.MemoryReceiveChannel[JournalMsg],
         except trio.EndOfChannel:
             ended = True
         if batch.msgs and (ended or batch.full or trio.current_time() >= batch.due):
-            await _write(folder, batch.msgs, slots, patience, sleep)
+            await _write(folder, batch.take(), slots, patience, sleep)
             batch.written()
 
 

@@ -32,12 +32,13 @@ import trio
 from ..accounting import Accounts
 from ..redact import Redactor
 from .journal import (
-    Append,
+    MAX_BATCH_BYTES,
     AppendBytes,
     AppendError,
     Flush,
     JournalError,
     JournalMsg,
+    Lines,
     WriteFile,
     now,
 )
@@ -92,6 +93,8 @@ class Recorder:
         # the answer streaming now, as (text so far, request id): a watcher that joins
         # mid-answer gets it first, as one delta (set by the turn reader)
         self.answer_so_far: Callable[[], tuple[str, str]] | None = None
+        # the journal message the next records join while the journal has not taken it
+        self._lines: Lines | None = None
         # the last records emitted, so that a new watcher close behind starts from memory
         self.recent: collections.deque[tuple[RecordBase, bytes]] = collections.deque(
             maxlen=RECENT)
@@ -121,7 +124,16 @@ class Recorder:
             self.on_record(rec)
         if self.watchers:
             self._publish(rec, line)
-        await self._put(Append(line))
+        lines = self._lines
+        if lines is not None and not lines.taken:
+            lines.add(line)  # joins the batch the journal holds: no wake-up
+            if lines.size >= MAX_BATCH_BYTES:  # large enough to write now: wake it
+                self._lines = Lines()
+                await self._put(self._lines)
+        else:
+            self._lines = lines = Lines()
+            lines.add(line)
+            await self._put(lines)
         if self.tee is not None:
             await self.tee.line(rec.seq, line)
         return rec

@@ -18,6 +18,7 @@ from runtime.session.journal import (
     Flush,
     JournalError,
     JournalMsg,
+    Lines,
     RunFolder,
     WriteFile,
     journal_actor,
@@ -128,6 +129,67 @@ async def test_an_unwritable_folder_ends_the_actor_with_a_journal_error(tmp_path
                 await send.send(Append(b"{}"))
 
 
+async def test_lines_grow_until_taken_and_a_flush_covers_them(tmp_path: Path) -> None:
+    """A ``Lines`` message keeps taking lines after it was sent, until the actor writes it
+    (``taken``); a flush sent after the last line covers every line, in order."""
+    f = folder(tmp_path)
+    async with trio.open_nursery() as nursery:
+        send = await nursery.start(journal_actor, f)
+        async with send:
+            lines = Lines()
+            lines.add(b'{"n": 0}')
+            await send.send(lines)
+            await trio.testing.wait_all_tasks_blocked()  # the actor holds it, unwritten
+            assert not lines.taken
+            lines.add(b'{"n": 1}')
+            lines.add(b'{"n": 2}')
+            await send.send(Append(b'{"n": 3}'))
+            done = trio.Event()
+            await send.send(Flush(done))
+            await done.wait()
+            assert lines.taken
+    got = [json.loads(x) for x in (f.path / "transcript.jsonl").read_text().splitlines()]
+    assert got == [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}]
+
+
+async def test_lines_of_64_kib_are_written_without_a_flush(tmp_path: Path) -> None:
+    """A batch whose lines reach 64 KiB is written when the next message arrives, without
+    waiting for a flush or the linger time."""
+    f = folder(tmp_path)
+    async with trio.open_nursery() as nursery:
+        send = await nursery.start(
+            lambda task_status: journal_actor(f, linger=3600, task_status=task_status))
+        async with send:
+            lines = Lines()
+            await send.send(lines)
+            lines.add(b'"' + b"x" * (1 << 16) + b'"')
+            await send.send(Lines())
+            await trio.testing.wait_all_tasks_blocked()  # the actor is writing it
+            assert lines.taken
+
+
+async def test_an_ending_actor_stops_every_lines_from_growing(tmp_path: Path) -> None:
+    """When the actor ends without writing them, held and queued ``Lines`` are marked taken,
+    so a sender starts a new message (and finds the mailbox closed) instead of adding to
+    one nobody will write."""
+    f = folder(tmp_path)
+    held, queued = Lines(), Lines()
+    with pytest.RaisesGroup(pytest.RaisesExc(JournalError)):
+        async with trio.open_nursery() as nursery:
+            send = await nursery.start(
+                lambda task_status: journal_actor(f, bound=4, task_status=task_status))
+            held.add(b"{}")
+            done = trio.Event()
+            # queued before the actor runs: it takes the first three as a batch (the flush
+            # ends it), fails to write it, and finds the last one still in its mailbox
+            send.send_nowait(held)
+            send.send_nowait(AppendBytes("../../outside/x", b"x"))  # cannot be written
+            send.send_nowait(Flush(done))
+            send.send_nowait(queued)
+            await done.wait()
+    assert held.taken and queued.taken
+
+
 def test_repair_cuts_a_torn_last_line(tmp_path: Path) -> None:
     """A crash mid-write leaves a partial line; repair cuts it so appends start clean."""
     f = folder(tmp_path)
@@ -139,3 +201,24 @@ def test_repair_cuts_a_torn_last_line(tmp_path: Path) -> None:
     path.write_bytes(b'{"only": "torn')
     f.repair()
     assert path.read_bytes() == b""
+
+
+async def test_the_records_of_a_batch_reach_the_journal_as_one_message() -> None:
+    """The recorder adds records to the ``Lines`` the journal has not taken yet: one message
+    (one wake-up of the actor) per batch, a new one once it was taken."""
+    from runtime.accounting import Accounts
+    from runtime.redact import Redactor
+    from runtime.session.recorder import Recorder
+    from runtime.session.records import WarningRecord
+
+    send, recv = trio.open_memory_channel[JournalMsg](16)
+    rec = Recorder("run", send, Redactor(), Accounts())
+    for i in range(3):
+        await rec.emit(WarningRecord(message=f"w{i}"))
+    [first] = [recv.receive_nowait()]
+    assert isinstance(first, Lines) and len(first.lines) == 3
+    assert send.statistics().current_buffer_used == 0
+    first.taken = True  # the journal took it for a write
+    await rec.emit(WarningRecord(message="w3"))
+    second = recv.receive_nowait()
+    assert isinstance(second, Lines) and [json.loads(x)["message"] for x in second.lines] == ["w3"]
