@@ -7,9 +7,9 @@ whose cause is this machine's own shortage (too many open files, no memory, no f
 process sits at its open-file limit; or a ``timeout.total`` lost to our own stalled event
 loop or slow consumer) is ``local_resource``, never blamed on the provider.
 
-The hot path is per streamed chunk: ``aiter_bytes`` -> ``SSEDecoder.feed`` -> codec
-``StreamDecoder.feed`` -> ``Assembler.add``, and the events of one network read go out as
-one list on the channel: with ``send_nowait`` while the channel has room (no scheduling
+The hot path is per streamed chunk: ``aiter_bytes`` -> ``EventSplitter.feed`` (the data
+of each event as bytes) -> codec ``StreamDecoder.feed_data`` -> ``Assembler.add``, and the
+events of one network read go out as one list on the channel: with ``send_nowait`` while the channel has room (no scheduling
 round trip) and an awaiting ``send`` when it is full, so a slow consumer still applies
 backpressure.
 """
@@ -38,7 +38,7 @@ from ..errors import (
 from ..events import Assembler, Event
 from ..model import Request, Response
 from ..wire import codec_for
-from ..wire.sse import SSEDecoder
+from ..wire.sse_split import EventSplitter
 from .actor import PoolUse
 from .kinds import KINDS
 
@@ -270,15 +270,15 @@ class HTTPProvider:
     async def _read_stream(self, resp: httpx.Response, asm: Assembler,
                            send: trio.MemorySendChannel[list[Event]] | None,
                            held: _Held) -> None:
-        sse = SSEDecoder()
+        sse = EventSplitter()
         dec = self.codec.StreamDecoder()
-        feed_sse = sse.feed
-        feed = dec.feed
+        split = sse.feed
+        feed = dec.feed_data
         add = asm.add
         async for chunk in resp.aiter_bytes():
             batch: list[Event] = []
-            for sev in feed_sse(chunk):
-                for ev in feed(sev):
+            for name, data in split(chunk):
+                for ev in feed(name, data):
                     add(ev)
                     batch.append(ev)
             if batch:
@@ -289,7 +289,7 @@ class HTTPProvider:
                         await held.send(send, batch)
                 if asm.error is not None:
                     return
-        tail = [ev for sev in sse.close() for ev in feed(sev)]
+        tail = [ev for name, data in sse.close() for ev in feed(name, data)]
         if asm.error is None:
             tail += dec.close()
         await _deliver(tail, asm, send, held)

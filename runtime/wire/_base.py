@@ -7,7 +7,10 @@ A codec module (``openai_chat``, ``openai_responses``, ``anthropic``) provides:
 * ``headers(api_key) -> dict[str, str]``: auth and protocol headers;
 * ``encode_request(req, *, stream, dialect=None) -> dict``: the JSON body of a request;
 * ``decode_body(body: bytes) -> list[Event]``: a non-streamed JSON body as events;
-* ``StreamDecoder``: ``feed(SSEEvent) -> list[Event]`` and ``close() -> list[Event]``.
+* ``StreamDecoder``: ``feed(SSEEvent) -> list[Event]`` and ``close() -> list[Event]``;
+  ``feed_data(event, data)`` is ``feed`` for an ``sse_split`` pair, whose data may be the
+  bytes that arrived (decoded as they are; read as text, invalid UTF-8 replaced, whenever
+  they are not what the hot path expects: the events are the same either way).
 
 Codecs are pure: no I/O, no trio, no httpx. Every surprise in provider input becomes a
 ``ProviderError`` of kind ``malformed_response`` that says what was expected, and a decode
@@ -57,6 +60,8 @@ class StreamDecoderProtocol(Protocol):
     sse_events: int
 
     def feed(self, ev: SSEEvent) -> list[Event]: ...
+
+    def feed_data(self, event: str, data: str | bytes) -> list[Event]: ...
 
     def close(self) -> list[Event]: ...
 

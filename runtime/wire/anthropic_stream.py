@@ -201,15 +201,20 @@ class StreamDecoder:
         self._whole = False  # message_start carried a stop_reason: the message is complete
 
     def feed(self, ev: SSEEvent) -> list[Event]:
+        return self.feed_data(ev.event, ev.data)
+
+    def feed_data(self, name: str, data: str | bytes) -> list[Event]:
+        """One SSE event, its data as text or as the bytes that arrived (``sse_split``):
+        the hot path decodes bytes as they are; anything else reads them as text, as
+        ``SSEDecoder`` would give them (invalid UTF-8 replaced)."""
         self.sse_events += 1
-        name = ev.event
         d: _BlockDelta | None = None
         if name == "content_block_delta":
             # The hot path, inlined. ``_text`` / ``_tool`` name an open block only while the
             # state is "open" (they are reset on leaving it), and there
             # MOVES["open"]["content_block_delta"] == "open": no table lookup needed.
             try:
-                d = _DELTA.decode(ev.data)
+                d = _DELTA.decode(data)
             except msgspec.DecodeError:
                 pass
             if d is not None:
@@ -220,6 +225,9 @@ class StreamDecoder:
                 elif type(delta) is _Json and d.index == self._tool:
                     self._blocks[d.index].has_delta = True
                     return [ToolCallDelta(d.index, delta.partial_json)]
+        if type(data) is bytes:
+            data = data.decode("utf-8", "replace")
+        ev = SSEEvent(data, name)  # type: ignore[arg-type]
         if name not in _KNOWN_SET:
             # no `event:` line (or an unknown one): the data's own type decides
             name = self._sniff(ev.data)

@@ -170,6 +170,11 @@ MOVES: dict[str, dict[str, str]] = {
 }
 
 _HARMLESS_EVENTS = frozenset({"ping", "keepalive", "heartbeat", "comment"})
+
+
+def _text(data: str | bytes) -> str:
+    """Event data as ``SSEDecoder`` gives it (invalid UTF-8 replaced)."""
+    return data if type(data) is str else data.decode("utf-8", "replace")  # type: ignore[union-attr]
 _decode_chunk = CHUNK.decode
 _decode_head = COMPLETION.decode
 
@@ -203,32 +208,47 @@ class StreamDecoder:
         self.state = nxt
 
     def feed(self, ev: SSEEvent) -> list[Event]:
+        return self.feed_data(ev.event, ev.data)
+
+    def feed_data(self, event: str, data: str | bytes) -> list[Event]:
+        """One SSE event, its data as text or as the bytes that arrived (``sse_split``):
+        bytes are decoded as they are; bytes that are not a chunk (``[DONE]``, invalid
+        UTF-8, anything wrong) take the text path, as ``SSEDecoder`` would give them."""
         # HOT PATH: one call per streamed chunk; the common text chunk takes no detour.
         self.sse_events += 1
-        data = ev.data
-        if ev.event != "message":
-            return self._odd_event(ev.event, data)
-        if data == "[DONE]":
-            self._move("done", data)
-            return []
         out: list[Event] = []
         slow = False
-        try:
-            if self._fast:
+        chunk: Any = None
+        if self._fast and event == "message":
+            try:
                 chunk = _decode_chunk(data)
-            else:  # until the answer began: the head, then whether content arrived
-                slow = True
-                chunk = head = _decode_head(data)
-                if head.error is None and not self._started:
-                    self._started = True
-                    self._rid = head.id
-                    out.append(ResponseStart(head.id, head.model))
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            if not data.strip():  # an empty keep-alive ``data:`` line
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                chunk = None
+        if chunk is None:
+            if type(data) is bytes:
+                data = data.decode("utf-8", "replace")
+            assert isinstance(data, str)
+            if event != "message":
+                return self._odd_event(event, data)
+            if data == "[DONE]":
+                self._move("done", data)
                 return []
-            raise self._bad(exc, data) from exc
+            try:
+                if self._fast:
+                    chunk = _decode_chunk(data)
+                else:  # until the answer began: the head, then whether content arrived
+                    slow = True
+                    chunk = head = _decode_head(data)
+                    if head.error is None and not self._started:
+                        self._started = True
+                        self._rid = head.id
+                        out.append(ResponseStart(head.id, head.model))
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                if not data.strip():  # an empty keep-alive ``data:`` line
+                    return []
+                raise self._bad(exc, data) from exc
         if chunk.error is not None or self._errored:
-            return self._error_chunk(chunk.error, data)
+            return self._error_chunk(chunk.error, _text(data))
         kind = "chunk"
         choices = chunk.choices
         if choices:
@@ -252,7 +272,7 @@ class StreamDecoder:
             out.append(usage_event(chunk.usage))
         nxt = MOVES[self.state].get(kind)
         if nxt is None:
-            self._move(kind, data)
+            self._move(kind, _text(data))
         self.state = nxt  # type: ignore[assignment]
         if slow and self._started and has_content(out):
             self._fast = True  # content arrived (close() needs to know no more)

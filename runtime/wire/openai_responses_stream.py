@@ -114,6 +114,11 @@ MOVES: dict[str, dict[str, str]] = {
 _KNOWN = frozenset(t for moves in MOVES.values() for t in moves) | {"response.created"}
 
 
+def _text(data: str | bytes) -> str:
+    """Event data as ``SSEDecoder`` gives it (invalid UTF-8 replaced)."""
+    return data if type(data) is str else data.decode("utf-8", "replace")  # type: ignore[union-attr]
+
+
 class StreamDecoder:
     """Feed SSE events with ``feed``; call ``close`` at the end of the stream."""
 
@@ -143,15 +148,25 @@ class StreamDecoder:
         self._content = False  # a delta brought something of an answer (see close())
 
     def feed(self, sse: SSEEvent) -> list[Event]:
+        return self.feed_data(sse.event, sse.data)
+
+    def feed_data(self, event: str, data: str | bytes) -> list[Event]:
+        """One SSE event, its data as text or as the bytes that arrived (``sse_split``):
+        bytes are decoded as they are; bytes that are not an event (invalid UTF-8 or
+        anything wrong) are read as text, as ``SSEDecoder`` would give them."""
         self.sse_events += 1
         try:
-            ev = _EVENT.decode(sse.data)
+            ev = _EVENT.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            if sse.data.strip() == "[DONE]" or self._unknown(sse.data):
+            if type(data) is bytes:
+                self.sse_events -= 1
+                return self.feed_data(event, data.decode("utf-8", "replace"))
+            assert isinstance(data, str)
+            if data.strip() == "[DONE]" or self._unknown(data):
                 return []
-            raise malformed(f"Responses stream event #{self.sse_events} ({sse.event}) in "
+            raise malformed(f"Responses stream event #{self.sse_events} ({event}) in "
                             f"state {self.state} is not a valid event: {exc}",
-                            details=sse.data) from exc
+                            details=data) from exc
         t = ev.type
         # hot path: text and argument deltas inside an open item (the checks of the general
         # path below, inlined; anything unusual falls through to it)
@@ -175,12 +190,12 @@ class StreamDecoder:
             if oi in self._open and d is not None:
                 return [ToolCallDelta(oi, d)]
         elif not t:
-            t = sse.event
+            t = event
         nxt = MOVES[self.state].get(t)
         if nxt is None:
             if t in _KNOWN and self.state != "failed":
                 raise malformed(f"unexpected Responses event {t} in state {self.state} "
-                                f"(event #{self.sse_events})", details=sse.data)
+                                f"(event #{self.sse_events})", details=_text(data))
             return []
         self.state = nxt
         return _HANDLERS[t](self, ev)

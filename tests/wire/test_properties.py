@@ -17,6 +17,7 @@ from runtime.events import Event
 from runtime.wire import PROTOCOLS, codec_for
 from runtime.wire.__main__ import decode_capture
 from runtime.wire.sse import SSEDecoder
+from runtime.wire.sse_split import EventSplitter
 from tests.recordings import CODEC_OF, ROOT, interactions, recording_files
 
 STREAMS = [(CODEC_OF[rec["protocol"]], inter["response"]["body"].encode())
@@ -38,6 +39,79 @@ def stream_events(protocol: str, chunks: list[bytes]) -> tuple[list[Event], str 
     except ProviderError as exc:
         return out, exc.kind.value
     return out, None
+
+
+def fast_stream_events(protocol: str, chunks: list[bytes]
+                       ) -> tuple[list[Event], str | None, str | None]:
+    """``stream_events`` through the fast path the HTTP provider takes (``EventSplitter``,
+    the data as bytes, ``feed_data``), with the message of the error that ended it."""
+    sse = EventSplitter()
+    dec = codec_for(protocol).StreamDecoder()
+    out: list[Event] = []
+    try:
+        for c in chunks:
+            for name, data in sse.feed(c):
+                out += dec.feed_data(name, data)
+        for name, data in sse.close():
+            out += dec.feed_data(name, data)
+        out += dec.close()
+    except ProviderError as exc:
+        return out, exc.kind.value, exc.message
+    return out, None, None
+
+
+def standard_stream_events(protocol: str, chunks: list[bytes]
+                           ) -> tuple[list[Event], str | None, str | None]:
+    sse = SSEDecoder()
+    dec = codec_for(protocol).StreamDecoder()
+    out: list[Event] = []
+    try:
+        for c in chunks:
+            for sev in sse.feed(c):
+                out += dec.feed(sev)
+        for sev in sse.close():
+            out += dec.feed(sev)
+        out += dec.close()
+    except ProviderError as exc:
+        return out, exc.kind.value, exc.message
+    return out, None, None
+
+
+def _cut(body: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(body) + 1) for c in cuts})
+    return [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(STREAMS), st.lists(st.integers(min_value=0), max_size=30))
+def test_the_fast_path_gives_the_standard_events_for_any_split(case: tuple[str, bytes],
+                                                               cuts: list[int]) -> None:
+    """The HTTP provider's fast path (bytes data, ``feed_data``) decodes every recorded
+    stream, split anywhere, to the events the standard decoder gives."""
+    protocol, body = case
+    assert fast_stream_events(protocol, _cut(body, cuts)) == \
+        standard_stream_events(protocol, [body])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(STREAMS), st.integers(min_value=0), st.binary(min_size=1, max_size=3),
+       st.lists(st.integers(min_value=0), max_size=8))
+def test_the_fast_path_agrees_on_damaged_streams(case: tuple[str, bytes], at: int,
+                                                 junk: bytes, cuts: list[int]) -> None:
+    """Bytes overwritten anywhere in a recorded stream (invalid UTF-8, a broken JSON
+    document, a broken line): the fast path gives the same events or the same error."""
+    protocol, body = case
+    i = at % len(body)
+    damaged = body[:i] + junk + body[i + len(junk):]
+    assert fast_stream_events(protocol, _cut(damaged, cuts)) == \
+        standard_stream_events(protocol, [damaged])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(list(PROTOCOLS)), st.lists(st.binary(max_size=80), max_size=12))
+def test_the_fast_path_agrees_on_random_bytes(protocol: str, chunks: list[bytes]) -> None:
+    """Random bytes: the fast path ends as the standard one, event for event."""
+    assert fast_stream_events(protocol, chunks) == standard_stream_events(protocol, chunks)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -20,6 +20,7 @@ from runtime.events import ErrorEvent, Event, Finish, assemble
 from runtime.model import ReasoningPart, TextPart
 from runtime.wire import codec_for
 from runtime.wire.sse import SSEDecoder
+from runtime.wire.sse_split import EventSplitter
 from tests.recordings import CODEC_OF, interactions
 
 TYPED = (ErrorKind.MALFORMED_RESPONSE, ErrorKind.STREAM_INTERRUPTED)
@@ -58,15 +59,40 @@ def check_total(decode: Any) -> None:
 
 
 def stream_of(protocol: str, blocks: list[bytes]) -> list[Event]:
+    """The events of a stream; the HTTP provider's fast path (``EventSplitter``, bytes data,
+    ``feed_data``) is checked to end exactly the same way."""
+    fast = _fast_stream_of(protocol, blocks)
     sse = SSEDecoder()
     dec = codec_for(protocol).StreamDecoder()
     out: list[Event] = []
-    for b in blocks:
-        for ev in sse.feed(b):
+    try:
+        for b in blocks:
+            for ev in sse.feed(b):
+                out += dec.feed(ev)
+        for ev in sse.close():
             out += dec.feed(ev)
-    for ev in sse.close():
-        out += dec.feed(ev)
-    return out + dec.close()
+        out += dec.close()
+    except ProviderError as exc:
+        assert isinstance(fast, ProviderError), (exc, fast)
+        assert (fast.kind, fast.message) == (exc.kind, exc.message)
+        raise
+    assert fast == out
+    return out
+
+
+def _fast_stream_of(protocol: str, blocks: list[bytes]) -> list[Event] | ProviderError:
+    sse = EventSplitter()
+    dec = codec_for(protocol).StreamDecoder()
+    out: list[Event] = []
+    try:
+        for b in blocks:
+            for name, data in sse.feed(b):
+                out += dec.feed_data(name, data)
+        for name, data in sse.close():
+            out += dec.feed_data(name, data)
+        return out + dec.close()
+    except ProviderError as exc:
+        return exc
 
 
 # -- recorded material, cut and shuffled ---------------------------------------------------
