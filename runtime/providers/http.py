@@ -7,11 +7,11 @@ whose cause is this machine's own shortage (too many open files, no memory, no f
 process sits at its open-file limit; or a ``timeout.total`` lost to our own stalled event
 loop or slow consumer) is ``local_resource``, never blamed on the provider.
 
-The hot path is per streamed chunk: ``aiter_bytes`` -> ``EventSplitter.feed`` (the data
-of each event as bytes) -> codec ``StreamDecoder.feed_data`` -> ``Assembler.add``, and the
-events of one network read go out as one list on the channel: with ``send_nowait`` while the channel has room (no scheduling
-round trip) and an awaiting ``send`` when it is full, so a slow consumer still applies
-backpressure.
+The hot path is per network read: ``aiter_bytes`` -> ``EventSplitter.feed`` (the data of
+each event as bytes) -> codec ``StreamDecoder.feed_all`` (a run of text chunks is one
+``TextDelta``) -> ``Assembler.add``, and the events of one read go out as one list on the
+channel: with ``send_nowait`` while the channel has room (no scheduling round trip) and an
+awaiting ``send`` when it is full, so a slow consumer still applies backpressure.
 """
 
 from __future__ import annotations
@@ -273,14 +273,18 @@ class HTTPProvider:
         sse = EventSplitter()
         dec = self.codec.StreamDecoder()
         split = sse.feed
-        feed = dec.feed_data
+        feed_all = dec.feed_all
         add = asm.add
         async for chunk in resp.aiter_bytes():
+            pairs = split(chunk)
+            if not pairs:
+                continue
             batch: list[Event] = []
-            for name, data in split(chunk):
-                for ev in feed(name, data):
+            try:
+                feed_all(pairs, batch)
+            finally:  # what was decoded before a failure counts (output_started)
+                for ev in batch:
                     add(ev)
-                    batch.append(ev)
             if batch:
                 if send is not None:
                     try:
@@ -289,7 +293,7 @@ class HTTPProvider:
                         await held.send(send, batch)
                 if asm.error is not None:
                     return
-        tail = [ev for name, data in sse.close() for ev in feed(name, data)]
+        tail = feed_all(sse.close(), [])
         if asm.error is None:
             tail += dec.close()
         await _deliver(tail, asm, send, held)

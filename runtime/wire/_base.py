@@ -10,7 +10,10 @@ A codec module (``openai_chat``, ``openai_responses``, ``anthropic``) provides:
 * ``StreamDecoder``: ``feed(SSEEvent) -> list[Event]`` and ``close() -> list[Event]``;
   ``feed_data(event, data)`` is ``feed`` for an ``sse_split`` pair, whose data may be the
   bytes that arrived (decoded as they are; read as text, invalid UTF-8 replaced, whenever
-  they are not what the hot path expects: the events are the same either way).
+  they are not what the hot path expects: the events are the same either way);
+  ``feed_all(pairs, out)`` is ``feed_data`` of each pair of one network read, except that a
+  run of plain text deltas of one part comes as one ``TextDelta`` (the HTTP provider's
+  hot path: no object per text chunk that the floor does not make).
 
 Codecs are pure: no I/O, no trio, no httpx. Every surprise in provider input becomes a
 ``ProviderError`` of kind ``malformed_response`` that says what was expected, and a decode
@@ -62,6 +65,9 @@ class StreamDecoderProtocol(Protocol):
     def feed(self, ev: SSEEvent) -> list[Event]: ...
 
     def feed_data(self, event: str, data: str | bytes) -> list[Event]: ...
+
+    def feed_all(self, pairs: list[tuple[str, str | bytes]], out: list[Event]
+                 ) -> list[Event]: ...
 
     def close(self) -> list[Event]: ...
 

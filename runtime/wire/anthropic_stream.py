@@ -47,6 +47,7 @@ from .anthropic_decode import (
     usage_of,
 )
 from .sse import SSEEvent
+from .sse_split import Pair
 
 __all__ = ["MOVES", "StreamDecoder"]
 
@@ -203,20 +204,52 @@ class StreamDecoder:
     def feed(self, ev: SSEEvent) -> list[Event]:
         return self.feed_data(ev.event, ev.data)
 
-    def feed_data(self, name: str, data: str | bytes) -> list[Event]:
+    def feed_all(self, pairs: list[Pair], out: list[Event]) -> list[Event]:
+        """The events of several SSE events (those of one network read): what ``feed_data``
+        gives for each, appended to ``out`` (also when one of them raises: what came before it
+        is there), except that a run of text deltas of the open text block is one
+        ``TextDelta`` (the Assembler and every consumer read them as one text)."""
+        # HOT PATH: per streamed event, a text delta of the open block is decoded and kept
+        run: list[str] = []
+        n = 0  # events taken here, not yet counted in sse_events
+        decode = _DELTA.decode
+        for name, data in pairs:
+            d: _BlockDelta | None = None
+            if name == "content_block_delta":
+                try:
+                    d = decode(data)
+                except msgspec.DecodeError:
+                    d = None
+                if d is not None and type(d.delta) is _Text and d.index == self._text:
+                    run.append(d.delta.text)  # type: ignore[union-attr]
+                    n += 1
+                    continue
+            if run:
+                out.append(TextDelta(run[0] if len(run) == 1 else "".join(run), self._text))
+                run = []
+            self.sse_events += n
+            n = 0
+            out += self.feed_data(name, data, d)
+        if run:
+            out.append(TextDelta(run[0] if len(run) == 1 else "".join(run), self._text))
+        self.sse_events += n
+        return out
+
+    def feed_data(self, name: str, data: str | bytes, d: Any = None) -> list[Event]:
         """One SSE event, its data as text or as the bytes that arrived (``sse_split``):
         the hot path decodes bytes as they are; anything else reads them as text, as
-        ``SSEDecoder`` would give them (invalid UTF-8 replaced)."""
+        ``SSEDecoder`` would give them (invalid UTF-8 replaced). ``d``: the event already
+        decoded as a block delta."""
         self.sse_events += 1
-        d: _BlockDelta | None = None
         if name == "content_block_delta":
             # The hot path, inlined. ``_text`` / ``_tool`` name an open block only while the
             # state is "open" (they are reset on leaving it), and there
             # MOVES["open"]["content_block_delta"] == "open": no table lookup needed.
-            try:
-                d = _DELTA.decode(data)
-            except msgspec.DecodeError:
-                pass
+            if d is None:
+                try:
+                    d = _DELTA.decode(data)
+                except msgspec.DecodeError:
+                    pass
             if d is not None:
                 delta = d.delta
                 if type(delta) is _Text:

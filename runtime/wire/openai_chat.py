@@ -50,6 +50,7 @@ from .openai_chat_types import (
     usage_event,
 )
 from .sse import SSEEvent
+from .sse_split import Pair
 
 __all__ = ["MOVES", "PROTOCOL", "StreamDecoder", "decode_body", "encode_request", "headers",
            "url"]
@@ -247,6 +248,56 @@ class StreamDecoder:
                 if not data.strip():  # an empty keep-alive ``data:`` line
                     return []
                 raise self._bad(exc, data) from exc
+        return self._chunk(chunk, data, out, slow)
+
+    def feed_all(self, pairs: list[Pair], out: list[Event]) -> list[Event]:
+        """The events of several SSE events (those of one network read): what ``feed_data``
+        gives for each, appended to ``out`` (also when one of them raises: what came before it
+        is there), except that a run of plain text chunks is one ``TextDelta`` (the
+        Assembler and every consumer read text deltas of a part as one text)."""
+        # HOT PATH: per streamed chunk, a plain text chunk is decoded and its text kept
+        run: list[str] = []
+        n = 0  # events taken here, not yet counted in sse_events
+        decode = _decode_chunk
+        for event, data in pairs:
+            chunk: Any = None
+            if self._fast and event == "message":
+                try:
+                    chunk = decode(data)
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    chunk = None
+                if chunk is not None and self.state == "streaming":
+                    choices = chunk.choices
+                    if (choices and chunk.usage is None and chunk.error is None
+                            and not self._errored):
+                        ch = choices[0]
+                        d = ch.delta
+                        if not ch.index and d is not None and ch.finish_reason is None:
+                            c = d.content
+                            if (c and c.__class__ is str and not (
+                                    d.reasoning_content or d.reasoning or d.reasoning_details
+                                    or d.tool_calls or d.refusal or d.function_call)):
+                                run.append(c)  # type: ignore[arg-type]
+                                n += 1
+                                continue
+            if run:
+                out.append(TextDelta(run[0] if len(run) == 1 else "".join(run)))
+                run = []
+            if chunk is not None:
+                self.sse_events += n + 1
+                out += self._chunk(chunk, data, [], False)
+            else:
+                self.sse_events += n
+                out += self.feed_data(event, data)
+            n = 0
+        if run:
+            out.append(TextDelta(run[0] if len(run) == 1 else "".join(run)))
+        self.sse_events += n
+        return out
+
+    def _chunk(self, chunk: Any, data: str | bytes, out: list[Event], slow: bool
+               ) -> list[Event]:
+        """The events of a decoded chunk (``out`` may hold its ResponseStart already)."""
         if chunk.error is not None or self._errored:
             return self._error_chunk(chunk.error, _text(data))
         kind = "chunk"

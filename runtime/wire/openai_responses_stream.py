@@ -61,6 +61,7 @@ from .openai_responses_items import (
     usage_events,
 )
 from .sse import SSEEvent
+from .sse_split import Pair
 
 __all__ = ["MOVES", "StreamDecoder"]
 
@@ -167,6 +168,47 @@ class StreamDecoder:
             raise malformed(f"Responses stream event #{self.sse_events} ({event}) in "
                             f"state {self.state} is not a valid event: {exc}",
                             details=data) from exc
+        return self._decoded(ev, event, data)
+
+    def feed_all(self, pairs: list[Pair], out: list[Event]) -> list[Event]:
+        """The events of several SSE events (those of one network read): what ``feed_data``
+        gives for each, appended to ``out`` (also when one of them raises: what came before it
+        is there), except that a run of text deltas of the current part is one
+        ``TextDelta`` (the Assembler and every consumer read them as one text)."""
+        # HOT PATH: per streamed event, a text delta of the current part is decoded and kept
+        run: list[str] = []
+        n = 0  # events taken here, not yet counted in sse_events
+        decode = _EVENT.decode
+        for event, data in pairs:
+            try:
+                ev: Any = decode(data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                ev = None
+            if ev is not None:
+                if ev.type == _TEXT:
+                    d = ev.delta
+                    if (d is not None and ev.output_index in self._open
+                            and (ev.output_index << 16 | ev.content_index) == self._key):
+                        run.append(d)
+                        n += 1
+                        continue
+            if run:
+                out.append(TextDelta(run[0] if len(run) == 1 else "".join(run), self._key))
+                run = []
+            if ev is not None:
+                self.sse_events += n + 1
+                out += self._decoded(ev, event, data)
+            else:
+                self.sse_events += n
+                out += self.feed_data(event, data)
+            n = 0
+        if run:
+            out.append(TextDelta(run[0] if len(run) == 1 else "".join(run), self._key))
+        self.sse_events += n
+        return out
+
+    def _decoded(self, ev: Any, event: str, data: str | bytes) -> list[Event]:
+        """The events of a decoded Responses event."""
         t = ev.type
         # hot path: text and argument deltas inside an open item (the checks of the general
         # path below, inlined; anything unusual falls through to it)

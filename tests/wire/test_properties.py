@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.errors import ErrorKind, ProviderError
-from runtime.events import Event
+from runtime.events import Event, TextDelta
 from runtime.wire import PROTOCOLS, codec_for
 from runtime.wire.__main__ import decode_capture
 from runtime.wire.sse import SSEDecoder
@@ -44,20 +44,33 @@ def stream_events(protocol: str, chunks: list[bytes]) -> tuple[list[Event], str 
 def fast_stream_events(protocol: str, chunks: list[bytes]
                        ) -> tuple[list[Event], str | None, str | None]:
     """``stream_events`` through the fast path the HTTP provider takes (``EventSplitter``,
-    the data as bytes, ``feed_data``), with the message of the error that ended it."""
+    the data as bytes, ``feed_all`` per chunk), with the message of the error that ended
+    it; text runs merged (``merge_text``)."""
     sse = EventSplitter()
     dec = codec_for(protocol).StreamDecoder()
     out: list[Event] = []
     try:
         for c in chunks:
-            for name, data in sse.feed(c):
-                out += dec.feed_data(name, data)
-        for name, data in sse.close():
-            out += dec.feed_data(name, data)
+            dec.feed_all(sse.feed(c), out)
+        dec.feed_all(sse.close(), out)
         out += dec.close()
     except ProviderError as exc:
-        return out, exc.kind.value, exc.message
-    return out, None, None
+        return merge_text(out), exc.kind.value, exc.message
+    return merge_text(out), None, None
+
+
+def merge_text(events: list[Event]) -> list[Event]:
+    """Runs of text deltas of one part as one delta (what ``feed_all`` may give): the
+    form in which the fast and the standard path must agree."""
+    out: list[Event] = []
+    for ev in events:
+        last = out[-1] if out else None
+        if (isinstance(ev, TextDelta) and isinstance(last, TextDelta) and ev.meta is None
+                and ev.index == last.index):
+            out[-1] = TextDelta(last.text + ev.text, last.index, last.meta)
+        else:
+            out.append(ev)
+    return out
 
 
 def standard_stream_events(protocol: str, chunks: list[bytes]
@@ -73,8 +86,8 @@ def standard_stream_events(protocol: str, chunks: list[bytes]
             out += dec.feed(sev)
         out += dec.close()
     except ProviderError as exc:
-        return out, exc.kind.value, exc.message
-    return out, None, None
+        return merge_text(out), exc.kind.value, exc.message
+    return merge_text(out), None, None
 
 
 def _cut(body: bytes, cuts: list[int]) -> list[bytes]:

@@ -22,6 +22,7 @@ from runtime.wire import codec_for
 from runtime.wire.sse import SSEDecoder
 from runtime.wire.sse_split import EventSplitter
 from tests.recordings import CODEC_OF, interactions
+from tests.wire.test_properties import merge_text
 
 TYPED = (ErrorKind.MALFORMED_RESPONSE, ErrorKind.STREAM_INTERRUPTED)
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -60,7 +61,7 @@ def check_total(decode: Any) -> None:
 
 def stream_of(protocol: str, blocks: list[bytes]) -> list[Event]:
     """The events of a stream; the HTTP provider's fast path (``EventSplitter``, bytes data,
-    ``feed_data``) is checked to end exactly the same way."""
+    ``feed_all``) is checked to end exactly the same way (text runs merged)."""
     fast = _fast_stream_of(protocol, blocks)
     sse = SSEDecoder()
     dec = codec_for(protocol).StreamDecoder()
@@ -76,7 +77,7 @@ def stream_of(protocol: str, blocks: list[bytes]) -> list[Event]:
         assert isinstance(fast, ProviderError), (exc, fast)
         assert (fast.kind, fast.message) == (exc.kind, exc.message)
         raise
-    assert fast == out
+    assert fast == merge_text(out)
     return out
 
 
@@ -86,11 +87,9 @@ def _fast_stream_of(protocol: str, blocks: list[bytes]) -> list[Event] | Provide
     out: list[Event] = []
     try:
         for b in blocks:
-            for name, data in sse.feed(b):
-                out += dec.feed_data(name, data)
-        for name, data in sse.close():
-            out += dec.feed_data(name, data)
-        return out + dec.close()
+            dec.feed_all(sse.feed(b), out)
+        dec.feed_all(sse.close(), out)
+        return merge_text(out + dec.close())
     except ProviderError as exc:
         return exc
 
