@@ -43,12 +43,11 @@ _GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 # anchors (^ outside a class's [^, $, \A, \Z, \B) and lookarounds
 _EDGE_SENSITIVE = re.compile(r"(?<!\[)\^|\$|\\[AZB]|\(\?<?[=!]")
 _SEP = "\x00"
-# Every built-in rule needs one of these words (case-insensitively; "sk-" as is). The only
-# characters that re's IGNORECASE matches to a letter of these words without str.lower()
-# giving that letter are U+0130 and U+0131 (both match "i"): a text holding one of them is
-# searched whatever it says.
-_BUILTIN_WORDS = ("api", "authorization", "bearer")
-_DOTTED_I = ("\u0130", "\u0131")
+# Every built-in rule needs one of the words "api", "authorization", "bearer"
+# (case-insensitively; "sk-" as is): _may_hold_builtin tests them. The only characters that
+# re's IGNORECASE matches to a letter of these words without str.lower() giving that letter
+# are U+0130 and U+0131 (both match "i"): a text holding one of them is searched whatever
+# it says.
 
 
 def _may_hold_builtin(text: str) -> bool:
@@ -57,8 +56,8 @@ def _may_hold_builtin(text: str) -> bool:
     if "sk-" in text:
         return True
     low = text.lower()
-    return (any(w in low for w in _BUILTIN_WORDS)
-            or (not text.isascii() and any(c in text for c in _DOTTED_I)))
+    return ("api" in low or "bearer" in low or "authorization" in low
+            or (not text.isascii() and ("\u0130" in text or "\u0131" in text)))
 
 
 def scoped(pattern: str) -> str:
@@ -176,6 +175,7 @@ class Redactor:
 
 
 _SCALARS = (int, float, bool, type(None))
+_astuple = msgspec.structs.astuple
 
 
 def _collect(value: Any, out: list[str]) -> bool:
@@ -187,7 +187,7 @@ def _collect(value: Any, out: list[str]) -> bool:
         out.append(value)
         return True
     if isinstance(value, msgspec.Struct):
-        items: Any = (getattr(value, name) for name in value.__struct_fields__)
+        items: Any = _astuple(value)
     elif isinstance(value, dict):
         for k, v in value.items():
             if type(k) is str and v and k.lower() in _SECRET_HEADERS:
