@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from ..channels import send_soon
 from ..errors import ErrorKind, ProviderError
 from ..events import Event, events_of
 from ..model import Request, Response
@@ -239,13 +240,7 @@ async def _record(opts: ActorOptions, verdict: Verdict, probe: float | str | Non
         await opts.breaker.record(verdict, opts.clock(), probe=probe)
 
 
-async def _reply(reply: trio.MemorySendChannel[Reply], msg: Reply) -> None:
-    """Send without a scheduling round trip while the channel has room; wait when it is
-    full (a slow consumer still holds the turn back)."""
-    try:
-        reply.send_nowait(msg)
-    except trio.WouldBlock:
-        await reply.send(msg)
+_reply = send_soon  # a slow consumer still holds the turn back (backpressure)
 
 
 async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,

@@ -31,6 +31,7 @@ import msgspec
 import trio
 
 from ..budgets import Budget
+from ..channels import send_soon
 from ..context.fit import ContextPolicy
 from ..context.source import WindowSource
 from ..errors import ActorFailed, ErrorKind, ProviderError
@@ -336,8 +337,8 @@ class Conductor:
         reply_send, reply_recv = trio.open_memory_channel[Any](16)
         await self.rec.flush()
         try:
-            await handle.mailbox.send(TurnRequest(req, reply_send, self.turn, req.stream,
-                                                  can_fail_over=True, estimate=estimate))
+            await send_soon(handle.mailbox, TurnRequest(req, reply_send, self.turn, req.stream,
+                                                        can_fail_over=True, estimate=estimate))
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ActorFailed(f"provider {handle.name}", "its mailbox is closed") from exc
         answer = await TurnReader(self.rec, handle.name, handle.model, self.hooks,
@@ -376,7 +377,7 @@ class Conductor:
                                can_fail_over=can_fail_over, estimate=self.chat.estimate)
         await self.rec.flush()  # what the run saw is on disk before the next request
         try:
-            await handle.mailbox.send(turn_req)
+            await send_soon(handle.mailbox, turn_req)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ActorFailed(f"provider {handle.name}", "its mailbox is closed") from exc
         reader = TurnReader(self.rec, handle.name, handle.model, self.hooks)
@@ -421,7 +422,7 @@ class Conductor:
         cost = await self._record_usage(answer, handle)
         self._hook_response_end(answer, handle, cost)
         self.chat.append(resp.message())
-        await self.state.send(RecordResponse(handle.name, resp, self.turn, rid))
+        await send_soon(self.state, RecordResponse(handle.name, resp, self.turn, rid))
 
     async def _record_usage(self, answer: Answer, handle: ProviderHandle, *,
                             conversation: bool = True) -> float | None:

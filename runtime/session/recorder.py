@@ -30,6 +30,7 @@ import msgspec
 import trio
 
 from ..accounting import Accounts
+from ..channels import send_soon
 from ..redact import Redactor
 from .journal import (
     MAX_BATCH_BYTES,
@@ -174,17 +175,14 @@ class Recorder:
 
     async def _put(self, msg: JournalMsg) -> None:
         """To the journal, without a scheduling round trip while its mailbox has room."""
-        try:
-            self.journal.send_nowait(msg)
-        except trio.WouldBlock:
-            await self.journal.send(msg)
+        await send_soon(self.journal, msg)
 
     async def flush(self) -> None:
         """Return once everything emitted so far is on disk; :class:`JournalError` when the
         journal actor is gone (its own failure is reported where it ended)."""
         flush = Flush(trio.Event())
         try:
-            await self.journal.send(flush)
+            await send_soon(self.journal, flush)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise JournalError("the journal is closed") from exc
         await flush.done.wait()
