@@ -241,9 +241,11 @@ class Session:
             rec = self._recorder
             live = rec is not None and not rec.closed
             w = rec.watch(deltas=deltas) if live and rec is not None else None
-            # a watcher joining mid-answer first gets what already streamed of it
+            # a watcher joining mid-answer first gets what already streamed of it, unless it
+            # saw that answer begin (a reconnection knows what it has shown)
             head = (rec.answer_so_far() if w is not None and deltas and rec is not None
-                    and rec.answer_so_far is not None else ("", ""))
+                    and rec.answer_so_far is not None else ("", "", 0))
+            seen_start = last >= head[2] > 0
             replay: list[tuple[RecordBase, bytes]] | None = None
             if w is not None and rec is not None:
                 start = rec.recent[0][0].seq - 1 if rec.recent else rec.seq
@@ -262,7 +264,7 @@ class Session:
                     yield ev, line  # type: ignore[misc]
             if w is None:
                 return
-            if head[0] and rec is not None:
+            if head[0] and rec is not None and not seen_start:
                 yield rec.delta_event(head[0], head[1]), None
             async with w.recv:
                 async for ev, wline in w.recv:

@@ -91,9 +91,10 @@ class Recorder:
         self.watchers: list[Watcher] = []
         self.delta_watchers = 0
         self.closed = False
-        # the answer streaming now, as (text so far, request id): a watcher that joins
-        # mid-answer gets it first, as one delta (set by the turn reader)
-        self.answer_so_far: Callable[[], tuple[str, str]] | None = None
+        # the answer streaming now, as (text so far, request id, the position of its
+        # ``request`` record): a watcher that joins mid-answer, having seen nothing of it,
+        # gets it first as one delta (set by the turn reader)
+        self.answer_so_far: Callable[[], tuple[str, str, int]] | None = None
         # the journal message the next records join while the journal has not taken it
         self._lines: Lines | None = None
         # the last records emitted, so that a new watcher close behind starts from memory

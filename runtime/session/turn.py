@@ -113,12 +113,13 @@ class TurnReader:
     ttft: float | None = None
     attempt: int = 0
     partial: list[str] = attrs.field(factory=list)   # text of the current attempt
+    started_seq: int = 0      # the position of the current attempt's ``request`` record
     pool: PoolUse | None = None       # how the current attempt got its connection
     result: Answer | ProviderError | None = None
     side: bool = False                 # a side request (see the module docstring)
 
-    def _so_far(self) -> tuple[str, str]:
-        return self.partial_text, self.rid
+    def _so_far(self) -> tuple[str, str, int]:
+        return self.partial_text, self.rid, self.started_seq
 
     async def read(self, replies: trio.MemoryReceiveChannel[Any]) -> Answer | ProviderError:
         self.t0 = trio.current_time()
@@ -184,9 +185,10 @@ class TurnReader:
         self.partial = []
         self.pool = None
         self.shown.new_attempt()
-        await self.recorder.emit(RequestRecord(provider=self.provider, model=self.model,
-                                               attempt=msg.attempt, stream=msg.stream,
-                                               request_id=self.rid))
+        written = await self.recorder.emit(RequestRecord(
+            provider=self.provider, model=self.model, attempt=msg.attempt, stream=msg.stream,
+            request_id=self.rid))
+        self.started_seq = written.seq
 
     async def failed(self, msg: AttemptFailed) -> None:
         err, name = msg.error, self.provider

@@ -197,6 +197,8 @@ async def test_a_watcher_joining_mid_answer_gets_what_already_streamed(tmp_path:
             s = await engine.start("tell me a long story")
             first = ""
             late = ""
+            resumed = ""
+            request_seq = 0
             async with trio.open_nursery() as nursery:
 
                 async def join_late() -> None:
@@ -205,10 +207,20 @@ async def test_a_watcher_joining_mid_answer_gets_what_already_streamed(tmp_path:
                         if isinstance(ev, TextDelta):
                             late += ev.text
 
+                async def reconnect() -> None:  # it saw the answer begin: no head for it
+                    nonlocal resumed
+                    async for ev in s.events(since=request_seq, deltas=True):
+                        if isinstance(ev, TextDelta):
+                            resumed += ev.text
+
                 async for ev in s.events(deltas=True):
+                    if ev.type == "request":
+                        request_seq = ev.seq
                     if isinstance(ev, TextDelta):
                         first += ev.text
                         if len(first) > 200 and not nursery.child_tasks:
                             nursery.start_soon(join_late)
+                            nursery.start_soon(reconnect)
             assert (await s.result()).status == "finished"
     assert first == LONG and late == LONG
+    assert resumed and LONG.endswith(resumed) and len(resumed) < len(LONG) - 200
