@@ -147,6 +147,7 @@ Reply = (list[Event] | AttemptStarted | AttemptFailed | StreamingDisabled | Turn
 
 CIRCUIT_OPEN = "circuit_open"  # the code of the error for a turn the breaker refused
 CIRCUIT_POLL = 1.0  # seconds between two looks at a half-open circuit whose probe is out
+CIRCUIT_SLACK = 1e-3  # seconds of "still open" at the probe time that are only rounding
 
 
 def new_request_id() -> str:
@@ -229,7 +230,9 @@ async def _await_circuit(opts: ActorOptions, until: float, budget_end: float
         if gate.allowed:
             return gate
         is_open = gate.state is BreakerState.OPEN
-        if now >= budget_end or (is_open and now >= until):
+        # open at ``until`` means opened again (another probe failed), unless the probe time
+        # is only a rounding away (a shared breaker's answer comes back as text)
+        if now >= budget_end or (is_open and now >= until and gate.retry_in > CIRCUIT_SLACK):
             return None
         step = min(gate.retry_in, until - now) if is_open else CIRCUIT_POLL
         await opts.sleep(max(1e-3, min(step, budget_end - now)))

@@ -23,6 +23,7 @@ shared by all sessions of the process.
 from __future__ import annotations
 
 import enum
+import math
 
 from ..errors import ErrorKind, ProviderError
 from .shared import SharedRegistry
@@ -36,6 +37,7 @@ __all__ = [
     "IllegalTransition",
     "Verdict",
     "clear_registry",
+    "seconds_until",
     "shared_breaker",
     "verdict_of",
 ]
@@ -117,6 +119,18 @@ class IllegalTransition(RuntimeError):
         super().__init__(f"circuit breaker: no transition for {event.value} in state {state.value}")
 
 
+def seconds_until(at: float, now: float) -> float:
+    """The wait from ``now`` to ``at`` such that ``now + wait >= at`` holds in floats (0.0
+    when ``at`` has come): ``at - now`` alone can be one step short, and a sleeper that
+    wakes one step early sees the same state again and loses an attempt to rounding."""
+    wait = at - now
+    if wait <= 0.0:
+        return 0.0
+    while now + wait < at:
+        wait = math.nextafter(wait, math.inf)
+    return wait
+
+
 class CircuitBreaker:
     """closed → open after ``failure_threshold`` consecutive failures → half_open after
     ``cooldown`` seconds (one probe at a time) → closed on the probe's success, open again
@@ -179,12 +193,14 @@ class CircuitBreaker:
         return False
 
     def retry_in(self, now: float) -> float:
-        """Seconds until :meth:`allow` could say yes (0.0 if it would now)."""
+        """Seconds until :meth:`allow` could say yes (0.0 if it would now): ``now +
+        retry_in(now)`` is never short of that moment, so a caller that sleeps this long
+        is let through (a plain subtraction can land one float step early)."""
         self._advance(now)
         if self._state is OPEN:
-            return max(0.0, self._opened_at + self.cooldown - now)
+            return seconds_until(self._opened_at + self.cooldown, now)
         if self._state is HALF_OPEN and self._probe_at is not None:
-            return max(0.0, self._probe_at + self.cooldown - now)
+            return seconds_until(self._probe_at + self.cooldown, now)
         return 0.0
 
     def record_success(self, now: float) -> None:
