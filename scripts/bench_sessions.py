@@ -134,8 +134,10 @@ async def _child(port: int, sessions: int, turns: int, floor: bool) -> dict[str,
             failed = [r for r in results if r.status != "finished"]
             out["failed"] = len(failed)
             out["failures"] = sorted({r.message or r.status for r in failed})[:5]
-            breaker = engine.runtimes["main"].options.breaker
-            out["breaker"] = (breaker.state(trio.current_time()).value if breaker else "none")
+            gate = engine.runtimes["main"].options.breaker  # the async protocol's wrapper
+            local = getattr(gate, "local", None)
+            out["breaker"] = (local.state(trio.current_time()).value if local is not None
+                              else "none")
             out["circuit_warnings"] = 0
             for r in results:
                 text = (r.run_dir / "transcript.jsonl").read_text()
