@@ -605,13 +605,20 @@ def _response_cache(cfg: AgentConfig, fleet: Any = None) -> Any:
 
 
 def _otel(hooks: Hooks) -> None:
-    """OpenTelemetry spans when the [otel] extra is installed; nothing imported otherwise."""
+    """OpenTelemetry spans when the [otel] extra is installed and the application has set a
+    tracer provider (before opening the engine); nothing imported without the SDK. With the
+    SDK but no provider every span would be a no-op, yet each would still cost a trip
+    through the hooks' task per attempt and per tool call: none is registered then."""
     import importlib.metadata
 
     try:  # looked up without importing anything
         importlib.metadata.distribution("opentelemetry-sdk")
     except importlib.metadata.PackageNotFoundError:
         return
+    from opentelemetry import trace
+
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return  # nothing configured (OTEL_PYTHON_TRACER_PROVIDER counts as configured)
     from .otel import register
 
     register(hooks)

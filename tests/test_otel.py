@@ -85,3 +85,12 @@ def test_nothing_imported_without_the_extra(tmp_path: Path) -> None:
     out = run(tmp_path, WITHOUT_SDK,
               "print(json.dumps(sorted(m for m in sys.modules if m.startswith('opentelemetry'))))")
     assert out == []
+
+
+def test_no_span_work_when_the_application_set_no_tracer_provider(tmp_path: Path) -> None:
+    """With the SDK installed but no tracer provider set, every span would be a no-op: no
+    hook is registered for them, so attempts and tool calls do not pay a trip through the
+    hooks' task for nothing."""
+    pytest.importorskip("opentelemetry.sdk")
+    out = run(tmp_path, "", "print(json.dumps('runtime.otel' in sys.modules))")
+    assert out is False
