@@ -91,3 +91,21 @@ def run_agent() -> Callable[..., Any]:
         return Run(result, session.run_dir, out.getvalue(), err.getvalue(), eng)
 
     return run
+
+
+# Under pytest-xdist (``-n 2 --dist loadgroup`` in pyproject.toml) the tests of a group run in
+# one worker: a session-scoped server (llama-server for tests/local, redis-server for
+# tests/fleet) is then started once, not once per worker.
+_GROUPS = {"local": "local_model", "fleet": "fleet"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        try:
+            first = Path(item.path).relative_to(root).parts[0]
+        except ValueError:
+            continue
+        group = _GROUPS.get(first)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
