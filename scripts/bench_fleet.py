@@ -7,7 +7,8 @@ Without ``--redis`` a ``redis-server`` is started on a free loopback port (no pe
 a temporary folder) and stopped by PID at the end.
 
 * **limiter latency**: what each provider request waits for before it goes out with a
-  shared limiter and breaker (``admit`` + ``reserve``: two scripts, two round trips), and
+  shared limiter and breaker (``admit`` + ``reserve``: two scripts, asked at once as the
+  actor does, so one round trip), and
   all four calls a request makes (with ``record`` + ``settle`` after it); p50/p99 over
   ``--calls`` requests, next to the in-process limiter and a plain ``GET`` (the floor of
   one round trip through the client). Goal: < 1 ms at p99 on loopback.
@@ -40,6 +41,7 @@ from runtime.fleet.connection import open_backend
 from runtime.fleet.limiter import RedisBreaker, RedisLimiter
 from runtime.fleet.queue import SessionQueue
 from runtime.model import Response, TextPart, Usage
+from runtime.providers.actor import ActorOptions, admit_and_reserve
 from runtime.resilience.breaker import CircuitBreaker, Verdict
 from runtime.resilience.gates import LocalBreaker, LocalLimiter
 from runtime.resilience.ratelimit import RateLimiter
@@ -92,11 +94,15 @@ async def limiter_latency(url: str, calls: int) -> list[tuple[str, float, float]
                                ("redis", shared_l, shared_b)):
             before: list[float] = []
             whole: list[float] = []
+            opts = ActorOptions(limiter=lim, breaker=brk)
             for i in range(calls + 100):
                 now = trio.current_time()
                 t0 = time.perf_counter()
-                gate = await brk.admit(now)
-                await lim.reserve(500, now)
+                if getattr(brk, "remote", False):
+                    gate, _ = await admit_and_reserve(opts, 500)  # as the actor does: at once
+                else:
+                    gate = await brk.admit(now)
+                    await lim.reserve(500, now)
                 t1 = time.perf_counter()
                 await brk.record(Verdict.SUCCESS, now, probe=gate.probe)
                 await lim.settle(400, now, estimate=500)

@@ -47,6 +47,8 @@ class RedisLimiter:
     ``observe_headers`` is called while a response streams (synchronously): what the
     headers say is handed to this limiter's own task (:meth:`run`), which sends it on."""
 
+    remote = True  # each call is a round trip: the actor asks it beside the breaker
+
     def __init__(self, backend: Backend, name: str, requests_per_minute: float | None,
                  tokens_per_minute: float | None, *, token_headers: bool = True,
                  caller_clock: bool = False) -> None:
@@ -132,6 +134,8 @@ class RedisLimiter:
 
 class RedisBreaker:
     """A provider's circuit, shared by the fleet (one probe at a time, fleet-wide)."""
+
+    remote = True  # each call is a round trip: the actor asks it beside the limiter
 
     def __init__(self, backend: Backend, name: str, failure_threshold: int = 5,
                  cooldown: float = 30.0, *, caller_clock: bool = False) -> None:

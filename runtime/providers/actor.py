@@ -59,6 +59,7 @@ __all__ = [
     "TurnDone",
     "TurnFailed",
     "TurnRequest",
+    "admit_and_reserve",
     "new_request_id",
     "provider_actor",
 ]
@@ -189,13 +190,15 @@ def _refusal(opts: ActorOptions, provider: Provider, wait: float, attempt: int, 
 
 
 async def _circuit(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: int,
-                   waited: float) -> tuple[ProviderError, float | None] | Admission:
+                   waited: float, seen: Admission | None = None
+                   ) -> tuple[ProviderError, float | None] | Admission:
     """The breaker's admission when it lets this attempt through; else the refusal and how
-    long to wait before the next attempt (None: the turn ends here)."""
+    long to wait before the next attempt (None: the turn ends here). ``seen``: the
+    breaker's answer, already asked (see :func:`admit_and_reserve`)."""
     breaker = opts.breaker
     if breaker is None:
         return _OPEN_ROAD
-    gate = await breaker.admit(opts.clock())
+    gate = seen if seen is not None else await breaker.admit(opts.clock())
     if gate.allowed:
         return gate
     wait = gate.retry_in
@@ -238,6 +241,36 @@ async def _await_circuit(opts: ActorOptions, until: float, budget_end: float
         await opts.sleep(max(1e-3, min(step, budget_end - now)))
 
 
+def _remote(opts: ActorOptions) -> bool:
+    """Whether both gates live in another process (a fleet's Redis): each call a round trip."""
+    return (getattr(opts.breaker, "remote", False) is True
+            and getattr(opts.limiter, "remote", False) is True)
+
+
+async def admit_and_reserve(opts: ActorOptions, tokens: float) -> tuple[Admission, bool]:
+    """Ask a remote breaker and a remote limiter at once, so that a request waits for one
+    round trip before it goes out, not two: (the admission, whether ``tokens`` and one
+    request were reserved). A refused admission's reservation is given back by the caller
+    (its tokens; the request slot stays spent, erring on the side of caution)."""
+    breaker, limiter = opts.breaker, opts.limiter
+    assert breaker is not None and limiter is not None
+    now = opts.clock()
+    seen: list[Admission] = []
+
+    async def admit() -> None:
+        seen.append(await breaker.admit(now))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(admit)
+            wait = await limiter.reserve(tokens, now)
+    except BaseExceptionGroup as group:  # one failure comes out as itself
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    return seen[0], wait <= 0.0
+
+
 async def _record(opts: ActorOptions, verdict: Verdict, probe: float | str | None) -> None:
     if opts.breaker is not None:
         await opts.breaker.record(verdict, opts.clock(), probe=probe)
@@ -277,8 +310,15 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
         while True:
             attempt += 1
             rid = new_request_id()
-            gate = admitted or await _circuit(opts, provider, msg, attempt, waited)
+            reserved = False  # the limiter already granted this attempt
+            if admitted is None and _remote(opts):
+                seen, reserved = await admit_and_reserve(opts, estimate)
+                gate = await _circuit(opts, provider, msg, attempt, waited, seen)
+            else:
+                gate = admitted or await _circuit(opts, provider, msg, attempt, waited)
             if not isinstance(gate, Admission):
+                if reserved and opts.limiter is not None:  # nothing goes out: tokens back
+                    await opts.limiter.settle(0, opts.clock(), estimate=estimate)
                 refusal, wait = gate
                 await _reply(reply, AttemptFailed(refusal, attempt, rid, wait))
                 if wait is None:
@@ -291,7 +331,7 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
                 continue
             admitted = None
             probe_at = gate.probe
-            if opts.limiter is not None:
+            if opts.limiter is not None and not reserved:
                 await acquire_from(opts.limiter, estimate, clock=opts.clock, sleep=opts.sleep)
             await _reply(reply, AttemptStarted(attempt, rid, stream))
             try:

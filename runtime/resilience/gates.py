@@ -14,7 +14,9 @@ Redis (``runtime.fleet``) are used alike::
 ``LocalLimiter`` and ``LocalBreaker`` wrap the pure state machines of ``ratelimit`` and
 ``breaker`` (``local`` is the wrapped object); ``now`` is the actor's clock. A shared
 implementation ignores ``now`` and reads one clock for the whole fleet. ``as_limiter`` /
-``as_breaker`` accept either a pure object or one of these.
+``as_breaker`` accept either a pure object or one of these. A gate whose every call is a
+round trip to another process says so with a class attribute ``remote = True``; when both
+are remote the actor asks the breaker and the limiter at once before a request.
 
 Pure: no trio, no I/O.
 """
