@@ -54,23 +54,31 @@ class EventSplitter:
         lines = buf.split(b"\n")
         self._buf = lines.pop()
         out: list[Pair] = []
-        data = self._data
+        append = out.append
+        # HOT PATH: per line. The event being read lives in locals (written back at the end
+        # and around the rare other fields): no attribute store or method call per event.
+        data, event, names = self._data, self._event, self._names
         for line in lines:
-            # HOT PATH: the two lines every event has, "data: ..." and the blank line
-            if not line:
+            if not line:  # the blank line that ends an event
                 if data:
-                    event = self._event
-                    out.append((self._name(event) if event else "message",
-                                data[0] if len(data) == 1 else b"\n".join(data)))
-                    data = self._data = []
-                self._event = b""
+                    if event:
+                        name = names.get(event)
+                        if name is None:
+                            name = self._name(event)
+                    else:
+                        name = "message"
+                    append((name, data[0] if len(data) == 1 else b"\n".join(data)))
+                    data = []
+                event = b""
             elif line[:6] == b"data: ":
                 data.append(line[6:])
             elif line[:7] == b"event: ":
-                self._event = line[7:]
+                event = line[7:]
             else:
+                self._data, self._event = data, event
                 self._field(line)
-                data = self._data
+                data, event = self._data, self._event
+        self._data, self._event = data, event
         return out
 
     def close(self) -> list[Pair]:
