@@ -38,7 +38,7 @@ from ..errors import ActorFailed, ErrorKind, ProviderError
 from ..hooks import Hooks, ResponseEnd
 from ..model import Message, Params, Part, Request, ToolCallPart, ToolResultPart, Usage
 from ..pricing import PriceTable
-from ..providers.actor import TurnRequest
+from ..providers.actor import Reply, TurnRequest
 from ..providers.kinds import KINDS
 from ..tools import ToolOutcome, ToolRegistry, run_tool_calls
 from ..tools.registry import Tool
@@ -372,7 +372,10 @@ class Conductor:
                       tools=self.registry.specs(), params=handle.params, stream=handle.stream,
                       store=handle.store, cache_system=handle.cache_system,
                       metadata={"run_id": self.spec.run_id, "turn": self.turn})
-        reply_send, reply_recv = trio.open_memory_channel[Any](16)
+        reply_send: trio.MemorySendChannel[Reply]
+        reply_recv: trio.MemoryReceiveChannel[Reply]
+        # not open_memory_channel[Reply](16): subscripting builds a generic alias per call
+        reply_send, reply_recv = trio.open_memory_channel(16)
         turn_req = TurnRequest(req, reply_send, self.turn, handle.stream,
                                can_fail_over=can_fail_over, estimate=self.chat.estimate)
         await self.rec.flush()  # what the run saw is on disk before the next request
