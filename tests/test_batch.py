@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -387,6 +388,10 @@ async def test_signal_mid_batch_then_rerun_finishes_every_task_once(
         assert len(results) == 1 and results[0]["ok"]
         assert row["runs"] == (2 if row["id"].startswith("slow") else 1)
     assert rerun.stdout.decode().startswith("batch cut: complete, exit code 0, 12 tasks")
+    # the progress count starts at the 4 settled tasks, not at every task that ever ended
+    dones = [int(n) for n in re.findall(rb"\bdone=(\d+)", rerun.stderr)]
+    assert sorted(dones) == list(range(5, 13)), rerun.stderr.decode()[-2000:]
+    assert set(re.findall(rb"\btotal=(\d+)", rerun.stderr)) == {b"12"}
 
 
 # ---- bad task files and usage ---------------------------------------------------------

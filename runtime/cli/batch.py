@@ -337,9 +337,9 @@ async def run_batch(cfg: AgentConfig, specs: list[TaskSpec], *, batch_id: str,
     with _locked(batch_dir):
         tallies = await offload(_survey, batch_dir, specs)
         batch = _Batch(batch_id, batch_dir, specs, tallies, display, config_file, tasks_file)
-        batch.done = sum(t.ended for t in tallies)
         batch.written = await offload(_read, batch_dir / BATCH_FILE)
         plans = [plan(t) for t in tallies]
+        batch.done = plans.count("skip")  # an interrupted task ended but runs again: not done
         todo = [i for i, p in enumerate(plans) if p != "skip"]
         display.note(f"batch {batch_id}: {len(specs)} tasks ({plans.count('skip')} settled, "
                      f"{plans.count('resume')} to resume, {plans.count('start')} to start), "
