@@ -50,6 +50,7 @@ __all__ = [
     "StreamDecoderProtocol",
     "arguments_object",
     "arguments_replaced",
+    "data_text",
     "function_arguments",
     "function_parameters",
     "has_content",
@@ -101,8 +102,13 @@ def json_of(data: str | bytes, what: str) -> Any:
     try:
         return _decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-        raise malformed(f"{what} is not valid JSON: {exc}", details=text) from exc
+        raise malformed(f"{what} is not valid JSON: {exc}", details=data_text(data)) from exc
+
+
+def data_text(data: str | bytes) -> str:
+    """SSE event data as ``SSEDecoder`` gives it (bytes from ``sse_split`` decoded, invalid
+    UTF-8 replaced)."""
+    return data if type(data) is str else data.decode("utf-8", "replace")  # type: ignore[union-attr]
 
 
 def has_content(events: list[Event]) -> bool:
