@@ -41,22 +41,14 @@ from runtime.model import (
 )
 from runtime.testing.wire import openai_responses as fake
 from runtime.wire import openai_responses as codec
-from runtime.wire.sse import SSEDecoder, SSEEvent
+from runtime.wire.sse import SSEEvent
+from tests.wire import streams
 
 P = codec.PROTOCOL
 
 
 def decode_chunks(chunks: list[bytes]) -> list[Event]:
-    sse = SSEDecoder()
-    dec = codec.StreamDecoder()
-    events: list[Event] = []
-    for chunk in chunks:
-        for ev in sse.feed(chunk):
-            events.extend(dec.feed(ev))
-    for ev in sse.close():
-        events.extend(dec.feed(ev))
-    events.extend(dec.close())
-    return events
+    return streams.decode_chunks(codec, chunks)
 
 
 def feed_all(items: list[dict[str, Any]]) -> list[Event]:

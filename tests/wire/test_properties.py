@@ -13,12 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.errors import ErrorKind, ProviderError
-from runtime.events import Event, TextDelta
+from runtime.events import Event
 from runtime.wire import PROTOCOLS, codec_for
 from runtime.wire.__main__ import decode_capture
-from runtime.wire.sse import SSEDecoder
-from runtime.wire.sse_split import EventSplitter
 from tests.recordings import CODEC_OF, ROOT, interactions, recording_files
+from tests.wire.streams import fast_run, merge_text, standard_run
 
 STREAMS = [(CODEC_OF[rec["protocol"]], inter["response"]["body"].encode())
            for _, rec, inter, exp in interactions() if exp["stream"]]
@@ -26,19 +25,8 @@ STREAMS = [(CODEC_OF[rec["protocol"]], inter["response"]["body"].encode())
 
 def stream_events(protocol: str, chunks: list[bytes]) -> tuple[list[Event], str | None]:
     """All normalized events of a chunked stream, and the error kind that ended it."""
-    sse = SSEDecoder()
-    dec = codec_for(protocol).StreamDecoder()
-    out: list[Event] = []
-    try:
-        for c in chunks:
-            for sev in sse.feed(c):
-                out += dec.feed(sev)
-        for sev in sse.close():
-            out += dec.feed(sev)
-        out += dec.close()
-    except ProviderError as exc:
-        return out, exc.kind.value
-    return out, None
+    out, exc = standard_run(protocol, chunks)
+    return out, exc.kind.value if exc is not None else None
 
 
 def fast_stream_events(protocol: str, chunks: list[bytes]
@@ -46,48 +34,19 @@ def fast_stream_events(protocol: str, chunks: list[bytes]
     """``stream_events`` through the fast path the HTTP provider takes (``EventSplitter``,
     the data as bytes, ``feed_all`` per chunk), with the message of the error that ended
     it; text runs merged (``merge_text``)."""
-    sse = EventSplitter()
-    dec = codec_for(protocol).StreamDecoder()
-    out: list[Event] = []
-    try:
-        for c in chunks:
-            dec.feed_all(sse.feed(c), out)
-        dec.feed_all(sse.close(), out)
-        out += dec.close()
-    except ProviderError as exc:
-        return merge_text(out), exc.kind.value, exc.message
-    return merge_text(out), None, None
-
-
-def merge_text(events: list[Event]) -> list[Event]:
-    """Runs of text deltas of one part as one delta (what ``feed_all`` may give): the
-    form in which the fast and the standard path must agree."""
-    out: list[Event] = []
-    for ev in events:
-        last = out[-1] if out else None
-        if (isinstance(ev, TextDelta) and isinstance(last, TextDelta) and ev.meta is None
-                and ev.index == last.index):
-            out[-1] = TextDelta(last.text + ev.text, last.index, last.meta)
-        else:
-            out.append(ev)
-    return out
+    out, exc = fast_run(protocol, chunks)
+    return (out, *_failure(exc))
 
 
 def standard_stream_events(protocol: str, chunks: list[bytes]
                            ) -> tuple[list[Event], str | None, str | None]:
-    sse = SSEDecoder()
-    dec = codec_for(protocol).StreamDecoder()
-    out: list[Event] = []
-    try:
-        for c in chunks:
-            for sev in sse.feed(c):
-                out += dec.feed(sev)
-        for sev in sse.close():
-            out += dec.feed(sev)
-        out += dec.close()
-    except ProviderError as exc:
-        return merge_text(out), exc.kind.value, exc.message
-    return merge_text(out), None, None
+    """``fast_stream_events`` by the standard path (``SSEDecoder``, ``feed``)."""
+    out, exc = standard_run(protocol, chunks)
+    return (merge_text(out), *_failure(exc))
+
+
+def _failure(exc: ProviderError | None) -> tuple[str | None, str | None]:
+    return (exc.kind.value, exc.message) if exc is not None else (None, None)
 
 
 def _cut(body: bytes, cuts: list[int]) -> list[bytes]:
