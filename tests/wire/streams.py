@@ -12,7 +12,13 @@ from runtime.wire import codec_for
 from runtime.wire.sse import SSEDecoder
 from runtime.wire.sse_split import EventSplitter
 
-__all__ = ["decode_chunks", "fast_chunks", "fast_run", "merge_text", "standard_run"]
+__all__ = ["cut", "decode_chunks", "fast_chunks", "fast_run", "merge_text", "standard_run"]
+
+
+def cut(body: bytes, cuts: list[int]) -> list[bytes]:
+    """``body`` split at the points ``cuts`` name (each taken modulo ``len(body) + 1``)."""
+    points = sorted({c % (len(body) + 1) for c in cuts})
+    return [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
 
 
 def decode_chunks(codec: ModuleType, chunks: list[bytes],

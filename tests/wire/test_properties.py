@@ -17,7 +17,7 @@ from runtime.events import Event
 from runtime.wire import PROTOCOLS, codec_for
 from runtime.wire.__main__ import decode_capture
 from tests.recordings import CODEC_OF, ROOT, interactions, recording_files
-from tests.wire.streams import fast_run, merge_text, standard_run
+from tests.wire.streams import cut, fast_run, merge_text, standard_run
 
 STREAMS = [(CODEC_OF[rec["protocol"]], inter["response"]["body"].encode())
            for _, rec, inter, exp in interactions() if exp["stream"]]
@@ -49,11 +49,6 @@ def _failure(exc: ProviderError | None) -> tuple[str | None, str | None]:
     return (exc.kind.value, exc.message) if exc is not None else (None, None)
 
 
-def _cut(body: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(body) + 1) for c in cuts})
-    return [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
-
-
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(STREAMS), st.lists(st.integers(min_value=0), max_size=30))
 def test_the_fast_path_gives_the_standard_events_for_any_split(case: tuple[str, bytes],
@@ -61,7 +56,7 @@ def test_the_fast_path_gives_the_standard_events_for_any_split(case: tuple[str, 
     """The HTTP provider's fast path (bytes data, ``feed_data``) decodes every recorded
     stream, split anywhere, to the events the standard decoder gives."""
     protocol, body = case
-    assert fast_stream_events(protocol, _cut(body, cuts)) == \
+    assert fast_stream_events(protocol, cut(body, cuts)) == \
         standard_stream_events(protocol, [body])
 
 
@@ -75,7 +70,7 @@ def test_the_fast_path_agrees_on_damaged_streams(case: tuple[str, bytes], at: in
     protocol, body = case
     i = at % len(body)
     damaged = body[:i] + junk + body[i + len(junk):]
-    assert fast_stream_events(protocol, _cut(damaged, cuts)) == \
+    assert fast_stream_events(protocol, cut(damaged, cuts)) == \
         standard_stream_events(protocol, [damaged])
 
 
@@ -92,8 +87,7 @@ def test_any_split_gives_the_same_normalized_events(case: tuple[str, bytes],
                                                     cuts: list[int]) -> None:
     """Chunk boundaries never change the normalized events of a recorded stream."""
     protocol, body = case
-    points = sorted({c % (len(body) + 1) for c in cuts})
-    chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    chunks = cut(body, cuts)
     assert stream_events(protocol, chunks) == stream_events(protocol, [body])
 
 
