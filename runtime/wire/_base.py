@@ -54,6 +54,7 @@ __all__ = [
     "function_arguments",
     "function_parameters",
     "has_content",
+    "json_object",
     "json_of",
     "malformed",
     "nothing",
@@ -136,7 +137,8 @@ def nothing(what: str) -> ProviderError:
 
 # -- what a history sends back ----------------------------------------------------------
 
-def _object(text: str) -> dict[str, Any] | None:
+def json_object(text: str) -> dict[str, Any] | None:
+    """``text`` parsed when it is a JSON object, else None."""
     try:
         value = _decoder.decode(text)
     except (msgspec.DecodeError, UnicodeError):  # lone surrogates cannot be JSON either
@@ -151,22 +153,22 @@ def arguments_object(call: ToolCallPart) -> dict[str, Any]:
     holding invalid JSON is refused by every provider."""
     if call.kind == "custom":
         return {"input": call.arguments}
-    return _object(call.arguments) or {}
+    return json_object(call.arguments) or {}
 
 
 def function_arguments(call: ToolCallPart) -> str:
     """``arguments_object`` as JSON text; arguments that already are a JSON object are
     returned unchanged, byte for byte."""
-    if call.kind != "custom" and _object(call.arguments) is not None:
-        return call.arguments
-    return msgspec.json.encode(arguments_object(call)).decode()
+    if call.kind == "custom":
+        return msgspec.json.encode({"input": call.arguments}).decode()
+    return call.arguments if json_object(call.arguments) is not None else "{}"
 
 
 def arguments_replaced(call: ToolCallPart) -> bool:
     """Whether the history sends ``{}`` instead of what the model sent for this call (its
     arguments are not a JSON object). Pure: the conductor uses it to say so in the call's
     result and on the console."""
-    return call.kind != "custom" and _object(call.arguments) is None
+    return call.kind != "custom" and json_object(call.arguments) is None
 
 
 # Where a protocol has only function tools, each client-run kind is offered as a function
