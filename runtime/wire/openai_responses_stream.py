@@ -443,10 +443,6 @@ class StreamDecoder:
             payload = {"type": ev.type or "error", "code": ev.code, "message": ev.message}
         return [error_event(payload)]
 
-    @staticmethod
-    def _ignore(ev: _Event) -> list[Event]:
-        return []
-
 
 def _handlers() -> dict[str, Callable[[StreamDecoder, _Event], list[Event]]]:
     s = StreamDecoder
