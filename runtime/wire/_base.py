@@ -50,9 +50,11 @@ __all__ = [
     "StreamDecoderProtocol",
     "arguments_object",
     "arguments_replaced",
+    "data_text",
     "function_arguments",
     "function_parameters",
     "has_content",
+    "json_object",
     "json_of",
     "malformed",
     "nothing",
@@ -101,8 +103,13 @@ def json_of(data: str | bytes, what: str) -> Any:
     try:
         return _decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-        raise malformed(f"{what} is not valid JSON: {exc}", details=text) from exc
+        raise malformed(f"{what} is not valid JSON: {exc}", details=data_text(data)) from exc
+
+
+def data_text(data: str | bytes) -> str:
+    """SSE event data as ``SSEDecoder`` gives it (bytes from ``sse_split`` decoded, invalid
+    UTF-8 replaced)."""
+    return data if type(data) is str else data.decode("utf-8", "replace")  # type: ignore[union-attr]
 
 
 def has_content(events: list[Event]) -> bool:
@@ -130,7 +137,8 @@ def nothing(what: str) -> ProviderError:
 
 # -- what a history sends back ----------------------------------------------------------
 
-def _object(text: str) -> dict[str, Any] | None:
+def json_object(text: str) -> dict[str, Any] | None:
+    """``text`` parsed when it is a JSON object, else None."""
     try:
         value = _decoder.decode(text)
     except (msgspec.DecodeError, UnicodeError):  # lone surrogates cannot be JSON either
@@ -145,22 +153,22 @@ def arguments_object(call: ToolCallPart) -> dict[str, Any]:
     holding invalid JSON is refused by every provider."""
     if call.kind == "custom":
         return {"input": call.arguments}
-    return _object(call.arguments) or {}
+    return json_object(call.arguments) or {}
 
 
 def function_arguments(call: ToolCallPart) -> str:
     """``arguments_object`` as JSON text; arguments that already are a JSON object are
     returned unchanged, byte for byte."""
-    if call.kind != "custom" and _object(call.arguments) is not None:
-        return call.arguments
-    return msgspec.json.encode(arguments_object(call)).decode()
+    if call.kind == "custom":
+        return msgspec.json.encode({"input": call.arguments}).decode()
+    return call.arguments if json_object(call.arguments) is not None else "{}"
 
 
 def arguments_replaced(call: ToolCallPart) -> bool:
     """Whether the history sends ``{}`` instead of what the model sent for this call (its
     arguments are not a JSON object). Pure: the conductor uses it to say so in the call's
     result and on the console."""
-    return call.kind != "custom" and _object(call.arguments) is None
+    return call.kind != "custom" and json_object(call.arguments) is None
 
 
 # Where a protocol has only function tools, each client-run kind is offered as a function

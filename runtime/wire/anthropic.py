@@ -36,7 +36,7 @@ from ..model import (
     ToolResultPart,
 )
 from ._base import arguments_object, function_parameters
-from .anthropic_decode import decode_body, usage_of
+from .anthropic_decode import CALL_EXTRAS, decode_body, usage_of
 from .anthropic_stream import StreamDecoder
 
 __all__ = [
@@ -306,7 +306,7 @@ def _tool_use(part: ToolCallPart) -> dict[str, Any]:
                              "input": arguments_object(part)}
     raw = part.raw
     if raw is not None and raw.get("type") == "tool_use":
-        for key in ("caller", "toolset_name"):
+        for key in CALL_EXTRAS:
             if key in raw:
                 block[key] = raw[key]
     return block

@@ -23,8 +23,8 @@ from ..events import (
 from ..model import Usage, normalize_finish
 from ._base import has_content, json_of, malformed, nothing
 
-__all__ = ["arguments_of", "block_of", "call_raw", "complete_block", "decode_body",
-           "error_event", "usage_of"]
+__all__ = ["CALL_EXTRAS", "arguments_of", "block_of", "call_raw", "complete_block",
+           "decode_body", "error_event", "usage_of"]
 
 
 class _Usage(msgspec.Struct):
@@ -81,7 +81,8 @@ def arguments_of(value: dict[str, Any] | None) -> str:
     return msgspec.json.encode(value or {}).decode()
 
 
-_CALL_EXTRAS = ("caller", "toolset_name")
+#: The fields of a ``tool_use`` block beyond id, name and input that go back with the call.
+CALL_EXTRAS = ("caller", "toolset_name")
 
 
 def call_raw(block: dict[str, Any]) -> dict[str, Any] | None:
@@ -89,9 +90,9 @@ def call_raw(block: dict[str, Any]) -> dict[str, Any] | None:
     ``caller`` of a programmatic call (the code execution that made it) and a toolset
     member's ``toolset_name`` (anthropic-sdk-python ``BetaToolUseBlockParam``); None for a
     plain call."""
-    if not any(k in block for k in _CALL_EXTRAS):
+    if not any(k in block for k in CALL_EXTRAS):
         return None
-    return {k: block[k] for k in ("type", "id", "name", *_CALL_EXTRAS) if k in block}
+    return {k: block[k] for k in ("type", "id", "name", *CALL_EXTRAS) if k in block}
 
 
 def complete_block(i: int, raw: dict[str, Any]) -> list[Event]:

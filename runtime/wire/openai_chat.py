@@ -35,7 +35,7 @@ from ..events import (
     ToolCallStart,
 )
 from ..model import normalize_finish
-from ._base import has_content, malformed, nothing
+from ._base import data_text, has_content, malformed, nothing
 from .openai_chat_request import PROTOCOL, encode_request
 from .openai_chat_types import (
     CHUNK,
@@ -171,11 +171,6 @@ MOVES: dict[str, dict[str, str]] = {
 }
 
 _HARMLESS_EVENTS = frozenset({"ping", "keepalive", "heartbeat", "comment"})
-
-
-def _text(data: str | bytes) -> str:
-    """Event data as ``SSEDecoder`` gives it (invalid UTF-8 replaced)."""
-    return data if type(data) is str else data.decode("utf-8", "replace")  # type: ignore[union-attr]
 _decode_chunk = CHUNK.decode
 _decode_head = COMPLETION.decode
 
@@ -299,7 +294,7 @@ class StreamDecoder:
                ) -> list[Event]:
         """The events of a decoded chunk (``out`` may hold its ResponseStart already)."""
         if chunk.error is not None or self._errored:
-            return self._error_chunk(chunk.error, _text(data))
+            return self._error_chunk(chunk.error, data_text(data))
         kind = "chunk"
         choices = chunk.choices
         if choices:
@@ -323,7 +318,7 @@ class StreamDecoder:
             out.append(usage_event(chunk.usage))
         nxt = MOVES[self.state].get(kind)
         if nxt is None:
-            self._move(kind, _text(data))
+            self._move(kind, data_text(data))
         self.state = nxt  # type: ignore[assignment]
         if slow and self._started and has_content(out):
             self._fast = True  # content arrived (close() needs to know no more)

@@ -55,7 +55,7 @@ from ..model import (
     ToolResultPart,
     ToolSpec,
 )
-from ._base import arguments_object, arguments_replaced, function_arguments
+from ._base import arguments_object, function_arguments, json_object
 from .openai_responses_items import PROTOCOL
 
 __all__ = ["ENCRYPTED_REASONING", "encode_request"]
@@ -123,9 +123,9 @@ def _raw(p: ToolCallPart) -> dict[str, Any]:
 def _payload(p: ToolCallPart, raw: dict[str, Any], key: str) -> dict[str, Any]:
     """A shell call's ``action`` / a patch call's ``operation``: its arguments, or the
     item's own when the arguments are not a JSON object."""
-    if not arguments_replaced(p):
-        return arguments_object(p)
-    value = raw.get(key)
+    value = json_object(p.arguments)  # never a custom call here
+    if value is None:
+        value = raw.get(key)
     return value if isinstance(value, dict) else {}
 
 

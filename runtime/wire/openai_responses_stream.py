@@ -45,7 +45,7 @@ from ..events import (
     ToolCallDelta,
 )
 from ..model import normalize_finish
-from ._base import malformed, nothing
+from ._base import data_text, malformed, nothing
 from .openai_responses_items import (
     CLIENT_CALLS,
     ItemHead,
@@ -113,11 +113,6 @@ MOVES: dict[str, dict[str, str]] = {
     "failed": {},
 }
 _KNOWN = frozenset(t for moves in MOVES.values() for t in moves) | {"response.created"}
-
-
-def _text(data: str | bytes) -> str:
-    """Event data as ``SSEDecoder`` gives it (invalid UTF-8 replaced)."""
-    return data if type(data) is str else data.decode("utf-8", "replace")  # type: ignore[union-attr]
 
 
 class StreamDecoder:
@@ -237,7 +232,7 @@ class StreamDecoder:
         if nxt is None:
             if t in _KNOWN and self.state != "failed":
                 raise malformed(f"unexpected Responses event {t} in state {self.state} "
-                                f"(event #{self.sse_events})", details=_text(data))
+                                f"(event #{self.sse_events})", details=data_text(data))
             return []
         self.state = nxt
         return _HANDLERS[t](self, ev)
@@ -447,10 +442,6 @@ class StreamDecoder:
             # any error object (``error_fields``): its ``type`` is then "error"
             payload = {"type": ev.type or "error", "code": ev.code, "message": ev.message}
         return [error_event(payload)]
-
-    @staticmethod
-    def _ignore(ev: _Event) -> list[Event]:
-        return []
 
 
 def _handlers() -> dict[str, Callable[[StreamDecoder, _Event], list[Event]]]:

@@ -30,8 +30,8 @@ from runtime.testing import faults
 from runtime.testing.script import ENCODERS, RecordedRequest
 from runtime.testing.server import open_fake_server
 from runtime.wire import codec_for
-from runtime.wire.sse import SSEDecoder
 from tests.testing import PROTOCOLS, post, url
+from tests.wire.streams import decode_chunks
 
 ANSWER = Response(
     id="resp_fake_1", model="fake-model",
@@ -70,14 +70,7 @@ def _decode(codec: ModuleType, chunks: list[bytes], stream: bool) -> list[Event]
     if not stream:
         events: list[Event] = codec.decode_body(b"".join(chunks))
         return events
-    sse, dec = SSEDecoder(), codec.StreamDecoder()
-    out: list[Event] = []
-    for chunk in chunks:
-        for ev in sse.feed(chunk):
-            out += dec.feed(ev)
-    for ev in sse.close():
-        out += dec.feed(ev)
-    return out + dec.close()
+    return decode_chunks(codec, chunks)
 
 
 def _calls(resp: Response) -> list[tuple[str, str, Any]]:

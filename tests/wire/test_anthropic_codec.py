@@ -25,21 +25,14 @@ from runtime.model import (
 )
 from runtime.testing.wire import anthropic as server
 from runtime.wire import anthropic
-from runtime.wire.sse import SSEDecoder, SSEEvent
+from runtime.wire.sse import SSEEvent
+from tests.wire.streams import decode_chunks
 
 A = anthropic.PROTOCOL
 
 
 def _stream(chunks: list[bytes]) -> list[Event]:
-    sse = SSEDecoder()
-    dec = anthropic.StreamDecoder()
-    events: list[Event] = []
-    for chunk in chunks:
-        for ev in sse.feed(chunk):
-            events += dec.feed(ev)
-    for ev in sse.close():
-        events += dec.feed(ev)
-    return events + dec.close()
+    return decode_chunks(anthropic, chunks)
 
 
 def _sse(event: str, data: dict[str, Any] | str, named: bool = True) -> bytes:

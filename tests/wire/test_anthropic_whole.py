@@ -13,7 +13,7 @@ from runtime.errors import ErrorKind, ProviderError
 from runtime.events import Event, Finish, ToolCallEnd, ToolCallStart, assemble
 from runtime.model import BuiltinToolPart, Message, Request, ToolResultPart
 from runtime.wire import anthropic
-from runtime.wire.sse import SSEDecoder
+from tests.wire.streams import decode_chunks
 
 A = anthropic.PROTOCOL
 CALLER = {"type": "code_execution_20250825", "tool_id": "srvtoolu_01"}
@@ -44,15 +44,7 @@ STOP = _sse({"type": "message_stop"})
 
 
 def _decode(chunks: list[bytes]) -> list[Event]:
-    sse = SSEDecoder()
-    dec = anthropic.StreamDecoder()
-    out: list[Event] = []
-    for c in chunks:
-        for ev in sse.feed(c):
-            out += dec.feed(ev)
-    for ev in sse.close():
-        out += dec.feed(ev)
-    return out + dec.close()
+    return decode_chunks(anthropic, chunks)
 
 
 def _streamed() -> list[bytes]:

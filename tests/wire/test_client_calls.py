@@ -19,7 +19,7 @@ from runtime.events import Event, Finish, ToolCallDelta, ToolCallStart, assemble
 from runtime.model import BuiltinToolPart, Response, TextPart, ToolCallPart, Usage
 from runtime.testing.wire import openai_responses as fake
 from runtime.wire import openai_responses as codec
-from runtime.wire.sse import SSEDecoder
+from tests.wire.streams import decode_chunks
 
 R = codec.PROTOCOL
 PATCH = "*** Begin Patch\n*** Update File: a.py\n@@\n-x = 1\n+x = 2\n*** End Patch\n"
@@ -94,15 +94,7 @@ def stream_events(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def decode_stream(chunks: list[bytes]) -> list[Event]:
-    sse = SSEDecoder()
-    dec = codec.StreamDecoder()
-    out: list[Event] = []
-    for chunk in chunks:
-        for ev in sse.feed(chunk):
-            out += dec.feed(ev)
-    for ev in sse.close():
-        out += dec.feed(ev)
-    return out + dec.close()
+    return decode_chunks(codec, chunks)
 
 
 def sse_bytes(evs: list[dict[str, Any]]) -> list[bytes]:

@@ -286,13 +286,11 @@ def test_a_call_cut_off_by_the_token_limit_round_trips_to_a_valid_history(
     from runtime.model import Response
     from runtime.testing.script import encoder_for
     from runtime.wire import codec_for
-    from runtime.wire.sse import SSEDecoder
+    from tests.wire.streams import decode_chunks
 
     scripted = Response("r1", "m", [TextPart("Writing."), CUT], CUT_FINISH[protocol])
-    sse, dec = SSEDecoder(), codec_for(protocol).StreamDecoder()
-    events = [e for c in encoder_for(protocol).encode_stream(scripted, chunk_chars=5)
-              for ev in sse.feed(c) for e in dec.feed(ev)]
-    resp = assemble(events + dec.close(), protocol)
+    chunks = encoder_for(protocol).encode_stream(scripted, chunk_chars=5)
+    resp = assemble(decode_chunks(codec_for(protocol), chunks), protocol)
     [call] = resp.tool_calls
     assert call.arguments == CUT.arguments and resp.stop == "length"
     assert arguments_replaced(call)

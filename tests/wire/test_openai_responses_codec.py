@@ -41,22 +41,14 @@ from runtime.model import (
 )
 from runtime.testing.wire import openai_responses as fake
 from runtime.wire import openai_responses as codec
-from runtime.wire.sse import SSEDecoder, SSEEvent
+from runtime.wire.sse import SSEEvent
+from tests.wire import streams
 
 P = codec.PROTOCOL
 
 
 def decode_chunks(chunks: list[bytes]) -> list[Event]:
-    sse = SSEDecoder()
-    dec = codec.StreamDecoder()
-    events: list[Event] = []
-    for chunk in chunks:
-        for ev in sse.feed(chunk):
-            events.extend(dec.feed(ev))
-    for ev in sse.close():
-        events.extend(dec.feed(ev))
-    events.extend(dec.close())
-    return events
+    return streams.decode_chunks(codec, chunks)
 
 
 def feed_all(items: list[dict[str, Any]]) -> list[Event]:
@@ -453,9 +445,7 @@ def test_stream_start_and_reasoning_raw() -> None:
 def test_any_byte_split_decodes_the_same(cuts: list[int], name: str) -> None:
     """However the byte stream is split, the decoded events are the same."""
     body = b"".join(fake.encode_stream(_RESPONSES[name], chunk_chars=4))
-    points = sorted({c % (len(body) + 1) for c in cuts})
-    pieces = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
-    assert decode_chunks(pieces) == decode_chunks([body])
+    assert decode_chunks(streams.cut(body, cuts)) == decode_chunks([body])
 
 
 @pytest.mark.parametrize(("status", "kind"), [

@@ -13,12 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.errors import ErrorKind, ProviderError
-from runtime.events import Event, TextDelta
+from runtime.events import Event
 from runtime.wire import PROTOCOLS, codec_for
 from runtime.wire.__main__ import decode_capture
-from runtime.wire.sse import SSEDecoder
-from runtime.wire.sse_split import EventSplitter
 from tests.recordings import CODEC_OF, ROOT, interactions, recording_files
+from tests.wire.streams import cut, fast_run, merge_text, standard_run
 
 STREAMS = [(CODEC_OF[rec["protocol"]], inter["response"]["body"].encode())
            for _, rec, inter, exp in interactions() if exp["stream"]]
@@ -26,19 +25,8 @@ STREAMS = [(CODEC_OF[rec["protocol"]], inter["response"]["body"].encode())
 
 def stream_events(protocol: str, chunks: list[bytes]) -> tuple[list[Event], str | None]:
     """All normalized events of a chunked stream, and the error kind that ended it."""
-    sse = SSEDecoder()
-    dec = codec_for(protocol).StreamDecoder()
-    out: list[Event] = []
-    try:
-        for c in chunks:
-            for sev in sse.feed(c):
-                out += dec.feed(sev)
-        for sev in sse.close():
-            out += dec.feed(sev)
-        out += dec.close()
-    except ProviderError as exc:
-        return out, exc.kind.value
-    return out, None
+    out, exc = standard_run(protocol, chunks)
+    return out, exc.kind.value if exc is not None else None
 
 
 def fast_stream_events(protocol: str, chunks: list[bytes]
@@ -46,53 +34,19 @@ def fast_stream_events(protocol: str, chunks: list[bytes]
     """``stream_events`` through the fast path the HTTP provider takes (``EventSplitter``,
     the data as bytes, ``feed_all`` per chunk), with the message of the error that ended
     it; text runs merged (``merge_text``)."""
-    sse = EventSplitter()
-    dec = codec_for(protocol).StreamDecoder()
-    out: list[Event] = []
-    try:
-        for c in chunks:
-            dec.feed_all(sse.feed(c), out)
-        dec.feed_all(sse.close(), out)
-        out += dec.close()
-    except ProviderError as exc:
-        return merge_text(out), exc.kind.value, exc.message
-    return merge_text(out), None, None
-
-
-def merge_text(events: list[Event]) -> list[Event]:
-    """Runs of text deltas of one part as one delta (what ``feed_all`` may give): the
-    form in which the fast and the standard path must agree."""
-    out: list[Event] = []
-    for ev in events:
-        last = out[-1] if out else None
-        if (isinstance(ev, TextDelta) and isinstance(last, TextDelta) and ev.meta is None
-                and ev.index == last.index):
-            out[-1] = TextDelta(last.text + ev.text, last.index, last.meta)
-        else:
-            out.append(ev)
-    return out
+    out, exc = fast_run(protocol, chunks)
+    return (out, *_failure(exc))
 
 
 def standard_stream_events(protocol: str, chunks: list[bytes]
                            ) -> tuple[list[Event], str | None, str | None]:
-    sse = SSEDecoder()
-    dec = codec_for(protocol).StreamDecoder()
-    out: list[Event] = []
-    try:
-        for c in chunks:
-            for sev in sse.feed(c):
-                out += dec.feed(sev)
-        for sev in sse.close():
-            out += dec.feed(sev)
-        out += dec.close()
-    except ProviderError as exc:
-        return merge_text(out), exc.kind.value, exc.message
-    return merge_text(out), None, None
+    """``fast_stream_events`` by the standard path (``SSEDecoder``, ``feed``)."""
+    out, exc = standard_run(protocol, chunks)
+    return (merge_text(out), *_failure(exc))
 
 
-def _cut(body: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(body) + 1) for c in cuts})
-    return [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+def _failure(exc: ProviderError | None) -> tuple[str | None, str | None]:
+    return (exc.kind.value, exc.message) if exc is not None else (None, None)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -102,7 +56,7 @@ def test_the_fast_path_gives_the_standard_events_for_any_split(case: tuple[str, 
     """The HTTP provider's fast path (bytes data, ``feed_data``) decodes every recorded
     stream, split anywhere, to the events the standard decoder gives."""
     protocol, body = case
-    assert fast_stream_events(protocol, _cut(body, cuts)) == \
+    assert fast_stream_events(protocol, cut(body, cuts)) == \
         standard_stream_events(protocol, [body])
 
 
@@ -116,7 +70,7 @@ def test_the_fast_path_agrees_on_damaged_streams(case: tuple[str, bytes], at: in
     protocol, body = case
     i = at % len(body)
     damaged = body[:i] + junk + body[i + len(junk):]
-    assert fast_stream_events(protocol, _cut(damaged, cuts)) == \
+    assert fast_stream_events(protocol, cut(damaged, cuts)) == \
         standard_stream_events(protocol, [damaged])
 
 
@@ -133,8 +87,7 @@ def test_any_split_gives_the_same_normalized_events(case: tuple[str, bytes],
                                                     cuts: list[int]) -> None:
     """Chunk boundaries never change the normalized events of a recorded stream."""
     protocol, body = case
-    points = sorted({c % (len(body) + 1) for c in cuts})
-    chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    chunks = cut(body, cuts)
     assert stream_events(protocol, chunks) == stream_events(protocol, [body])
 
 

@@ -12,16 +12,13 @@ import pytest
 from runtime.errors import ErrorKind
 from runtime.events import ErrorEvent, Event, Finish, assemble
 from runtime.wire import openai_chat, openai_responses
-from runtime.wire.sse import SSEDecoder
+from tests.wire.streams import decode_chunks
 
 
 def _stream(protocol: Any, datas: list[Any]) -> list[Event]:
-    sse = SSEDecoder()
-    dec = protocol.StreamDecoder()
     body = b"".join(f"data: {d if isinstance(d, str) else json.dumps(d)}\n\n".encode()
                     for d in datas)
-    out = [e for ev in sse.feed(body) for e in dec.feed(ev)]
-    return out + [e for ev in sse.close() for e in dec.feed(ev)] + dec.close()
+    return decode_chunks(protocol, [body])
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None,

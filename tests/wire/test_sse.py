@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from runtime.wire.sse import SSEDecoder, SSEEvent
 from tests.recordings import interactions
+from tests.wire.streams import cut
 
 
 def decode_all(chunks: list[bytes]) -> list[SSEEvent]:
@@ -91,8 +92,7 @@ _streams = [
 @given(st.sampled_from(_streams), st.lists(st.integers(min_value=0), max_size=40))
 def test_any_split_of_a_recorded_stream_gives_the_same_events(body: bytes, cuts: list[int]) -> None:
     """Splitting recorded bytes at arbitrary points never changes the decoded events."""
-    points = sorted({c % (len(body) + 1) for c in cuts})
-    chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    chunks = cut(body, cuts)
     assert decode_all(chunks) == decode_all([body])
 
 
@@ -155,6 +155,5 @@ _PIECES = [b"data: ", b"data:", b"event: ", b"event: ping", b"id: 7", b"retry: 1
 def test_any_split_decodes_as_the_line_rules_say(body: bytes, cuts: list[int]) -> None:
     """Any body of event-stream pieces, split anywhere, decodes exactly as a plain reading
     of the line rules says (the decoder's fast paths change nothing but the speed)."""
-    points = sorted({c % (len(body) + 1) for c in cuts})
-    chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    chunks = cut(body, cuts)
     assert decode_all(chunks) == reference(body)

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.wire.sse_split import EventSplitter, Pair
+from tests.wire.streams import cut
 from tests.wire.test_sse import _PIECES, _streams, reference
 
 
@@ -21,11 +22,6 @@ def as_text(pairs: list[Pair]) -> list[tuple[str, str]]:
     """What a consumer reads: bytes data decoded as the standard decoder would."""
     return [(name, data if isinstance(data, str) else data.decode("utf-8", "replace"))
             for name, data in pairs]
-
-
-def cut(body: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(body) + 1) for c in cuts})
-    return [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
 
 
 def test_the_common_shapes_keep_their_data_as_bytes() -> None:

@@ -19,10 +19,8 @@ from runtime.errors import ErrorKind, ProviderError
 from runtime.events import ErrorEvent, Event, Finish, assemble
 from runtime.model import ReasoningPart, TextPart
 from runtime.wire import codec_for
-from runtime.wire.sse import SSEDecoder
-from runtime.wire.sse_split import EventSplitter
 from tests.recordings import CODEC_OF, interactions
-from tests.wire.test_properties import merge_text
+from tests.wire.streams import fast_run, merge_text, standard_run
 
 TYPED = (ErrorKind.MALFORMED_RESPONSE, ErrorKind.STREAM_INTERRUPTED)
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -62,36 +60,15 @@ def check_total(decode: Any) -> None:
 def stream_of(protocol: str, blocks: list[bytes]) -> list[Event]:
     """The events of a stream; the HTTP provider's fast path (``EventSplitter``, bytes data,
     ``feed_all``) is checked to end exactly the same way (text runs merged)."""
-    fast = _fast_stream_of(protocol, blocks)
-    sse = SSEDecoder()
-    dec = codec_for(protocol).StreamDecoder()
-    out: list[Event] = []
-    try:
-        for b in blocks:
-            for ev in sse.feed(b):
-                out += dec.feed(ev)
-        for ev in sse.close():
-            out += dec.feed(ev)
-        out += dec.close()
-    except ProviderError as exc:
-        assert isinstance(fast, ProviderError), (exc, fast)
-        assert (fast.kind, fast.message) == (exc.kind, exc.message)
-        raise
+    fast, fast_exc = fast_run(protocol, blocks)
+    out, exc = standard_run(protocol, blocks)
+    if exc is not None:
+        assert fast_exc is not None, (exc, fast)
+        assert (fast_exc.kind, fast_exc.message) == (exc.kind, exc.message)
+        raise exc
+    assert fast_exc is None, fast_exc
     assert fast == merge_text(out)
     return out
-
-
-def _fast_stream_of(protocol: str, blocks: list[bytes]) -> list[Event] | ProviderError:
-    sse = EventSplitter()
-    dec = codec_for(protocol).StreamDecoder()
-    out: list[Event] = []
-    try:
-        for b in blocks:
-            dec.feed_all(sse.feed(b), out)
-        dec.feed_all(sse.close(), out)
-        return merge_text(out + dec.close())
-    except ProviderError as exc:
-        return exc
 
 
 # -- recorded material, cut and shuffled ---------------------------------------------------

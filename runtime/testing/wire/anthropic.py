@@ -29,6 +29,7 @@ from ...model import (
 from ...wire import function_arguments
 from ...wire._base import arguments_object
 from ...wire.anthropic import PROTOCOL
+from ...wire.anthropic_decode import CALL_EXTRAS
 
 __all__ = ["decode_request", "encode_json", "encode_stream", "error_body"]
 
@@ -226,7 +227,7 @@ def _tool_use(call: ToolCallPart, *, stream: bool) -> dict[str, Any]:
                              "input": {} if stream else _input(call)}
     raw = call.raw
     if raw is not None and raw.get("type") == "tool_use":
-        block.update((k, raw[k]) for k in ("caller", "toolset_name") if k in raw)
+        block.update((k, raw[k]) for k in CALL_EXTRAS if k in raw)
     return block
 
 

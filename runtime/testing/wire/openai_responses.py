@@ -174,6 +174,13 @@ def _in_progress(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "status": "in_progress"} if "status" in item else dict(item)
 
 
+# call items whose one text field is streamed: the field and its events' type prefix
+_STREAMED_FIELD = {
+    "function_call": ("arguments", "response.function_call_arguments"),
+    "custom_tool_call": ("input", "response.custom_tool_call_input"),
+}
+
+
 def _item_events(oi: int, item: dict[str, Any], n: int) -> list[dict[str, Any]]:
     evs: list[dict[str, Any]] = [{"type": "response.output_item.added", "output_index": oi,
                                   "item": _in_progress(item)}]
@@ -189,20 +196,12 @@ def _item_events(oi: int, item: dict[str, Any], n: int) -> list[dict[str, Any]]:
                 evs.append({"type": f"response.{kind}.delta", **base, "delta": piece})
             evs.append({"type": f"response.{kind}.done", **base, field: part[field]})
             evs.append({"type": "response.content_part.done", **base, "part": part})
-    elif t == "function_call":
+    elif t in _STREAMED_FIELD:
+        field, prefix = _STREAMED_FIELD[t]
         base = {"item_id": iid, "output_index": oi}
-        for piece in _pieces(item["arguments"], n):
-            evs.append({"type": "response.function_call_arguments.delta", **base,
-                        "delta": piece})
-        evs.append({"type": "response.function_call_arguments.done", **base,
-                    "arguments": item["arguments"]})
-    elif t == "custom_tool_call":
-        base = {"item_id": iid, "output_index": oi}
-        for piece in _pieces(item["input"], n):
-            evs.append({"type": "response.custom_tool_call_input.delta", **base,
-                        "delta": piece})
-        evs.append({"type": "response.custom_tool_call_input.done", **base,
-                    "input": item["input"]})
+        for piece in _pieces(item[field], n):
+            evs.append({"type": f"{prefix}.delta", **base, "delta": piece})
+        evs.append({"type": f"{prefix}.done", **base, field: item[field]})
     elif t == "shell_call":
         for ci, command in enumerate(item["action"].get("commands") or ()):
             base = {"output_index": oi, "command_index": ci}
