@@ -58,6 +58,7 @@ __all__ = [
     "journal_actor",
     "offload",
     "receive_batch",
+    "replace_file",
 ]
 
 DIR_MODE = 0o700
@@ -203,9 +204,7 @@ class RunFolder:
     def _append(self, name: str, data: bytes) -> None:
         fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
         finally:
             os.close(fd)
 
@@ -213,13 +212,7 @@ class RunFolder:
         target = self.path / name
         if target.parent != self.path:
             target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
+        replace_file(target, data)
 
     def _load_errors(self, turn: int) -> list[Any]:
         p = self.path / "errors" / f"turn_{turn}.json"
@@ -228,6 +221,26 @@ class RunFolder:
         except (FileNotFoundError, msgspec.DecodeError):
             return []
         return data if isinstance(data, list) else []
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data``: ``os.write`` may write fewer than asked."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` whole and atomically with ``data``, a private (0600) file: written
+    beside it as ``<name>.tmp``, then renamed over it, so a reader sees the old file or the
+    new one, never a part."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def _scarce(exc: OSError) -> bool:

@@ -222,3 +222,25 @@ async def test_the_records_of_a_batch_reach_the_journal_as_one_message() -> None
     await rec.emit(WarningRecord(message="w3"))
     second = recv.receive_nowait()
     assert isinstance(second, Lines) and [json.loads(x)["message"] for x in second.lines] == ["w3"]
+
+
+def test_short_writes_are_carried_on_until_every_byte_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.write`` may write fewer bytes than asked (a signal, a nearly full disk): every
+    file of a batch, appended or replaced whole, still ends up with all of its bytes."""
+    real_write = os.write
+
+    def short(fd: int, data: bytes | memoryview) -> int:
+        return real_write(fd, bytes(data[:7]))
+
+    f = folder(tmp_path)
+    monkeypatch.setattr(os, "write", short)
+    f.write_batch([Lines([b'{"type": "warning", "n": 1}', b'{"n": 2}']),
+                   AppendError(2, {"kind": "server"}),
+                   WriteFile("summary.json", b'{"status": "ok", "exit_code": 0}\n'),
+                   AppendBytes("reasoning.enc", bytes(range(40)))])
+    monkeypatch.undo()
+    assert (f.path / "transcript.jsonl").read_bytes() == b'{"type": "warning", "n": 1}\n{"n": 2}\n'
+    assert json.loads((f.path / "errors" / "turn_2.json").read_text()) == [{"kind": "server"}]
+    assert json.loads((f.path / "summary.json").read_text()) == {"status": "ok", "exit_code": 0}
+    assert (f.path / "reasoning.enc").read_bytes() == bytes(range(40))
