@@ -9,7 +9,9 @@ The run folder ``logging/<run_id>/`` (directory 0700, files 0600):
 
 Messages arrive already redacted and encoded (the session does that once per record, on the
 way to every consumer). The actor gathers them into a batch and writes the batch in a worker
-thread, so the event loop never waits on the disk, and a file is open only while a batch is
+thread (one of the process's long-lived disk workers, :mod:`runtime.diskio`; :func:`offload`
+is the one way to the disk off the event loop, for short writes and long reads alike), so
+the event loop never waits on the disk, and a file is open only while a batch is
 being written: a session holds no file descriptor between writes. A batch is written when a
 ``Flush`` arrives, when it holds ``bound`` messages or 64 KiB, when ``linger`` seconds have
 passed since its first message, or when the mailbox closes: a turn costs one trip to a
@@ -258,13 +260,20 @@ T = TypeVar("T")
 
 
 async def offload(fn: Callable[..., T], *args: Any,
-                  limiter: trio.CapacityLimiter | None = None) -> T:
+                  limiter: trio.CapacityLimiter | None = None, short: bool = False) -> T:
     """Run blocking file work in a worker thread, so the event loop never waits on the disk.
-    Under virtual time (a test's ``MockClock``) it runs inline instead: a worker thread looks
-    like idleness to trio, and an autojumping clock would run ahead of a session waiting for
-    its disk (a 3600 s deadline would pass during a 100 µs write)."""
+
+    ``short`` work (an append, a small file replaced: the journal's batches) goes to the
+    process's long-lived disk workers (:func:`runtime.diskio.run_write`, cheaper per call);
+    anything else, reads of a whole journal above all, to ``trio.to_thread.run_sync``, so
+    it never holds a worker that every journal shares. Under virtual time (a test's
+    ``MockClock``) it runs inline instead: a worker thread looks like idleness to trio, and
+    an autojumping clock would run ahead of a session waiting for its disk (a 3600 s
+    deadline would pass during a 100 µs write)."""
     if virtual_time():
         return fn(*args)
+    if short:
+        return await run_write(fn, *args, limiter=limiter)
     return await trio.to_thread.run_sync(fn, *args, limiter=limiter)
 
 
@@ -274,10 +283,7 @@ async def _write(folder: RunFolder, batch: list[JournalMsg], slots: trio.Capacit
     waited, delay = 0.0, 0.05
     while True:
         try:
-            if virtual_time():
-                folder.write_batch(batch)
-            else:
-                await run_write(folder.write_batch, batch, limiter=slots)
+            await offload(folder.write_batch, batch, limiter=slots, short=True)
             return
         except OSError as exc:
             if not _scarce(exc) or waited >= patience:
