@@ -48,7 +48,6 @@ from ..diskio import run_write
 
 __all__ = [
     "MAX_BATCH_BYTES",
-    "Append",
     "AppendBytes",
     "AppendError",
     "Flush",
@@ -70,13 +69,6 @@ _BATCH = 512
 MAX_BATCH_BYTES = 1 << 16  # a batch this large is written without waiting for a flush
 LINGER = 0.5           # seconds a record may wait in memory for the next flush
 _SCARCE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN})
-
-
-@attrs.frozen
-class Append:
-    """One transcript line (encoded and redacted, without its newline)."""
-
-    line: bytes
 
 
 @attrs.define(eq=False)
@@ -128,7 +120,7 @@ class Flush:
     written: bool = False
 
 
-JournalMsg = Append | Lines | AppendError | WriteFile | AppendBytes | Flush
+JournalMsg = Lines | AppendError | WriteFile | AppendBytes | Flush
 
 
 class JournalError(Exception):
@@ -184,13 +176,11 @@ class RunFolder:
         for m in batch:
             if type(m) is Lines:
                 lines += m.lines  # type: ignore[union-attr]
-            elif type(m) is Append:
-                lines.append(m.line)  # type: ignore[union-attr]
         if lines:
             self._append(TRANSCRIPT, b"\n".join(lines) + b"\n")
             self.lines += len(lines)
         for m in batch:
-            if type(m) is Append or type(m) is Lines or type(m) is Flush:
+            if type(m) is Lines or type(m) is Flush:
                 continue
             if isinstance(m, AppendBytes):
                 self._append(m.name, m.data)
@@ -359,9 +349,7 @@ class _Batch:
 
     def add(self, m: JournalMsg) -> None:
         t = type(m)
-        if t is Append:
-            self.size += len(m.line)  # type: ignore[union-attr]
-        elif t is Lines:
+        if t is Lines:
             self.lines.append(m)  # type: ignore[arg-type]
         elif t is Flush:
             self.flushes.append(m)  # type: ignore[arg-type]

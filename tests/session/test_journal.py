@@ -12,7 +12,6 @@ import trio
 import trio.testing
 
 from runtime.session.journal import (
-    Append,
     AppendBytes,
     AppendError,
     Flush,
@@ -23,6 +22,13 @@ from runtime.session.journal import (
     WriteFile,
     journal_actor,
 )
+
+
+def one_line(data: bytes) -> Lines:
+    """A ``Lines`` message of one transcript line, as the recorder starts one."""
+    lines = Lines()
+    lines.add(data)
+    return lines
 
 
 def folder(tmp_path: Path) -> RunFolder:
@@ -37,7 +43,7 @@ async def test_a_flush_returns_once_everything_before_it_is_on_disk(tmp_path: Pa
     async with trio.open_nursery() as nursery:
         send = await nursery.start(journal_actor, f)
         async with send:
-            await send.send(Append(b'{"type": "warning", "n": 1}'))
+            await send.send(one_line(b'{"type": "warning", "n": 1}'))
             await send.send(AppendError(2, {"kind": "server"}))
             await send.send(AppendError(2, {"kind": "timeout"}))
             await send.send(WriteFile("summary.json", b'{"status": "ok"}\n'))
@@ -61,7 +67,7 @@ async def test_the_folder_is_private(tmp_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             send = await nursery.start(journal_actor, f)
             async with send:
-                await send.send(Append(b"{}"))
+                await send.send(one_line(b"{}"))
                 await send.send(AppendError(1, {"kind": "server"}))
                 await send.send(WriteFile("state.json", b"{}"))
                 await send.send(AppendBytes("reasoning.enc", b"x"))
@@ -85,7 +91,7 @@ async def test_a_full_disk_slot_pool_pushes_back_on_the_producer(tmp_path: Path)
         nonlocal produced
         async with send:
             for i in range(100):
-                await send.send(Append(b'{"n": %d}' % i))
+                await send.send(one_line(b'{"n": %d}' % i))
                 produced += 1
 
     await slots.acquire_on_behalf_of("the test")
@@ -109,7 +115,7 @@ async def test_no_descriptor_is_held_between_writes(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         send = await nursery.start(journal_actor, f)
         async with send:
-            await send.send(Append(b"{}"))
+            await send.send(one_line(b"{}"))
             done = trio.Event()
             await send.send(Flush(done))
             await done.wait()
@@ -126,7 +132,7 @@ async def test_an_unwritable_folder_ends_the_actor_with_a_journal_error(tmp_path
             send = await nursery.start(journal_actor, f)
             os.rmdir(f.path)
             async with send:
-                await send.send(Append(b"{}"))
+                await send.send(one_line(b"{}"))
 
 
 async def test_lines_grow_until_taken_and_a_flush_covers_them(tmp_path: Path) -> None:
@@ -143,7 +149,7 @@ async def test_lines_grow_until_taken_and_a_flush_covers_them(tmp_path: Path) ->
             assert not lines.taken
             lines.add(b'{"n": 1}')
             lines.add(b'{"n": 2}')
-            await send.send(Append(b'{"n": 3}'))
+            await send.send(one_line(b'{"n": 3}'))
             done = trio.Event()
             await send.send(Flush(done))
             await done.wait()
