@@ -11,8 +11,9 @@ a turn's CPU.
 the process (as trio's own thread cache does) over a ``queue.SimpleQueue``, and is woken
 back through the run's ``TrioToken``: about 40 % cheaper. The calls must be short (an
 append, a small file replaced): a long read would hold a worker that every session's
-journal shares; those keep using :func:`trio.to_thread.run_sync`. Like it, the wait cannot
-be cancelled: a write that started finishes, and its result (or exception) comes back.
+journal shares; those keep using :func:`trio.to_thread.run_sync`. Callers reach both through
+``runtime.session.journal.offload`` (``short=True`` for this one). Like ``run_sync``, the wait
+cannot be cancelled: a write that started finishes, and its result (or exception) comes back.
 Each worker holds at most one file open at a time, so this never needs descriptors beyond
 ``THREADS``.
 """

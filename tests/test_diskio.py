@@ -14,6 +14,7 @@ from runtime.diskio import run_write
 
 
 async def test_the_call_runs_off_the_event_loop_and_its_result_comes_back(tmp_path: Path) -> None:
+    """The call runs on a thread other than the event loop's, and its return value comes back."""
     seen: list[int] = []
 
     def append(path: Path, data: bytes) -> int:
@@ -29,6 +30,7 @@ async def test_the_call_runs_off_the_event_loop_and_its_result_comes_back(tmp_pa
 
 
 async def test_an_exception_of_the_call_is_raised_in_the_caller(tmp_path: Path) -> None:
+    """An exception raised by the call is raised in the caller, and the worker lives on."""
     def fail() -> None:
         os.open(tmp_path / "missing" / "x", os.O_RDONLY)
 
@@ -38,6 +40,8 @@ async def test_an_exception_of_the_call_is_raised_in_the_caller(tmp_path: Path) 
 
 
 async def test_the_limiter_is_held_for_the_call_and_waited_for_when_taken() -> None:
+    """The limiter is held while the call runs; a second caller waits for it instead of
+    running beside the first."""
     slots = trio.CapacityLimiter(1)
     inside: list[float] = []
     release = threading.Event()

@@ -41,7 +41,7 @@ from ..engine import Engine, new_run_id, valid_run_id
 from ..errors import ConfigError
 from ..redact import Redactor
 from ..session.handle import Session, read_journal
-from ..session.journal import offload
+from ..session.journal import offload, replace_file
 from ..session.outcome import Status
 from .batch_display import BarDisplay, Display, LineDisplay
 from .batch_report import Tally, batch_document, plan, progress, summary_lines
@@ -134,18 +134,6 @@ def _survey(batch_dir: Path, specs: list[TaskSpec]) -> list[Tally]:
     return tallies
 
 
-def _replace(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -207,7 +195,7 @@ class _Batch:
         doc = self.document(state)
         data = await offload(_encode, doc)
         if data != self.written:
-            await offload(_replace, self.batch_dir / BATCH_FILE, data)
+            await offload(replace_file, self.batch_dir / BATCH_FILE, data)
             self.written = data
         return doc
 

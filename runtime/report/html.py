@@ -9,10 +9,10 @@ through escaping could not run. Every value from the run goes through ``html.esc
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 from html import escape
 
+from .cells import cost, seconds, when
 from .chart import chart_svg
 from .model import Entry, Report, TurnStats
 
@@ -64,38 +64,24 @@ def _hash(script: str) -> str:
     return base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
 
 
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _cost(x: float | None) -> str:
-    return "unpriced" if x is None else f"${x:.4f}"
-
-
-def _seconds(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
-
-
 def _facts(r: Report) -> str:
     t = r.totals
     duration = (r.ended_at - r.started_at) if r.started_at and r.ended_at else None
     rows = [("status", f'<span class="status-{escape(r.status)}">{escape(r.status)}</span>'
              + (f" (exit {r.exit_code})" if r.exit_code is not None else "")),
-            ("started", escape(_when(r.started_at))), ("ended", escape(_when(r.ended_at))),
+            ("started", escape(when(r.started_at))), ("ended", escape(when(r.ended_at))),
             ("duration", "-" if duration is None else f"{duration:.1f} s"),
             ("turns", str(r.turns)),
             ("tokens", f"{t.get('total_tokens', 0):,} (in {t.get('input_tokens', 0):,}, "
                        f"out {t.get('output_tokens', 0):,}, cache read "
                        f"{t.get('cache_read_tokens', 0):,})"),
-            ("cost", escape(_cost(t.get("cost_usd")))),
+            ("cost", escape(cost(t.get("cost_usd")))),
             ("retries", str(r.retries)), ("compactions", str(r.compactions))]
     for name, p in r.providers.items():
         rows.append((f"provider {escape(name)}",
                      f"{p['requests']} request{'s' * (p['requests'] != 1)}, "
                      f"{p['tokens']['total']:,} tokens, "
-                     f"{escape(_cost(p['cost_usd']))}"))
+                     f"{escape(cost(p['cost_usd']))}"))
     if r.message:
         rows.append(("message", escape(r.message)))
     body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
@@ -115,8 +101,8 @@ def _stats(stats: list[TurnStats]) -> str:
             f"<td>{escape(s.model)}</td><td class=n>{s.requests}</td>"
             f"<td class=n>{s.errors}</td><td class=n>{s.input_tokens:,}{est}</td>"
             f"<td class=n>{s.output_tokens:,}{est}</td><td class=n>{s.cache_read_tokens:,}</td>"
-            f"<td class=n>{escape(_cost(s.cost_usd))}</td><td class=n>{_seconds(s.latency)}</td>"
-            f"<td class=n>{_seconds(s.ttft)}</td><td>{escape(s.status)}</td></tr>")
+            f"<td class=n>{escape(cost(s.cost_usd))}</td><td class=n>{seconds(s.latency)}</td>"
+            f"<td class=n>{seconds(s.ttft)}</td><td>{escape(s.status)}</td></tr>")
     return f'<table class="turns">{head}{"".join(rows)}</table>'
 
 

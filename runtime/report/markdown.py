@@ -8,10 +8,10 @@ longer than any backtick run they hold. Long texts fold in ``<details>``.
 
 from __future__ import annotations
 
-import datetime
 import re
 from html import escape
 
+from .cells import cost, seconds, when
 from .model import Entry, Report, TurnStats
 
 __all__ = ["escape_inline", "escape_prose", "fenced", "render_markdown"]
@@ -83,20 +83,6 @@ def fenced(text: str, lang: str = "") -> str:
     return f"{fence}{lang}\n{text}\n{fence}"
 
 
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _seconds(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
-
-
-def _cost(x: float | None) -> str:
-    return "unpriced" if x is None else f"${x:.4f}"
-
-
 def _stats_table(stats: list[TurnStats]) -> list[str]:
     rows = ["| turn | provider | model | requests | errors | input | output | cache read | "
             "cost | latency s | ttft s | status |",
@@ -105,8 +91,8 @@ def _stats_table(stats: list[TurnStats]) -> list[str]:
         est = " (est.)" if s.estimated else ""
         rows.append(f"| {s.turn} | {escape_inline(s.provider)} | {escape_inline(s.model)} | "
                     f"{s.requests} | {s.errors} | {s.input_tokens:,}{est} | "
-                    f"{s.output_tokens:,}{est} | {s.cache_read_tokens:,} | {_cost(s.cost_usd)} | "
-                    f"{_seconds(s.latency)} | {_seconds(s.ttft)} | {escape_inline(s.status)} |")
+                    f"{s.output_tokens:,}{est} | {s.cache_read_tokens:,} | {cost(s.cost_usd)} | "
+                    f"{seconds(s.latency)} | {seconds(s.ttft)} | {escape_inline(s.status)} |")
     return rows
 
 
@@ -144,16 +130,16 @@ def render_markdown(report: Report) -> str:
              "| | |", "| --- | --- |",
              f"| status | {escape_inline(r.status)}"
              + (f" (exit {r.exit_code})" if r.exit_code is not None else "") + " |",
-             f"| started | {_when(r.started_at)} |", f"| ended | {_when(r.ended_at)} |",
+             f"| started | {when(r.started_at)} |", f"| ended | {when(r.ended_at)} |",
              f"| turns | {r.turns} |",
              f"| tokens | {t.get('total_tokens', 0):,} (in {t.get('input_tokens', 0):,}, out "
              f"{t.get('output_tokens', 0):,}, cache read {t.get('cache_read_tokens', 0):,}) |",
-             f"| cost | {_cost(t.get('cost_usd'))} |",
+             f"| cost | {cost(t.get('cost_usd'))} |",
              f"| retries | {r.retries} |", f"| compactions | {r.compactions} |"]
     for name, p in r.providers.items():
         n = p["requests"]
         lines.append(f"| provider {escape_inline(name)} | {n} request{'s' * (n != 1)}, "
-                     f"{p['tokens']['total']:,} tokens, {_cost(p['cost_usd'])} |")
+                     f"{p['tokens']['total']:,} tokens, {cost(p['cost_usd'])} |")
     if r.message:
         lines += ["", f"> {escape_inline(r.message)}"]
     lines += ["", "## Turns", "", *_stats_table(r.stats), "", "## Conversation"]

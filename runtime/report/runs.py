@@ -10,7 +10,6 @@ alive, else ``crashed``.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ import attrs
 
 from ..session.records import RecordBase, SessionEnd, SessionStart, UserMessage
 from ..session.restore import fold
+from .cells import when
 
 __all__ = ["RunInfo", "first_line", "info_from_journal", "info_from_summary", "runs_table",
            "task_of"]
@@ -88,16 +88,10 @@ def info_from_journal(run_id: str, records: Sequence[RecordBase], alive: bool | 
                    float(totals["cost_usd"]), first_line(task_of(records)), code)
 
 
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def runs_table(infos: Sequence[RunInfo]) -> str:
     """The runs as an aligned text table (newest first, as given)."""
     head = ("RUN", "STATUS", "STARTED", "TURNS", "TOKENS", "COST", "TASK")
-    rows = [head] + [(i.run_id, i.status, _when(i.started_at), str(i.turns), f"{i.tokens:,}",
+    rows = [head] + [(i.run_id, i.status, when(i.started_at), str(i.turns), f"{i.tokens:,}",
                       f"${i.cost_usd:.4f}", i.task) for i in infos]
     widths = [max(len(r[c]) for r in rows) for c in range(len(head) - 1)]
     right = {3, 4, 5}

@@ -9,7 +9,9 @@ The run folder ``logging/<run_id>/`` (directory 0700, files 0600):
 
 Messages arrive already redacted and encoded (the session does that once per record, on the
 way to every consumer). The actor gathers them into a batch and writes the batch in a worker
-thread, so the event loop never waits on the disk, and a file is open only while a batch is
+thread (one of the process's long-lived disk workers, :mod:`runtime.diskio`; :func:`offload`
+is the one way to the disk off the event loop, for short writes and long reads alike), so
+the event loop never waits on the disk, and a file is open only while a batch is
 being written: a session holds no file descriptor between writes. A batch is written when a
 ``Flush`` arrives, when it holds ``bound`` messages or 64 KiB, when ``linger`` seconds have
 passed since its first message, or when the mailbox closes: a turn costs one trip to a
@@ -46,7 +48,6 @@ from ..diskio import run_write
 
 __all__ = [
     "MAX_BATCH_BYTES",
-    "Append",
     "AppendBytes",
     "AppendError",
     "Flush",
@@ -58,6 +59,7 @@ __all__ = [
     "journal_actor",
     "offload",
     "receive_batch",
+    "replace_file",
 ]
 
 DIR_MODE = 0o700
@@ -67,13 +69,6 @@ _BATCH = 512
 MAX_BATCH_BYTES = 1 << 16  # a batch this large is written without waiting for a flush
 LINGER = 0.5           # seconds a record may wait in memory for the next flush
 _SCARCE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN})
-
-
-@attrs.frozen
-class Append:
-    """One transcript line (encoded and redacted, without its newline)."""
-
-    line: bytes
 
 
 @attrs.define(eq=False)
@@ -125,7 +120,7 @@ class Flush:
     written: bool = False
 
 
-JournalMsg = Append | Lines | AppendError | WriteFile | AppendBytes | Flush
+JournalMsg = Lines | AppendError | WriteFile | AppendBytes | Flush
 
 
 class JournalError(Exception):
@@ -181,13 +176,11 @@ class RunFolder:
         for m in batch:
             if type(m) is Lines:
                 lines += m.lines  # type: ignore[union-attr]
-            elif type(m) is Append:
-                lines.append(m.line)  # type: ignore[union-attr]
         if lines:
             self._append(TRANSCRIPT, b"\n".join(lines) + b"\n")
             self.lines += len(lines)
         for m in batch:
-            if type(m) is Append or type(m) is Lines or type(m) is Flush:
+            if type(m) is Lines or type(m) is Flush:
                 continue
             if isinstance(m, AppendBytes):
                 self._append(m.name, m.data)
@@ -203,9 +196,7 @@ class RunFolder:
     def _append(self, name: str, data: bytes) -> None:
         fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
         finally:
             os.close(fd)
 
@@ -213,13 +204,7 @@ class RunFolder:
         target = self.path / name
         if target.parent != self.path:
             target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
+        replace_file(target, data)
 
     def _load_errors(self, turn: int) -> list[Any]:
         p = self.path / "errors" / f"turn_{turn}.json"
@@ -228,6 +213,26 @@ class RunFolder:
         except (FileNotFoundError, msgspec.DecodeError):
             return []
         return data if isinstance(data, list) else []
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data``: ``os.write`` may write fewer than asked."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` whole and atomically with ``data``, a private (0600) file: written
+    beside it as ``<name>.tmp``, then renamed over it, so a reader sees the old file or the
+    new one, never a part."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def _scarce(exc: OSError) -> bool:
@@ -245,13 +250,20 @@ T = TypeVar("T")
 
 
 async def offload(fn: Callable[..., T], *args: Any,
-                  limiter: trio.CapacityLimiter | None = None) -> T:
+                  limiter: trio.CapacityLimiter | None = None, short: bool = False) -> T:
     """Run blocking file work in a worker thread, so the event loop never waits on the disk.
-    Under virtual time (a test's ``MockClock``) it runs inline instead: a worker thread looks
-    like idleness to trio, and an autojumping clock would run ahead of a session waiting for
-    its disk (a 3600 s deadline would pass during a 100 µs write)."""
+
+    ``short`` work (an append, a small file replaced: the journal's batches) goes to the
+    process's long-lived disk workers (:func:`runtime.diskio.run_write`, cheaper per call);
+    anything else, reads of a whole journal above all, to ``trio.to_thread.run_sync``, so
+    it never holds a worker that every journal shares. Under virtual time (a test's
+    ``MockClock``) it runs inline instead: a worker thread looks like idleness to trio, and
+    an autojumping clock would run ahead of a session waiting for its disk (a 3600 s
+    deadline would pass during a 100 µs write)."""
     if virtual_time():
         return fn(*args)
+    if short:
+        return await run_write(fn, *args, limiter=limiter)
     return await trio.to_thread.run_sync(fn, *args, limiter=limiter)
 
 
@@ -261,10 +273,7 @@ async def _write(folder: RunFolder, batch: list[JournalMsg], slots: trio.Capacit
     waited, delay = 0.0, 0.05
     while True:
         try:
-            if virtual_time():
-                folder.write_batch(batch)
-            else:
-                await run_write(folder.write_batch, batch, limiter=slots)
+            await offload(folder.write_batch, batch, limiter=slots, short=True)
             return
         except OSError as exc:
             if not _scarce(exc) or waited >= patience:
@@ -340,9 +349,7 @@ class _Batch:
 
     def add(self, m: JournalMsg) -> None:
         t = type(m)
-        if t is Append:
-            self.size += len(m.line)  # type: ignore[union-attr]
-        elif t is Lines:
+        if t is Lines:
             self.lines.append(m)  # type: ignore[arg-type]
         elif t is Flush:
             self.flushes.append(m)  # type: ignore[arg-type]

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import trio
-import yaml
 
 from runtime.config import load_config
 from runtime.context.summary import REMOVED_PREFIX, SUMMARY_PREFIX
@@ -41,16 +40,14 @@ def no_numbers_refusal() -> Any:
                                          "code": "context_length_exceeded"}})
 
 
-async def test_props_of_a_server_that_comes_up_after_the_engine(tmp_path: Path) -> None:
+async def test_props_of_a_server_that_comes_up_after_the_engine(write_config: Any,
+                                                                 tmp_path: Path) -> None:
     """kind: local: /props cannot be read while the server is down (not an error); the
     session that starts once it is up reads it, and fits every request to it."""
     port = free_port()
     agent = Agent(8)
-    path = tmp_path / "agent.yaml"
     cfg = config(Down(port), "local", "openai-chat", tmp_path, window=None)
-    cfg["reasoning"] = {"key_env": "TEST_TRACE_KEY"}
-    path.write_text(yaml.safe_dump(cfg))
-    loaded = load_config(path, environ=ENV)
+    loaded = load_config(write_config(cfg), environ=ENV)
     async with Engine.open(loaded, environ=ENV, tools=TOOLS) as engine:
         source = engine.runtimes["main"].window
         assert source is not None and source.props_state == "pending"
@@ -140,7 +137,7 @@ async def answered(session: Any, since: int = 0) -> int:
     raise AssertionError("the session ended without an answer")
 
 
-async def test_compact_now_between_turns(tmp_path: Path) -> None:
+async def test_compact_now_between_turns(write_config: Any, tmp_path: Path) -> None:
     """Session.compact (the interactive /compact) elides everything outside the kept turns
     now, or summarizes with the strategy given, and says what it did; the next request
     carries the compacted conversation."""
@@ -148,10 +145,7 @@ async def test_compact_now_between_turns(tmp_path: Path) -> None:
     answers = [Response("a", "fake-model", [TextPart("ok")], "stop", "stop")]
     async with open_fake_server([*agent.script(0), *answers * 5]) as server:
         cfg = config(server, "openai-chat", "openai-chat", tmp_path, window=100_000, keep=1)
-        cfg["reasoning"] = {"key_env": "TEST_TRACE_KEY"}
-        path = tmp_path / "agent.yaml"
-        path.write_text(yaml.safe_dump(cfg))
-        loaded = load_config(path, environ=ENV)
+        loaded = load_config(write_config(cfg), environ=ENV)
         async with Engine.open(loaded, environ=ENV, tools=TOOLS) as engine:
             session = await engine.start(loaded.task, keep_open=True)
             with trio.fail_after(30):
@@ -201,7 +195,8 @@ async def test_a_summary_that_cannot_be_had_falls_back_to_removing_turns(
     assert server.context_refused == 0
 
 
-async def test_a_model_switch_uses_the_new_models_window(tmp_path: Path) -> None:
+async def test_a_model_switch_uses_the_new_models_window(write_config: Any,
+                                                          tmp_path: Path) -> None:
     """Session.switch to a model of the same entry with a smaller window (from the known
     table): the next request is fitted to that window."""
     agent = Agent(4)  # three 8 KB results: over gpt-4's budget, within the server's window
@@ -209,10 +204,7 @@ async def test_a_model_switch_uses_the_new_models_window(tmp_path: Path) -> None
         cfg = config(server, "openai-chat", "openai-chat", tmp_path, window=None,
                      reserve=2_000)
         cfg["providers"]["main"].update(model="gpt-4o", models=["gpt-4o", "gpt-4"])
-        cfg["reasoning"] = {"key_env": "TEST_TRACE_KEY"}
-        path = tmp_path / "agent.yaml"
-        path.write_text(yaml.safe_dump(cfg))
-        loaded = load_config(path, environ=ENV)
+        loaded = load_config(write_config(cfg), environ=ENV)
         async with Engine.open(loaded, environ=ENV, tools=TOOLS) as engine:
             session = await engine.start(loaded.task, keep_open=True)
             with trio.fail_after(30):

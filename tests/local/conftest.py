@@ -8,34 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from scripts.local_model import (
-    LocalModelServer,
-    LocalModelUnavailable,
-    find_binary,
-    find_model,
-    pid_alive,
-    start_server,
-    supports_tools,
-)
+from scripts.local_model import LocalModelServer, supports_tools
+
+from .servers import running_server
 
 
 @pytest.fixture(scope="session")
 def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModelServer]:
     """The running server; skips (with the reason) only when binary or model is missing."""
-    try:
-        find_binary()
-        find_model()
-    except LocalModelUnavailable as exc:
-        pytest.skip(f"local model tier not installed: {exc}")
-    log = tmp_path_factory.mktemp("llama") / "llama-server.log"
-    server = start_server(log_path=log)
-    assert supports_tools(server.props), server.props.get("chat_template_caps")
-    try:
+    with running_server(tmp_path_factory.mktemp("llama") / "llama-server.log") as server:
+        assert supports_tools(server.props), server.props.get("chat_template_caps")
         yield server
-    finally:
-        code = server.stop()
-        assert not pid_alive(server.pid), f"llama-server {server.pid} still running"
-        assert code == 0, f"llama-server exited with {code}:\n{server.log_tail()}"
 
 
 @pytest.fixture

@@ -14,22 +14,14 @@ import trio
 
 from runtime.config import load_config
 from runtime.engine import Engine
-from runtime.model import Message, TextPart, ToolCallPart, ToolResultPart
-from scripts.local_model import (
-    MODEL_ALIAS,
-    LocalModelServer,
-    LocalModelUnavailable,
-    find_binary,
-    find_model,
-    pid_alive,
-    start_server,
-)
+from scripts.local_model import MODEL_ALIAS, LocalModelServer
+
+from .servers import SYSTEM, example_history, running_server
 
 pytestmark = pytest.mark.local_model
 
 CTX = 2_048
 TURNS = 20
-SYSTEM = "You are an agent. When a tool is relevant, call it with <tool_call>."
 NOTE = "".join(f"Line {i}: the quarterly report lists revenue, costs and the headcount of "
                f"team {i}.\n" for i in range(45))  # ~3,700 characters, ~1,000 tokens
 
@@ -37,28 +29,8 @@ NOTE = "".join(f"Line {i}: the quarterly report lists revenue, costs and the hea
 @pytest.fixture
 def small_server(tmp_path: Path) -> Iterator[LocalModelServer]:
     """A second llama-server with a 2,048-token context, stopped by its PID."""
-    try:
-        find_binary()
-        find_model()
-    except LocalModelUnavailable as exc:
-        pytest.skip(f"local model tier not installed: {exc}")
-    server = start_server(ctx=CTX, log_path=tmp_path / "llama-small.log")
-    try:
+    with running_server(tmp_path / "llama-small.log", ctx=CTX) as server:
         yield server
-    finally:
-        code = server.stop()
-        assert not pid_alive(server.pid), f"llama-server {server.pid} still running"
-        assert code == 0, f"llama-server exited with {code}:\n{server.log_tail()}"
-
-
-def example_history() -> list[Message]:
-    """The worked example the base model copies: a call, its result, an answer."""
-    return [
-        Message.user("Read notes.txt."),
-        Message("assistant", [ToolCallPart("call_example", "read_file", '{"path": "notes.txt"}')]),
-        Message("tool", [ToolResultPart("call_example", "hello", name="read_file")]),
-        Message("assistant", [TextPart("It says hello.")]),
-    ]
 
 
 async def drive(cfg_path: Path, question: str) -> tuple[Any, Path]:

@@ -21,7 +21,7 @@ import trio
 
 from runtime.errors import ErrorKind, error_from_response
 from runtime.events import Finish, TextDelta, ToolCallDelta, UsageEvent, assemble
-from runtime.model import Message, Params, Request, TextPart, ToolCallPart, ToolResultPart
+from runtime.model import Message, Params, Request
 from runtime.providers import HTTPProvider, ProviderSpec
 from runtime.wire import codec_for
 from runtime.wire.__main__ import decode_capture
@@ -37,21 +37,12 @@ from scripts.local_model import (
     supports_tools,
 )
 
+from .servers import SYSTEM, example_history
+
 pytestmark = pytest.mark.local_model
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEM = "You are an agent. When a tool is relevant, call it with <tool_call>."
 COMPLETE = {"session_start", "request", "usage", "turn_end", "session_end"}
-
-
-def example_history() -> list[Message]:
-    """The worked example the base model copies: a call, its result, an answer."""
-    return [
-        Message.user("Read notes.txt."),
-        Message("assistant", [ToolCallPart("call_example", "read_file", '{"path": "notes.txt"}')]),
-        Message("tool", [ToolResultPart("call_example", "hello", name="read_file")]),
-        Message("assistant", [TextPart("It says hello.")]),
-    ]
 
 
 def provider_entry(server: LocalModelServer, kind: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import trio
 import trio.testing
 
 from runtime.session.journal import (
-    Append,
     AppendBytes,
     AppendError,
     Flush,
@@ -23,6 +22,13 @@ from runtime.session.journal import (
     WriteFile,
     journal_actor,
 )
+
+
+def one_line(data: bytes) -> Lines:
+    """A ``Lines`` message of one transcript line, as the recorder starts one."""
+    lines = Lines()
+    lines.add(data)
+    return lines
 
 
 def folder(tmp_path: Path) -> RunFolder:
@@ -37,7 +43,7 @@ async def test_a_flush_returns_once_everything_before_it_is_on_disk(tmp_path: Pa
     async with trio.open_nursery() as nursery:
         send = await nursery.start(journal_actor, f)
         async with send:
-            await send.send(Append(b'{"type": "warning", "n": 1}'))
+            await send.send(one_line(b'{"type": "warning", "n": 1}'))
             await send.send(AppendError(2, {"kind": "server"}))
             await send.send(AppendError(2, {"kind": "timeout"}))
             await send.send(WriteFile("summary.json", b'{"status": "ok"}\n'))
@@ -61,7 +67,7 @@ async def test_the_folder_is_private(tmp_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             send = await nursery.start(journal_actor, f)
             async with send:
-                await send.send(Append(b"{}"))
+                await send.send(one_line(b"{}"))
                 await send.send(AppendError(1, {"kind": "server"}))
                 await send.send(WriteFile("state.json", b"{}"))
                 await send.send(AppendBytes("reasoning.enc", b"x"))
@@ -85,7 +91,7 @@ async def test_a_full_disk_slot_pool_pushes_back_on_the_producer(tmp_path: Path)
         nonlocal produced
         async with send:
             for i in range(100):
-                await send.send(Append(b'{"n": %d}' % i))
+                await send.send(one_line(b'{"n": %d}' % i))
                 produced += 1
 
     await slots.acquire_on_behalf_of("the test")
@@ -109,7 +115,7 @@ async def test_no_descriptor_is_held_between_writes(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         send = await nursery.start(journal_actor, f)
         async with send:
-            await send.send(Append(b"{}"))
+            await send.send(one_line(b"{}"))
             done = trio.Event()
             await send.send(Flush(done))
             await done.wait()
@@ -126,7 +132,7 @@ async def test_an_unwritable_folder_ends_the_actor_with_a_journal_error(tmp_path
             send = await nursery.start(journal_actor, f)
             os.rmdir(f.path)
             async with send:
-                await send.send(Append(b"{}"))
+                await send.send(one_line(b"{}"))
 
 
 async def test_lines_grow_until_taken_and_a_flush_covers_them(tmp_path: Path) -> None:
@@ -143,7 +149,7 @@ async def test_lines_grow_until_taken_and_a_flush_covers_them(tmp_path: Path) ->
             assert not lines.taken
             lines.add(b'{"n": 1}')
             lines.add(b'{"n": 2}')
-            await send.send(Append(b'{"n": 3}'))
+            await send.send(one_line(b'{"n": 3}'))
             done = trio.Event()
             await send.send(Flush(done))
             await done.wait()
@@ -222,3 +228,25 @@ async def test_the_records_of_a_batch_reach_the_journal_as_one_message() -> None
     await rec.emit(WarningRecord(message="w3"))
     second = recv.receive_nowait()
     assert isinstance(second, Lines) and [json.loads(x)["message"] for x in second.lines] == ["w3"]
+
+
+def test_short_writes_are_carried_on_until_every_byte_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.write`` may write fewer bytes than asked (a signal, a nearly full disk): every
+    file of a batch, appended or replaced whole, still ends up with all of its bytes."""
+    real_write = os.write
+
+    def short(fd: int, data: bytes | memoryview) -> int:
+        return real_write(fd, bytes(data[:7]))
+
+    f = folder(tmp_path)
+    monkeypatch.setattr(os, "write", short)
+    f.write_batch([Lines([b'{"type": "warning", "n": 1}', b'{"n": 2}']),
+                   AppendError(2, {"kind": "server"}),
+                   WriteFile("summary.json", b'{"status": "ok", "exit_code": 0}\n'),
+                   AppendBytes("reasoning.enc", bytes(range(40)))])
+    monkeypatch.undo()
+    assert (f.path / "transcript.jsonl").read_bytes() == b'{"type": "warning", "n": 1}\n{"n": 2}\n'
+    assert json.loads((f.path / "errors" / "turn_2.json").read_text()) == [{"kind": "server"}]
+    assert json.loads((f.path / "summary.json").read_text()) == {"status": "ok", "exit_code": 0}
+    assert (f.path / "reasoning.enc").read_bytes() == bytes(range(40))
