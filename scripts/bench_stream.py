@@ -90,6 +90,8 @@ with FakeProviderServer.in_thread(Forever(), chunk_delay={delay}) as server:
 
 async def floor_stream(client: httpx.AsyncClient, url: str, body: bytes,
                        headers: dict[str, str]) -> int:
+    """The floor of one streamed request: raw ``httpx``, a line split and
+    ``msgspec.json.decode`` per SSE event; how many events there were."""
     n = 0
     decode = msgspec.json.decode
     async with client.stream("POST", url, content=body, headers=headers) as r:
