@@ -39,7 +39,7 @@ import attrs
 import trio
 
 from ..channels import send_soon
-from ..errors import ErrorKind, ProviderError
+from ..errors import ErrorKind, ProviderError, sole_exception
 from ..events import Event, events_of
 from ..model import Request, Response
 from ..pricing import estimate_tokens
@@ -262,9 +262,10 @@ async def admit_and_reserve(opts: ActorOptions, tokens: float) -> tuple[Admissio
             nursery.start_soon(admit)
             wait = await limiter.reserve(tokens, now)
     except BaseExceptionGroup as group:  # one failure comes out as itself
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        lone = sole_exception(group)
+        if lone is None:
+            raise
+        raise lone from None
     return seen[0], wait <= 0.0
 
 
