@@ -43,7 +43,7 @@ from .context.entries import read_props, vendor_params, window_source, with_beta
 from .context.fit import ContextPolicy
 from .context.ledger import Ledger
 from .context.source import WindowSource
-from .errors import ConfigError
+from .errors import ConfigError, sole_exception
 from .hooks import Hooks
 from .model import Message
 from .pricing import PriceTable
@@ -231,7 +231,7 @@ class Engine:
                 finally:
                     hooks.close()
         except BaseExceptionGroup as group:
-            lone = _lone(group)
+            lone = sole_exception(group)
             if lone is None:
                 raise
             raise lone from None  # one failure comes out as itself (a ConfigError: exit 2)
@@ -416,19 +416,6 @@ class Engine:
             restored.turn = int(state.get("turn", restored.turn))
             restored.pending, restored.turn_closed = [], True
         return restored
-
-
-def _lone(group: BaseExceptionGroup) -> BaseException | None:  # type: ignore[type-arg]
-    """The only exception inside ``group`` (nested groups included), or None."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    return leaves[0] if len(leaves) == 1 else None
 
 
 async def _supervised(name: str, provider: Provider, opts: ActorOptions,

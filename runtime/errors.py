@@ -56,6 +56,7 @@ __all__ = [
     "local_cause",
     "local_resource_error",
     "parse_retry_after",
+    "sole_exception",
 ]
 
 
@@ -284,3 +285,17 @@ def error_from_event(kind: str, message: str, *, provider: str | None = None,
     """The ``ProviderError`` for an error reported inside a response (``ErrorEvent``)."""
     return ProviderError(kind, message, provider=provider, status=status, type=type, code=code,
                          details=details)
+
+
+def sole_exception(group: BaseExceptionGroup) -> BaseException | None:  # type: ignore[type-arg]
+    """The only exception inside ``group`` (nested groups included), or None: a nursery
+    whose one task failed raises that failure as itself, not wrapped in a group."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else None

@@ -148,40 +148,33 @@ class Hooks:
         """Emit the hook events that a transcript record stands for (see the docstring)."""
         r = _records()
         t = type(rec)
-        hooked = self._hooks
+        hooked = self._hooks  # nobody listens to a kind of event: none is built
         if t is r.RequestRecord:
-            if not hooked["request_start"]:  # nobody listens: no event is built
-                return
+            if hooked["request_start"]:
+                self.emit(RequestStart(run_id=rec.run_id, turn=rec.turn,
+                                       request_id=rec.request_id, provider=rec.provider,
+                                       model=rec.model, attempt=rec.attempt, stream=rec.stream))
         elif t is r.ProviderErrorRecord:
-            if not hooked["error"] and not hooked["retry"]:
-                return
-        elif t is r.CacheRecord:
-            if not hooked["cache"]:
-                return
-        elif t is r.ToolResultRecord:
-            if not hooked["tool_call"]:
-                return
-        else:
-            return
-        base = {"run_id": rec.run_id, "turn": rec.turn}
-        if t is r.RequestRecord:
-            self.emit(RequestStart(**base, request_id=rec.request_id, provider=rec.provider,
-                                   model=rec.model, attempt=rec.attempt, stream=rec.stream))
-        elif t is r.ProviderErrorRecord:
-            self.emit(ErrorHookEvent(**base, request_id=rec.request_id, provider=rec.provider,
-                                     model=rec.model, kind=rec.kind, status=rec.status,
-                                     attempt=rec.attempt, message=rec.message,
-                                     provider_request_id=rec.provider_request_id))
-            if rec.delay is not None:
+            base = {"run_id": rec.run_id, "turn": rec.turn}
+            if hooked["error"]:
+                self.emit(ErrorHookEvent(**base, request_id=rec.request_id,
+                                         provider=rec.provider, model=rec.model, kind=rec.kind,
+                                         status=rec.status, attempt=rec.attempt,
+                                         message=rec.message,
+                                         provider_request_id=rec.provider_request_id))
+            if rec.delay is not None and hooked["retry"]:
                 self.emit(RetryEvent(**base, request_id=rec.request_id, provider=rec.provider,
                                      model=rec.model, attempt=rec.attempt + 1, delay=rec.delay))
         elif t is r.CacheRecord:
-            self.emit(CacheEvent(**base, provider=rec.provider, model="", outcome=rec.outcome,
-                                 key=rec.key))
+            if hooked["cache"]:
+                self.emit(CacheEvent(run_id=rec.run_id, turn=rec.turn, provider=rec.provider,
+                                     model="", outcome=rec.outcome, key=rec.key))
         elif t is r.ToolResultRecord:
-            self.emit(ToolCallEvent(**base, call_id=rec.call_id, name=rec.name, ok=rec.ok,
-                                    rejected=rec.rejected, duration=rec.duration,
-                                    request_id=rec.request_id or None))
+            if hooked["tool_call"]:
+                self.emit(ToolCallEvent(run_id=rec.run_id, turn=rec.turn, call_id=rec.call_id,
+                                        name=rec.name, ok=rec.ok, rejected=rec.rejected,
+                                        duration=rec.duration,
+                                        request_id=rec.request_id or None))
 
     def emit(self, ev: Any) -> None:
         """Queue an event for the hooks; never blocks, never raises."""

@@ -1,10 +1,10 @@
 """OpenTelemetry spans following the GenAI semantic conventions (``gen_ai.*``).
 
-Imported only when the ``[otel]`` extra is installed (``runtime.app`` checks with
-``importlib.util.find_spec`` first). Spans go to whatever tracer provider the application
-configured; with the bare API they are no-ops. One ``chat <model>`` client span per provider
-attempt, built from the ``response_end`` and ``error`` hook events; one
-``execute_tool <name>`` span per tool call.
+Imported only when the ``[otel]`` extra is installed and the application has set a tracer
+provider before opening the engine (``runtime.engine._otel`` checks both; without a provider
+every span would be a no-op, so none is made). Spans go to that provider. One
+``chat <model>`` client span per provider attempt, built from the ``response_end`` and
+``error`` hook events; one ``execute_tool <name>`` span per tool call.
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ async def _child(port: int, sessions: int, turns: int, floor: bool) -> dict[str,
     from runtime.model import Message, Request
     from runtime.providers import build_provider
     from runtime.tools.registry import Tool
+    from scripts.bench_stream import floor_stream
 
     async def noop() -> str:
         return "ok"
@@ -154,23 +155,11 @@ async def _child(port: int, sessions: int, turns: int, floor: bool) -> dict[str,
                 headers = dict(http._headers)  # type: ignore[attr-defined]
                 limits = _limits_of(rt.client)
                 counted = [0]
-                decode = msgspec.json.decode
 
                 async def raw(client: httpx.AsyncClient) -> None:
                     for body in bodies:
-                        async with client.stream("POST", http.url, content=body,  # type: ignore[attr-defined]
-                                                 headers=headers) as r:
-                            buf = b""
-                            async for chunk in r.aiter_bytes():
-                                buf += chunk
-                                lines = buf.split(b"\n")
-                                buf = lines.pop()
-                                for line in lines:
-                                    if line.startswith(b"data:"):
-                                        data = line[5:].strip()
-                                        if data != b"[DONE]":
-                                            decode(data)
-                                            counted[0] += 1
+                        counted[0] += await floor_stream(client, http.url,  # type: ignore[attr-defined]
+                                                         body, headers)
 
                 async with httpx.AsyncClient(limits=limits, timeout=3600) as client:
                     await raw(client)  # warm-up

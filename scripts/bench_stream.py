@@ -90,6 +90,8 @@ with FakeProviderServer.in_thread(Forever(), chunk_delay={delay}) as server:
 
 async def floor_stream(client: httpx.AsyncClient, url: str, body: bytes,
                        headers: dict[str, str]) -> int:
+    """The floor of one streamed request: raw ``httpx``, a line split and
+    ``msgspec.json.decode`` per SSE event; how many events there were."""
     n = 0
     decode = msgspec.json.decode
     async with client.stream("POST", url, content=body, headers=headers) as r:
@@ -234,15 +236,16 @@ def main() -> int:
     unit = {"paced": "us/event", "burst": "us/event", "body": "us/request"}
     goal = {"paced": 1.25, "burst": 1.25, "body": 1.1}
     print(f"CPU of this process, median of {args.reps} requests, {args.runs} runs (min-max)")
-    print(f"{'mode':<7}{'protocol':<18}{'unit':>11}{'floor':>16}{'session':>16}"
-          f"{'ratio':>14}{'goal':>8}")
+    print(f"{'mode':<7}{'protocol':<18}{'unit':>11}{'floor':>17}{'session':>17}"
+          f"{'ratio':>15}{'goal':>8}")
     for mode in modes:
         for proto in PROTOCOLS:
             f = [r[proto, mode][0] * 1e6 for r in runs]
             s = [r[proto, mode][1] * 1e6 for r in runs]
             ratio = [r[proto, mode][1] / r[proto, mode][0] for r in runs]
-            print(f"{mode:<7}{proto:<18}{unit[mode]:>11}{min(f):>7.2f}-{max(f):<8.2f}"
-                  f"{min(s):>7.2f}-{max(s):<8.2f}{min(ratio):>6.2f}-{max(ratio):.2f}x"
+            # a space before each figure: one as wide as its field still stands apart
+            print(f"{mode:<7}{proto:<18}{unit[mode]:>11} {min(f):>7.2f}-{max(f):<8.2f}"
+                  f" {min(s):>7.2f}-{max(s):<8.2f} {min(ratio):>6.2f}-{max(ratio):.2f}x"
                   f"{goal[mode]:>7.2f}x")
     return 0
 

@@ -332,6 +332,8 @@ def test_sleeping_retry_in_is_never_one_float_step_short(opened: float, cooldown
 @given(at=times, now=times)
 def test_seconds_until_reaches_the_moment_and_no_further_than_a_step(at: float,
                                                                      now: float) -> None:
+    """``now + seconds_until(at, now)`` is never short of ``at``, and the wait is no longer
+    than it must be: one float step less falls short, unless it is the plain ``at - now``."""
     wait = seconds_until(at, now)
     assert now + wait >= at
     assert wait == 0.0 or now + math.nextafter(wait, -math.inf) < at or wait == at - now

@@ -20,6 +20,7 @@ from runtime.errors import (
     local_cause,
     local_resource_error,
     parse_retry_after,
+    sole_exception,
 )
 from runtime.redact import Redactor
 from tests.recordings import interactions
@@ -284,3 +285,14 @@ def test_local_cause_walks_wrappers_and_groups() -> None:
     err = local_resource_error(errno.EADDRNOTAVAIL, "connecting", provider="p")
     assert err.kind is ErrorKind.LOCAL_RESOURCE and err.retryable
     assert "EADDRNOTAVAIL" in err.message and "ip_local_port_range" in err.hint
+
+
+def test_sole_exception_finds_the_one_leaf_of_nested_groups() -> None:
+    """A group holding one failure (however deeply nested) gives it back; a group of two
+    gives None, so that both stay visible."""
+    alone = ValueError("alone")
+    nested = BaseExceptionGroup("outer", [BaseExceptionGroup("inner", [alone])])
+    assert sole_exception(nested) is alone
+    assert sole_exception(ExceptionGroup("flat", [alone])) is alone
+    two = ExceptionGroup("two", [ValueError("a"), ExceptionGroup("g", [KeyError("b")])])
+    assert sole_exception(two) is None

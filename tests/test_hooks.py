@@ -6,8 +6,23 @@ from typing import Any
 
 import trio
 
-from runtime.hooks import Hooks, RequestStart, ResponseEnd, ToolCallEvent
+from runtime.hooks import (
+    CacheEvent,
+    ErrorHookEvent,
+    Hooks,
+    RequestStart,
+    ResponseEnd,
+    RetryEvent,
+    ToolCallEvent,
+)
 from runtime.model import Request, Response, TextPart, ToolCallPart, Usage
+from runtime.session.records import (
+    CacheRecord,
+    ProviderErrorRecord,
+    RequestRecord,
+    ToolResultRecord,
+    TurnEnd,
+)
 from runtime.testing import ScriptedProvider
 from runtime.tools import make_tool
 
@@ -95,3 +110,43 @@ def test_unknown_event_name_is_refused() -> None:
         assert "first_token" in str(exc)
     else:
         raise AssertionError("expected ValueError")
+
+
+ERROR = ProviderErrorRecord(run_id="r1", turn=2, provider="main", model="m", kind="server",
+                            status=503, message="busy", attempt=1, request_id="req_1",
+                            delay=0.5)
+RECORDS = [RequestRecord(run_id="r1", turn=2, provider="main", model="m", request_id="req_1"),
+           ERROR, CacheRecord(run_id="r1", turn=2, provider="main", outcome="hit", key="k"),
+           ToolResultRecord(run_id="r1", turn=2, call_id="c1", name="echo", ok=True),
+           TurnEnd(run_id="r1", turn=2)]
+
+
+async def _emitted(names: list[str]) -> list[Any]:
+    """The events the hooks registered for ``names`` get from :data:`RECORDS`."""
+    hooks = Hooks()
+    seen: list[Any] = []
+    for name in names:
+        hooks.on(name, seen.append)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hooks.run)
+        for rec in RECORDS:
+            hooks.record(rec)
+        hooks.close()
+    return seen
+
+
+async def test_each_record_becomes_its_event_only_for_those_listening() -> None:
+    """A request, a failed attempt that is retried, a cache outcome and a tool result become
+    request_start, error and retry, cache and tool_call events, each only when a hook
+    listens to it; a record that stands for no event gives none."""
+    every = await _emitted(["request_start", "error", "retry", "cache", "tool_call"])
+    assert [type(e) for e in every] == [RequestStart, ErrorHookEvent, RetryEvent, CacheEvent,
+                                        ToolCallEvent]
+    assert all((e.run_id, e.turn) == ("r1", 2) for e in every)
+    error, retry = every[1], every[2]
+    assert (error.kind, error.status, error.attempt) == ("server", 503, 1)
+    assert (retry.attempt, retry.delay) == (2, 0.5)
+    assert [type(e) for e in await _emitted(["retry"])] == [RetryEvent]
+    assert [type(e) for e in await _emitted(["error"])] == [ErrorHookEvent]
+    assert [type(e) for e in await _emitted(["cache", "tool_call"])] == [CacheEvent,
+                                                                        ToolCallEvent]

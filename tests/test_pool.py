@@ -14,7 +14,7 @@ import trio
 import yaml
 
 from runtime.config import load_config
-from runtime.engine import Engine
+from runtime.engine import Engine, _fd_budget, pool_limits
 from runtime.errors import ConfigError
 from runtime.model import Response, TextPart, ToolCallPart, Usage
 from runtime.testing import open_fake_server
@@ -159,8 +159,27 @@ async def test_pool_limits_default_to_the_open_file_budget(tmp_path: Path) -> No
         client = engine.runtimes["main"].client
         assert client is not None
         pool = client._transport._pool  # type: ignore[attr-defined]
-        assert 4 <= pool._max_connections <= 100 and not pool._http2
-        assert pool._max_keepalive_connections <= pool._max_connections
+        share = max(4, _fd_budget() // 2)  # the one provider's half of the budget
+        assert pool._max_connections == min(100, share) and not pool._http2
+        assert pool._max_keepalive_connections == min(20, share)
+
+
+@pytest.mark.parametrize(("pool", "connections", "expected"), [
+    ({}, 6, (6, 6)),                                        # a small budget bounds both
+    ({}, 1000, (100, 20)),                                  # the caps of a large one
+    ({"max_connections": 3}, 1000, (3, 3)),                 # keep-alive within the set most
+    ({"max_keepalive": 0}, 1000, (100, 0)),                 # no keep-alive at all
+    ({"max_connections": 50, "max_keepalive": 10}, 6, (50, 10)),  # set limits win
+])
+def test_pool_limits_fill_what_the_entry_leaves_unset_from_its_share(
+        tmp_path: Path, pool: dict[str, Any], connections: int,
+        expected: tuple[int, int]) -> None:
+    """pool_limits takes providers.<name>.pool as set and derives the rest from the entry's
+    share of the open-file budget: at most 100 connections and 20 kept alive."""
+    cfg = _config(tmp_path, "http://127.0.0.1:9/v1", pool=pool)
+    limits = pool_limits(cfg.providers["main"], connections)
+    assert (limits.max_connections, limits.max_keepalive_connections) == expected
+    assert limits.keepalive_expiry == 5.0
 
 
 @pytest.mark.parametrize(("provider", "path", "words"), [

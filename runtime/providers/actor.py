@@ -39,7 +39,7 @@ import attrs
 import trio
 
 from ..channels import send_soon
-from ..errors import ErrorKind, ProviderError
+from ..errors import ErrorKind, ProviderError, sole_exception
 from ..events import Event, events_of
 from ..model import Request, Response
 from ..pricing import estimate_tokens
@@ -189,19 +189,16 @@ def _refusal(opts: ActorOptions, provider: Provider, wait: float, attempt: int, 
     return err
 
 
-async def _circuit(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: int,
-                   waited: float, seen: Admission | None = None
-                   ) -> tuple[ProviderError, float | None] | Admission:
-    """The breaker's admission when it lets this attempt through; else the refusal and how
-    long to wait before the next attempt (None: the turn ends here). ``seen``: the
-    breaker's answer, already asked (see :func:`admit_and_reserve`)."""
-    breaker = opts.breaker
-    if breaker is None:
-        return _OPEN_ROAD
-    gate = seen if seen is not None else await breaker.admit(opts.clock())
-    if gate.allowed:
-        return gate
-    wait = gate.retry_in
+async def _admit(opts: ActorOptions) -> Admission:
+    """The breaker's answer for the next attempt (always yes without a breaker)."""
+    return _OPEN_ROAD if opts.breaker is None else await opts.breaker.admit(opts.clock())
+
+
+def _refused(opts: ActorOptions, provider: Provider, msg: TurnRequest, attempt: int,
+             waited: float, wait: float) -> tuple[ProviderError, float | None]:
+    """The refusal of an attempt the breaker did not let through (it could say yes in
+    ``wait`` seconds) and how long to wait before the next attempt (None: the turn ends
+    here)."""
     if msg.can_fail_over:
         return _refusal(opts, provider, wait, attempt, waiting=False), None
     if attempt >= opts.policy.max_attempts:
@@ -265,9 +262,10 @@ async def admit_and_reserve(opts: ActorOptions, tokens: float) -> tuple[Admissio
             nursery.start_soon(admit)
             wait = await limiter.reserve(tokens, now)
     except BaseExceptionGroup as group:  # one failure comes out as itself
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        lone = sole_exception(group)
+        if lone is None:
+            raise
+        raise lone from None
     return seen[0], wait <= 0.0
 
 
@@ -311,15 +309,16 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
             attempt += 1
             rid = new_request_id()
             reserved = False  # the limiter already granted this attempt
-            if admitted is None and _remote(opts):
-                seen, reserved = await admit_and_reserve(opts, estimate)
-                gate = await _circuit(opts, provider, msg, attempt, waited, seen)
+            if admitted is not None:
+                gate = admitted
+            elif _remote(opts):
+                gate, reserved = await admit_and_reserve(opts, estimate)
             else:
-                gate = admitted or await _circuit(opts, provider, msg, attempt, waited)
-            if not isinstance(gate, Admission):
+                gate = await _admit(opts)
+            if not gate.allowed:
                 if reserved and opts.limiter is not None:  # nothing goes out: tokens back
                     await opts.limiter.settle(0, opts.clock(), estimate=estimate)
-                refusal, wait = gate
+                refusal, wait = _refused(opts, provider, msg, attempt, waited, gate.retry_in)
                 await _reply(reply, AttemptFailed(refusal, attempt, rid, wait))
                 if wait is None:
                     await _reply(reply, TurnFailed(refusal, attempt))

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from runtime.errors import ConfigError
-from runtime.events import ToolCallStart
 from runtime.model import Request, Response, TextPart, ToolCallPart, ToolResultPart, Usage
 from runtime.testing import ScriptedProvider
 
@@ -25,8 +24,21 @@ PATCH = "*** Begin Patch\n*** Add File: via_function.txt\n+made by a function ca
         "*** End Patch\n"
 
 
-@pytest.mark.skipif("kind" not in ToolCallStart.__struct_fields__,
-                    reason="the normalized events carry a call's kind from the wire branch on")
+async def two_turns(run_agent: Callable[..., Any], path: Path, first: Response
+                    ) -> tuple[Any, Request]:
+    """A session whose provider answers ``first`` and then "done": the run (finished) and
+    the second request (the one that carries the tool results)."""
+    seen: list[Request] = []
+
+    def final(req: Request) -> Response:
+        seen.append(req)
+        return Response("r2", "scripted", [TextPart("done")], "stop", "stop", Usage(1, 1))
+
+    run = await run_agent(path, providers={"main": ScriptedProvider("main", [first, final])})
+    assert run.outcome.status == "finished"
+    return run, seen[0]
+
+
 async def test_client_run_calls_are_answered_in_a_session(
         write_config: Callable[..., Path], run_agent: Callable[..., Any], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,12 +47,6 @@ async def test_client_run_calls_are_answered_in_a_session(
     variables; long output is capped at tools.max_output_chars."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-session-secret-123456")
     monkeypatch.setenv("VISIBLE_VAR", "yes")
-    seen: list[Request] = []
-
-    def final(req: Request) -> Response:
-        seen.append(req)
-        return Response("r2", "scripted", [TextPart("done")], "stop", "stop", Usage(1, 1))
-
     first = Response("r1", "scripted", [
         ToolCallPart("c1", "shell", json.dumps({"commands": ["env", "seq 1 3000"]}),
                      kind="shell"),
@@ -54,10 +60,8 @@ async def test_client_run_calls_are_answered_in_a_session(
                              "approval": {"run_shell": "auto"}, "shell_env": ["VISIBLE_VAR"],
                              "max_output_chars": 400,
                              "workspace": str(tmp_path / "workspace")}}
-    run = await run_agent(write_config(cfg), providers={"main": ScriptedProvider(
-        "main", [first, final])})
-    assert run.outcome.status == "finished"
-    results = [p for p in seen[0].messages[-1].parts if isinstance(p, ToolResultPart)]
+    run, second = await two_turns(run_agent, write_config(cfg), first)
+    results = [p for p in second.messages[-1].parts if isinstance(p, ToolResultPart)]
     assert [(r.call_id, r.kind, r.is_error) for r in results] == [
         ("c1", "shell", False), ("c2", "apply_patch", False), ("c3", "function", False),
         ("c4", "custom", True)]
@@ -80,12 +84,6 @@ async def test_function_tools_in_a_session_scrub_and_cap(
     result reaching the model is capped at tools.max_output_chars."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-session-secret-123456")
     monkeypatch.setenv("VISIBLE_VAR", "yes")
-    seen: list[Request] = []
-
-    def final(req: Request) -> Response:
-        seen.append(req)
-        return Response("r2", "scripted", [TextPart("done")], "stop", "stop", Usage(1, 1))
-
     first = Response("r1", "scripted", [
         ToolCallPart("c1", "run_shell", json.dumps({"command": "env; seq 1 3000"})),
         ToolCallPart("c2", "apply_patch", json.dumps({"patch": PATCH})),
@@ -94,10 +92,8 @@ async def test_function_tools_in_a_session_scrub_and_cap(
                              "approval": {"run_shell": "auto"}, "shell_env": ["VISIBLE_VAR"],
                              "max_output_chars": 3000,
                              "workspace": str(tmp_path / "workspace")}}
-    run = await run_agent(write_config(cfg), providers={"main": ScriptedProvider(
-        "main", [first, final])})
-    assert run.outcome.status == "finished"
-    shell, patch = [p for p in seen[0].messages[-1].parts if isinstance(p, ToolResultPart)]
+    _, second = await two_turns(run_agent, write_config(cfg), first)
+    shell, patch = [p for p in second.messages[-1].parts if isinstance(p, ToolResultPart)]
     text = str(shell.content)
     assert "VISIBLE_VAR=yes" in text and "sk-session" not in text
     assert "OPENAI_API_KEY" not in text
