@@ -34,12 +34,10 @@ async def test_the_fleet_at_a_glance(tmp_path: Path, backend_config: BackendConf
     monkeypatch.setenv("COUNT_FILE", str(tmp_path / "count.txt"))
     async with open_fake_server(Endless(str(tmp_path / "p.log"), faults=False)) as fake, \
             open_backend(backend_config) as backend:
-        path = write_agent(tmp_path, "a", fake.base_url("openai-chat"), backend_config, **{
-            "tools": {"python": ["tests.fleet.count_tool:count"], "approval": {"count": "ask"},
-                      "workspace": str(tmp_path / "ws")}})
-        text = path.read_text().replace("retry:", "rate_limit: {requests_per_minute: 30}\n"
-                                        "    retry:")
-        path.write_text(text)
+        path = write_agent(tmp_path, "a", fake.base_url("openai-chat"), backend_config,
+                           provider={"rate_limit": {"requests_per_minute": 30}}, tools={
+            "python": ["tests.fleet.count_tool:count"], "approval": {"count": "ask"},
+            "workspace": str(tmp_path / "ws")})
         cfg = load_config(path, environ=ENV)
         queue = SessionQueue(backend)
         rid = await queue.enqueue("count once")
