@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import trio
 from ..session.journal import DIR_MODE, FILE_MODE, TRANSCRIPT, JournalError, RunFolder, offload
 from ..session.records import RecordBase, SessionEnd, decode_line
 from ..session.traces import TRACE_FILE
-from .connection import DOWN, Backend, backoff
+from .connection import DOWN, Backend, backoff, retrying
 
 __all__ = ["RedisTee", "StreamEntry", "follow", "read_stream", "rebuild_folder"]
 
@@ -200,16 +201,9 @@ async def follow(backend: Backend, run_id: str, since: int = 0, *,
     ridden out: reading resumes after the last record yielded."""
     key = backend.keys.journal(run_id)
     last = f"{since}-0" if since > 0 else "0-0"
-    attempt = 0
     while True:
-        try:
-            found = await backend.redis.xread({key: last}, count=500, block=block_ms)
-        except DOWN as exc:
-            backend.mark_down(exc)
-            attempt += 1
-            await trio.sleep(backoff(attempt))
-            continue
-        attempt = 0
+        found = await retrying(backend, partial(backend.redis.xread, {key: last}, count=500,
+                                                block=block_ms))
         for _stream, rows in (found or {}).items():
             for row in rows:
                 ident = row.identifier

@@ -32,7 +32,7 @@ from ..server.models import PendingApproval, SessionView, Totals
 from ..server.service import Service, contract_status, events_url
 from ..server.store import FINAL, SessionRecord
 from ..session.records import RecordBase
-from .connection import DOWN, Backend, backoff, retrying
+from .connection import Backend, retrying
 from .journal import follow
 from .queue import SessionQueue, publish
 
@@ -82,18 +82,10 @@ class FleetService(Service):
                 return last
 
     async def _mirror(self, last: str) -> None:
-        attempt = 0
         key = self.backend.keys.k("rec")
         while True:
-            try:
-                found = await self.backend.redis.xread({key: last}, count=1000, block=5000)
-            except DOWN as exc:
-                self.backend.mark_down(exc)
-                attempt += 1
-                await trio.sleep(backoff(attempt))
-                continue
-            attempt = 0
-            self.backend.healthy = True
+            found = await retrying(self.backend, partial(
+                self.backend.redis.xread, {key: last}, count=1000, block=5000))
             for _key, rows in (found or {}).items():
                 for row in rows:
                     last = _text(row.identifier)

@@ -30,6 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -305,16 +306,9 @@ class Worker:
         k = self.backend.keys
         run_id = r.taken.run_id
         last = r.taken.info.get("ctl_seen") or "0-0"
-        attempt = 0
         while True:
-            try:
-                found = await self.backend.redis.xread({k.control(run_id): last}, count=50,
-                                                       block=5000)
-            except DOWN:
-                attempt += 1
-                await trio.sleep(backoff(attempt))
-                continue
-            attempt = 0
+            found = await retrying(self.backend, partial(
+                self.backend.redis.xread, {k.control(run_id): last}, count=50, block=5000))
             for _key, rows in (found or {}).items():
                 for row in rows:
                     last = _text(row.identifier)
