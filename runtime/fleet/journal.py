@@ -28,7 +28,7 @@ import trio
 from ..session.journal import DIR_MODE, FILE_MODE, TRANSCRIPT, JournalError, RunFolder, offload
 from ..session.records import RecordBase, SessionEnd, decode_line
 from ..session.traces import TRACE_FILE
-from .connection import DOWN, Backend, backoff, retrying
+from .connection import Backend, retrying
 
 __all__ = ["RedisTee", "StreamEntry", "follow", "read_stream", "rebuild_folder"]
 
@@ -147,20 +147,13 @@ class RedisTee:
         args: list[Any] = [self.token]
         for e in entries:
             args += [e.id, e.field, e.value]
-        attempt = 0
-        while True:
-            try:
-                n = await self.backend.run("append", [keys.session(self.run_id),
-                                                      keys.journal(self.run_id)], args)
-            except DOWN:
-                attempt += 1
-                await trio.sleep(backoff(attempt))
-                continue
-            if int(n) < 0:
-                self.fenced = True
-            else:
-                self.sent += int(n)
-            return
+        n = await retrying(self.backend, partial(
+            self.backend.run, "append", [keys.session(self.run_id), keys.journal(self.run_id)],
+            args))
+        if int(n) < 0:
+            self.fenced = True
+        else:
+            self.sent += int(n)
 
 
 def _entry(entry_id: bytes | str, fields: Any) -> StreamEntry | None:
