@@ -28,7 +28,7 @@ import trio
 from ..session.journal import DIR_MODE, FILE_MODE, TRANSCRIPT, JournalError, RunFolder, offload
 from ..session.records import RecordBase, SessionEnd, decode_line
 from ..session.traces import TRACE_FILE
-from .connection import Backend, retrying
+from .connection import Backend, as_text, retrying
 
 __all__ = ["RedisTee", "StreamEntry", "follow", "read_stream", "rebuild_folder"]
 
@@ -157,7 +157,7 @@ class RedisTee:
 
 
 def _entry(entry_id: bytes | str, fields: Any) -> StreamEntry | None:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    text = as_text(entry_id)
     seq, _, sub = text.partition("-")
     for field in (b"l", b"t"):
         value = fields.get(field)
@@ -184,7 +184,7 @@ async def read_stream(backend: Backend, run_id: str, after: str = "-",
         if len(rows) < page:
             return out
         last = rows[-1].identifier
-        start = "(" + (last.decode() if isinstance(last, bytes) else last)
+        start = "(" + as_text(last)
 
 
 async def follow(backend: Backend, run_id: str, since: int = 0, *,
@@ -200,7 +200,7 @@ async def follow(backend: Backend, run_id: str, since: int = 0, *,
         for _stream, rows in (found or {}).items():
             for row in rows:
                 ident = row.identifier
-                last = ident.decode() if isinstance(ident, bytes) else ident
+                last = as_text(ident)
                 e = _entry(ident, row.field_values)
                 if e is None or e.field != b"l":
                     continue
