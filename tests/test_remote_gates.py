@@ -75,6 +75,7 @@ async def turn(provider: ScriptedProvider, opts: ActorOptions, *, can_fail_over:
 
 
 async def test_remote_gates_are_asked_at_once() -> None:
+    """Both remote gates are asked before either answers, and the grant is used as is."""
     log: list[str] = []
     breaker, limiter = HeldBreaker(log, True), HeldLimiter(log, True)
     provider = ScriptedProvider("main", [ANSWER])
@@ -96,6 +97,7 @@ async def test_remote_gates_are_asked_at_once() -> None:
 
 
 async def test_a_refused_admission_gives_the_reserved_tokens_back() -> None:
+    """An open circuit ends the turn with nothing sent and the reserved tokens settled to 0."""
     log: list[str] = []
     breaker = HeldBreaker(log, True, allowed=False)
     limiter = HeldLimiter(log, True)

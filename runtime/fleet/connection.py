@@ -31,7 +31,7 @@ from ..config import BackendConfig
 from . import lua
 from .keys import Keys
 
-__all__ = ["DOWN", "Backend", "backoff", "open_backend", "retrying"]
+__all__ = ["DOWN", "Backend", "as_text", "backoff", "open_backend", "retrying"]
 
 T = TypeVar("T")
 
@@ -132,6 +132,11 @@ async def open_backend(cfg: BackendConfig, *, max_connections: int | None = None
     client = coredis.Redis(connection_pool=pool, decode_responses=False)
     async with client:
         yield Backend(cfg, client, Keys(cfg.prefix))
+
+
+def as_text(value: object) -> str:
+    """A value of a Redis reply (the client answers bytes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def backoff(attempt: int, *, base: float = 0.1, cap: float = 5.0,

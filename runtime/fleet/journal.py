@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import trio
 from ..session.journal import DIR_MODE, FILE_MODE, TRANSCRIPT, JournalError, RunFolder, offload
 from ..session.records import RecordBase, SessionEnd, decode_line
 from ..session.traces import TRACE_FILE
-from .connection import DOWN, Backend, backoff
+from .connection import Backend, as_text, retrying
 
 __all__ = ["RedisTee", "StreamEntry", "follow", "read_stream", "rebuild_folder"]
 
@@ -146,24 +147,17 @@ class RedisTee:
         args: list[Any] = [self.token]
         for e in entries:
             args += [e.id, e.field, e.value]
-        attempt = 0
-        while True:
-            try:
-                n = await self.backend.run("append", [keys.session(self.run_id),
-                                                      keys.journal(self.run_id)], args)
-            except DOWN:
-                attempt += 1
-                await trio.sleep(backoff(attempt))
-                continue
-            if int(n) < 0:
-                self.fenced = True
-            else:
-                self.sent += int(n)
-            return
+        n = await retrying(self.backend, partial(
+            self.backend.run, "append", [keys.session(self.run_id), keys.journal(self.run_id)],
+            args))
+        if int(n) < 0:
+            self.fenced = True
+        else:
+            self.sent += int(n)
 
 
 def _entry(entry_id: bytes | str, fields: Any) -> StreamEntry | None:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    text = as_text(entry_id)
     seq, _, sub = text.partition("-")
     for field in (b"l", b"t"):
         value = fields.get(field)
@@ -190,7 +184,7 @@ async def read_stream(backend: Backend, run_id: str, after: str = "-",
         if len(rows) < page:
             return out
         last = rows[-1].identifier
-        start = "(" + (last.decode() if isinstance(last, bytes) else last)
+        start = "(" + as_text(last)
 
 
 async def follow(backend: Backend, run_id: str, since: int = 0, *,
@@ -200,20 +194,13 @@ async def follow(backend: Backend, run_id: str, since: int = 0, *,
     ridden out: reading resumes after the last record yielded."""
     key = backend.keys.journal(run_id)
     last = f"{since}-0" if since > 0 else "0-0"
-    attempt = 0
     while True:
-        try:
-            found = await backend.redis.xread({key: last}, count=500, block=block_ms)
-        except DOWN as exc:
-            backend.mark_down(exc)
-            attempt += 1
-            await trio.sleep(backoff(attempt))
-            continue
-        attempt = 0
+        found = await retrying(backend, partial(backend.redis.xread, {key: last}, count=500,
+                                                block=block_ms))
         for _stream, rows in (found or {}).items():
             for row in rows:
                 ident = row.identifier
-                last = ident.decode() if isinstance(ident, bytes) else ident
+                last = as_text(ident)
                 e = _entry(ident, row.field_values)
                 if e is None or e.field != b"l":
                     continue

@@ -31,7 +31,7 @@ import trio
 from ..resilience.breaker import BreakerState, Verdict
 from ..resilience.gates import Admission
 from ..resilience.ratelimit import header_caps
-from .connection import DOWN, Backend, retrying
+from .connection import DOWN, Backend, as_text, retrying
 
 __all__ = ["RedisBreaker", "RedisLimiter", "limit_arg"]
 
@@ -159,8 +159,8 @@ class RedisBreaker:
     async def admit(self, now: float) -> Admission:
         allowed, state, retry_in, token = await retrying(
             self.backend, lambda: self._call("admit", now))
-        tok = token.decode() if isinstance(token, bytes) else str(token)
-        return Admission(bool(allowed), BreakerState(_text(state)), float(retry_in),
+        tok = as_text(token)
+        return Admission(bool(allowed), BreakerState(as_text(state)), float(retry_in),
                          tok or None)
 
     async def record(self, verdict: Verdict, now: float, *,
@@ -171,7 +171,7 @@ class RedisBreaker:
     async def peek(self, now: float = 0.0) -> tuple[BreakerState, int, float]:
         """(state, consecutive failures, seconds until a call could go out)."""
         state, failures, retry_in = await self._call("peek", now)
-        return BreakerState(_text(state)), int(failures), float(retry_in)
+        return BreakerState(as_text(state)), int(failures), float(retry_in)
 
 
 async def _best_effort(call: Awaitable[Any]) -> None:
@@ -180,7 +180,3 @@ async def _best_effort(call: Awaitable[Any]) -> None:
         await call
     except DOWN:
         pass
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -29,7 +29,7 @@ import msgspec
 from coredis import PureToken
 
 from ..session.records import SessionEnd
-from .connection import Backend
+from .connection import Backend, as_text
 from .journal import read_stream
 from .keys import GROUP
 
@@ -52,10 +52,6 @@ class Taken:
     run_id: str
     token: str
     info: dict[str, str]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def publish(backend: Backend, session_id: str, **fields: Any) -> None:
@@ -115,7 +111,7 @@ class SessionQueue:
 
     async def info(self, run_id: str) -> dict[str, str]:
         raw = await self.backend.redis.hgetall(self.keys.session(run_id))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {as_text(k): as_text(v) for k, v in raw.items()}
 
     async def cancel(self, run_id: str) -> str:
         """``cancelled`` (it was queued: ended now), ``requested`` (its worker is asked),
@@ -223,8 +219,8 @@ class SessionQueue:
                                                   block=block_ms)
             for _key, entries in (rows or {}).items():
                 for row in entries:
-                    last = _text(row.identifier)
-                    fields = {_text(a): _text(b) for a, b in row.field_values.items()}
+                    last = as_text(row.identifier)
+                    fields = {as_text(a): as_text(b) for a, b in row.field_values.items()}
                     if fields.get("run") in run_ids:
                         found[fields["run"]] = fields.get("status", "")
         return found
@@ -255,5 +251,5 @@ def _claims(groups: Any) -> list[Claim]:
             run = fields.get(b"run") if b"run" in fields else fields.get("run")
             if run is None:
                 continue
-            out.append(Claim(_text(row.identifier), _text(run)))
+            out.append(Claim(as_text(row.identifier), as_text(run)))
     return out

@@ -32,7 +32,7 @@ from ..server.models import PendingApproval, SessionView, Totals
 from ..server.service import Service, contract_status, events_url
 from ..server.store import FINAL, SessionRecord
 from ..session.records import RecordBase
-from .connection import DOWN, Backend, backoff, retrying
+from .connection import Backend, as_text, retrying
 from .journal import follow
 from .queue import SessionQueue, publish
 
@@ -76,32 +76,24 @@ class FleetService(Service):
             rows = await retrying(self.backend, partial(
                 self.backend.redis.xrange, self.backend.keys.k("rec"), start, "+", count=1000))
             for row in rows:
-                last = _text(row.identifier)
+                last = as_text(row.identifier)
                 self._apply(row.field_values)
             if len(rows) < 1000:
                 return last
 
     async def _mirror(self, last: str) -> None:
-        attempt = 0
         key = self.backend.keys.k("rec")
         while True:
-            try:
-                found = await self.backend.redis.xread({key: last}, count=1000, block=5000)
-            except DOWN as exc:
-                self.backend.mark_down(exc)
-                attempt += 1
-                await trio.sleep(backoff(attempt))
-                continue
-            attempt = 0
-            self.backend.healthy = True
+            found = await retrying(self.backend, partial(
+                self.backend.redis.xread, {key: last}, count=1000, block=5000))
             for _key, rows in (found or {}).items():
                 for row in rows:
-                    last = _text(row.identifier)
+                    last = as_text(row.identifier)
                     self._apply(row.field_values)
 
     def _apply(self, fields: Any) -> None:
-        values = {_text(k): v for k, v in fields.items()}
-        sid = _text(values.get("id", b""))
+        values = {as_text(k): v for k, v in fields.items()}
+        sid = as_text(values.get("id", b""))
         try:
             doc = msgspec.json.decode(values.get("doc", b"{}"))
         except msgspec.DecodeError:
@@ -216,7 +208,3 @@ class FleetService(Service):
         self.draining = True
         log("draining: sessions run on the workers and are not affected")
         self.closing.set()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -12,15 +12,11 @@ import attrs
 from ..config import AgentConfig
 from ..resilience.ratelimit import limiter_key
 from .budgets import RedisBudget
-from .connection import Backend
+from .connection import Backend, as_text
 from .limiter import RedisBreaker, RedisLimiter
 from .queue import SessionQueue
 
 __all__ = ["Snapshot", "snapshot"]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @attrs.frozen
@@ -43,10 +39,10 @@ async def snapshot(backend: Backend, cfg: AgentConfig, *, recent: int = 500) -> 
     redis, keys = backend.redis, backend.keys
     now = time.time()
     info = await redis.info("server")
-    version = _text(info.get("redis_version", "?"))
+    version = as_text(info.get("redis_version", "?"))
     workers: list[dict[str, Any]] = []
-    for name in sorted(_text(n) for n in await redis.smembers(keys.workers)):
-        beat = {_text(k): _text(v) for k, v in (await redis.hgetall(keys.worker(name))).items()}
+    for name in sorted(as_text(n) for n in await redis.smembers(keys.workers)):
+        beat = {as_text(k): as_text(v) for k, v in (await redis.hgetall(keys.worker(name))).items()}
         if not beat:
             await redis.srem(keys.workers, [name])  # its heartbeat expired: gone
             continue
@@ -61,7 +57,7 @@ async def snapshot(backend: Backend, cfg: AgentConfig, *, recent: int = 500) -> 
     queued, delivered = await queue.depth()
     leases: list[dict[str, Any]] = []
     newest = await redis.zrange(keys.sessions, 0, recent - 1, rev=True)
-    for rid in [_text(r) for r in newest]:
+    for rid in [as_text(r) for r in newest]:
         ttl = await redis.pttl(keys.lease(rid))
         if ttl is None or ttl < 0:
             continue

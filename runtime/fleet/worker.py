@@ -30,6 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -38,7 +39,7 @@ import trio
 
 from ..errors import ConfigError
 from ..session.handle import Session
-from .connection import DOWN, Backend, backoff, retrying
+from .connection import DOWN, Backend, as_text, backoff, retrying
 from .journal import RedisTee, last_end, read_stream, rebuild_folder
 from .queue import Claim, SessionQueue, Taken, publish
 
@@ -54,10 +55,6 @@ class _Running:
     session: Session | None = None
     lost: bool = False            # another worker took it: this one writes nothing more
     handing_over: bool = False    # this worker is stopping: the session goes back
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Worker:
@@ -305,20 +302,13 @@ class Worker:
         k = self.backend.keys
         run_id = r.taken.run_id
         last = r.taken.info.get("ctl_seen") or "0-0"
-        attempt = 0
         while True:
-            try:
-                found = await self.backend.redis.xread({k.control(run_id): last}, count=50,
-                                                       block=5000)
-            except DOWN:
-                attempt += 1
-                await trio.sleep(backoff(attempt))
-                continue
-            attempt = 0
+            found = await retrying(self.backend, partial(
+                self.backend.redis.xread, {k.control(run_id): last}, count=50, block=5000))
             for _key, rows in (found or {}).items():
                 for row in rows:
-                    last = _text(row.identifier)
-                    await self._apply(session, {_text(a): _text(b)
+                    last = as_text(row.identifier)
+                    await self._apply(session, {as_text(a): as_text(b)
                                                 for a, b in row.field_values.items()})
                     await _quietly(self.backend.redis.hset(k.session(run_id),
                                                            {"ctl_seen": last}))

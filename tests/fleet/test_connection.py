@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 import yaml
 
 from runtime.config import BackendConfig, load_config
@@ -54,7 +55,7 @@ async def _restarts(server: RedisProcess, cfg: BackendConfig) -> None:
                     except DOWN:
                         pass
                 nursery.start_soon(read)
-                await trio.sleep(0.1)
+                await trio.testing.wait_all_tasks_blocked()  # the read is out
                 server.stop(signal.SIGKILL)
             with pytest.raises(DOWN):
                 await backend.redis.get(backend.keys.k("a"))

@@ -15,11 +15,14 @@ from hypothesis import strategies as st
 from runtime.config import BackendConfig
 from runtime.fleet.connection import Backend, open_backend
 from runtime.fleet.limiter import RedisBreaker, RedisLimiter
+from runtime.providers.actor import ActorOptions, TurnDone, TurnFailed
+from runtime.providers.scripted import ScriptedProvider
 from runtime.resilience.breaker import BreakerState, CircuitBreaker, Verdict
 from runtime.resilience.gates import LocalBreaker
 from runtime.resilience.ratelimit import RateLimiter
 
 from ..test_ratelimit import WINDOW, _max_in_window
+from ..test_remote_gates import ANSWER, turn
 
 _names = itertools.count()
 
@@ -157,3 +160,22 @@ async def test_one_probe_at_a_time_across_the_fleet(backend_config: BackendConfi
         assert late.allowed and late.probe is not None
         await two.record(Verdict.SUCCESS, 12.0, probe=late.probe)
         assert (await one.admit(12.0)).state is BreakerState.CLOSED
+
+
+async def test_the_fleet_gates_serve_the_provider_actor(backend_config: BackendConfig) -> None:
+    """Turns through the provider runtime actor on the Redis limiter and breaker: a success
+    is recorded and its reservation settled to the real usage; a turn the open circuit
+    refuses sends nothing and gives its tokens back, its request slot spent (the limiter
+    was asked beside the breaker: one round trip)."""
+    async with open_backend(backend_config) as backend:
+        limiter = RedisLimiter(backend, "actor", 60, 1000, caller_clock=True)
+        breaker = RedisBreaker(backend, "actor", 1, 30.0, caller_clock=True)
+        opts = ActorOptions(limiter=limiter, breaker=breaker, clock=lambda: 1.0)
+        provider = ScriptedProvider("main", [ANSWER, ANSWER])
+        assert isinstance((await turn(provider, opts))[-1], TurnDone)
+        assert await breaker.peek(1.0) == (BreakerState.CLOSED, 0, 0.0)
+        assert await limiter.peek() == (59.0, 994.0, 0.0)  # 10 reserved, 6 used
+        await breaker.record(Verdict.FAILURE, 1.0)
+        assert isinstance((await turn(provider, opts, can_fail_over=True))[-1], TurnFailed)
+        assert len(provider.requests) == 1
+        assert await limiter.peek() == (58.0, 994.0, 0.0)

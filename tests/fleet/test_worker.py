@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import trio
-import yaml
 
 from runtime.config import BackendConfig, load_config
 from runtime.engine import Engine
@@ -22,29 +21,17 @@ from runtime.fleet.worker import Worker
 from runtime.testing import open_fake_server
 
 from .fake_provider import Endless
+from .procs import agent_config
 
 ENV = {"TEST_TRACE_KEY": "fleet-test-trace-key"}
 
 
 def write_agent(tmp: Path, name: str, base_url: str, backend: BackendConfig,
                 **extra: Any) -> Path:
-    cfg: dict[str, Any] = {
-        "provider": "main",
-        "providers": {"main": {"kind": "openai-chat", "model": "m", "api_key": "k",
-                               "base_url": base_url,
-                               "retry": {"max_attempts": 6, "base_delay": 0.01,
-                                         "max_delay": 0.05}}},
-        "tools": {"python": ["tests.fleet.count_tool:count"],
-                  "workspace": str(tmp / "workspace")},
-        "logging": {"dir": str(tmp / name / "logging")},
-        "reasoning": {"encrypt": True, "key_env": "TEST_TRACE_KEY"},
-        "backend": {"url": backend.url, "prefix": backend.prefix,
-                    "lease_timeout": backend.lease_timeout},
-        **extra,
-    }
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    """``procs.agent_config`` with the quicker retries of in-process workers."""
+    provider = {"retry": {"max_attempts": 6, "base_delay": 0.01, "max_delay": 0.05},
+                **extra.pop("provider", {})}
+    return agent_config(tmp, name, base_url, backend, provider=provider, **extra)
 
 
 async def wait_done(backend: Backend, queue: SessionQueue, run_ids: list[str]) -> None:
