@@ -25,7 +25,14 @@ from typing import Any
 import attrs
 import trio
 
-from ..session.journal import DIR_MODE, FILE_MODE, TRANSCRIPT, JournalError, RunFolder, offload
+from ..session.journal import (
+    DIR_MODE,
+    TRANSCRIPT,
+    JournalError,
+    RunFolder,
+    offload,
+    replace_file,
+)
 from ..session.records import RecordBase, SessionEnd, decode_line
 from ..session.traces import TRACE_FILE
 from .connection import Backend, as_text, retrying
@@ -221,15 +228,7 @@ def _write_folder(run_dir: Path, lines: list[bytes], frames: list[bytes]) -> Non
         if name == TRACE_FILE and not frames:
             target.unlink(missing_ok=True)
             continue
-        tmp = target.with_name(name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
+        replace_file(target, data)
     os.chmod(run_dir, DIR_MODE)
 
 

@@ -10,14 +10,13 @@ through ``trio.to_thread``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from ..session.journal import offload, receive_batch
+from ..session.journal import append_file, offload, receive_batch, replace_file
 
 __all__ = ["line_writer", "read_lines", "replace"]
 
@@ -26,15 +25,7 @@ _BATCH = 512
 
 def _append(path: Path, data: bytes, sync: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_file(path, data, sync=sync)
 
 
 def read_lines(path: Path) -> list[bytes]:
@@ -46,16 +37,9 @@ def read_lines(path: Path) -> list[bytes]:
 
 
 def replace(path: Path, data: bytes) -> None:
-    """Write a whole file atomically (0600)."""
+    """Write a whole file atomically (0600), fsync'd before it replaces the old one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    replace_file(path, data, sync=True)
 
 
 async def line_writer(path: Path, prepare: Callable[[Any], bytes], *, sync: bool = False,

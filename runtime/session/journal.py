@@ -56,6 +56,7 @@ __all__ = [
     "Lines",
     "RunFolder",
     "WriteFile",
+    "append_file",
     "journal_actor",
     "offload",
     "receive_batch",
@@ -194,11 +195,7 @@ class RunFolder:
                 self._replace(f"errors/turn_{m.turn}.json", msgspec.json.encode(records) + b"\n")
 
     def _append(self, name: str, data: bytes) -> None:
-        fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
+        append_file(self.path / name, data)
 
     def _replace(self, name: str, data: bytes) -> None:
         target = self.path / name
@@ -222,14 +219,28 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def replace_file(path: Path, data: bytes) -> None:
+def append_file(path: Path, data: bytes, *, sync: bool = False) -> None:
+    """Append every byte of ``data`` to ``path`` (created private, 0600); ``sync``: fsync'd
+    before returning."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    try:
+        _write_all(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file(path: Path, data: bytes, *, sync: bool = False) -> None:
     """Replace ``path`` whole and atomically with ``data``, a private (0600) file: written
     beside it as ``<name>.tmp``, then renamed over it, so a reader sees the old file or the
-    new one, never a part."""
+    new one, never a part. ``sync``: the new file is fsync'd before the rename."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         _write_all(fd, data)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)

@@ -4,7 +4,9 @@ and the server: config section."""
 from __future__ import annotations
 
 import hashlib
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -187,3 +189,28 @@ def test_server_config_errors_name_the_key(write_config: Any, server: dict[str, 
     with pytest.raises(ConfigError) as err:
         load_config(write_config(cfg), environ={})
     assert err.value.path == path, str(err.value)
+
+
+def test_service_files_are_written_whole_when_os_write_comes_up_short(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.write`` may write fewer bytes than asked: the service's state file (replaced
+    whole) and its logs (appended) still get every byte, as a run folder's files do."""
+    from runtime.fleet.journal import _write_folder
+    from runtime.server import files
+
+    real_write = os.write
+
+    def short(fd: int, data: bytes | memoryview) -> int:
+        return real_write(fd, bytes(data[:5]))
+
+    body = b'{"sessions": ["a", "b", "c"]}\n'
+    monkeypatch.setattr(os, "write", short)
+    files.replace(tmp_path / "state" / "server_state.jsonl", body)
+    files._append(tmp_path / "audit.jsonl", body, True)
+    _write_folder(tmp_path / "run", [b'{"type": "session_start"}', b'{"n": 2}'], [b"frame-1"])
+    monkeypatch.undo()
+    assert (tmp_path / "state" / "server_state.jsonl").read_bytes() == body
+    assert (tmp_path / "audit.jsonl").read_bytes() == body
+    assert (tmp_path / "run" / "transcript.jsonl").read_bytes() == (
+        b'{"type": "session_start"}\n{"n": 2}\n')
+    assert (tmp_path / "run" / "reasoning.enc").read_bytes() == b"frame-1"
