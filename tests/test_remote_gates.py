@@ -66,11 +66,11 @@ class HeldLimiter(Gate):
         pass
 
 
-async def turn(provider: ScriptedProvider, opts: ActorOptions, *, can_fail_over: bool = False
-               ) -> list[Any]:
+async def turn(provider: ScriptedProvider, opts: ActorOptions, *, can_fail_over: bool = False,
+               state: dict[str, Any] | None = None) -> list[Any]:
     send, recv = trio.open_memory_channel[Any](64)
     await run_turn(provider, TurnRequest(REQUEST, send, 1, False, can_fail_over=can_fail_over,
-                                         estimate=10), opts, {})
+                                         estimate=10), opts, {} if state is None else state)
     return [m async for m in recv]
 
 
@@ -126,3 +126,31 @@ async def test_in_process_gates_are_asked_in_turn() -> None:
         assert log == ["admit", "reserve"]
         limiter.release.set()
     assert len(provider.requests) == 1
+
+
+async def test_after_a_refusal_the_gates_are_asked_in_turn_until_the_circuit_closes() -> None:
+    """Asking at once spends a request slot when the breaker refuses; so once an actor saw
+    the circuit open, its next turns ask the breaker first, and only a closed answer brings
+    back asking both at once."""
+    log: list[str] = []
+    breaker = HeldBreaker(log, True, allowed=False)
+    limiter = HeldLimiter(log, True)
+    breaker.release.set()
+    limiter.release.set()
+    state: dict[str, Any] = {}
+    provider = ScriptedProvider("main", [ANSWER, ANSWER])
+    opts = ActorOptions(breaker=breaker, limiter=limiter)
+    await turn(provider, opts, can_fail_over=True, state=state)
+    # at once: the limiter is asked in this task while the breaker's call waits to start
+    assert log == ["reserve", "admit"]
+    log.clear()
+    await turn(provider, opts, can_fail_over=True, state=state)
+    assert log == ["admit"]  # refused again, and no request slot asked for
+    breaker.allowed = True
+    log.clear()
+    await turn(provider, opts, state=state)
+    assert log == ["admit", "reserve"]  # in turn: the breaker said closed first
+    log.clear()
+    await turn(provider, opts, state=state)
+    assert log == ["reserve", "admit"] and len(provider.requests) == 2  # at once again
+    assert limiter.settled.count((0, 10)) == 1  # one slot's tokens given back, once

@@ -231,7 +231,8 @@ async def _await_circuit(opts: ActorOptions, until: float, budget_end: float
             return gate
         is_open = gate.state is BreakerState.OPEN
         # open at ``until`` means opened again (another probe failed), unless the probe time
-        # is only a rounding away (a shared breaker's answer comes back as text)
+        # is only a rounding away: a shared breaker computes ``retry_in`` as a plain
+        # subtraction in Lua, which can fall a float step short (see ``seconds_until``)
         if now >= budget_end or (is_open and now >= until and gate.retry_in > CIRCUIT_SLACK):
             return None
         step = min(gate.retry_in, until - now) if is_open else CIRCUIT_POLL
@@ -248,7 +249,9 @@ async def admit_and_reserve(opts: ActorOptions, tokens: float) -> tuple[Admissio
     """Ask a remote breaker and a remote limiter at once, so that a request waits for one
     round trip before it goes out, not two: (the admission, whether ``tokens`` and one
     request were reserved). A refused admission's reservation is given back by the caller
-    (its tokens; the request slot stays spent, erring on the side of caution)."""
+    (its tokens; the request slot stays spent, erring on the side of caution), so the actor
+    asks at once only while the circuit was closed when last asked: an open circuit costs
+    each turn in flight at most the one slot of the refusal that saw it open."""
     breaker, limiter = opts.breaker, opts.limiter
     assert breaker is not None and limiter is not None
     now = opts.clock()
@@ -311,10 +314,13 @@ async def run_turn(provider: Provider, msg: TurnRequest, opts: ActorOptions,
             reserved = False  # the limiter already granted this attempt
             if admitted is not None:
                 gate = admitted
-            elif _remote(opts):
+            elif _remote(opts) and state.get("circuit", BreakerState.CLOSED) is BreakerState.CLOSED:
+                # at once only while the circuit was closed when last asked: a refusal then
+                # spends one request slot of the shared limit (see admit_and_reserve)
                 gate, reserved = await admit_and_reserve(opts, estimate)
             else:
                 gate = await _admit(opts)
+            state["circuit"] = gate.state
             if not gate.allowed:
                 if reserved and opts.limiter is not None:  # nothing goes out: tokens back
                     await opts.limiter.settle(0, opts.clock(), estimate=estimate)
