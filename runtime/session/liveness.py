@@ -18,28 +18,14 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from ..procstat import proc_stat
+
 __all__ = ["alive", "process_identity"]
 
 
-def _stat(pid: int) -> tuple[str, float] | None:
-    """The state letter and start time (clock ticks since boot) of process ``pid`` (Linux),
-    or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-    fields = data[data.rfind(b")") + 2:].split()
-    try:
-        return fields[0].decode("ascii", "replace"), float(fields[19])   # fields 3 and 22
-    except (IndexError, ValueError):
-        return None
-
-
 def _start_time(pid: int) -> float | None:
-    stat = _stat(pid)
-    return None if stat is None else stat[1]
+    stat = proc_stat(pid)
+    return None if stat is None else float(stat.starttime)
 
 
 @functools.cache
@@ -63,10 +49,10 @@ def alive(identity: Mapping[str, Any] | None) -> bool | None:
         return False
     except PermissionError:   # it exists, owned by someone else
         pass
-    stat = _stat(pid)
-    if stat is not None and stat[0] in ("Z", "X"):   # dead, not yet reaped
+    stat = proc_stat(pid)
+    if stat is not None and stat.state in ("Z", "X"):   # dead, not yet reaped
         return False
     started = identity.get("started")
     if started is None:
         return True
-    return stat is not None and stat[1] == started
+    return stat is not None and stat.starttime == started

@@ -24,6 +24,8 @@ import attrs
 import structlog
 import trio
 
+from ..procstat import ProcStat, proc_stat
+
 __all__ = ["COOKIE", "Tree", "end_tree", "group_alive"]
 
 COOKIE = "CONDUCTOR_SHELL_ID"
@@ -42,19 +44,8 @@ class Tree:
 
     @classmethod
     def of(cls, leader: int, cookie: str) -> Tree:
-        stat = _stat(leader)
-        return cls(leader, cookie, stat[4] if stat else 0)
-
-
-def _stat(pid: int | str) -> tuple[int, int, int, str, int] | None:
-    """(ppid, pgrp, session, state, starttime) of ``pid``, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(b")") + 2:].split()
-    return int(fields[1]), int(fields[2]), int(fields[3]), fields[0].decode(), int(fields[19])
+        stat = proc_stat(leader)
+        return cls(leader, cookie, stat.starttime if stat else 0)
 
 
 def _has_cookie(pid: int, marker: bytes) -> bool:
@@ -65,13 +56,13 @@ def _has_cookie(pid: int, marker: bytes) -> bool:
         return False
 
 
-def _processes() -> Iterator[tuple[int, tuple[int, int, int, str, int]]]:
+def _processes() -> Iterator[tuple[int, ProcStat]]:
     try:
         entries = os.listdir("/proc")
     except OSError:
         return
     for entry in entries:
-        if entry.isdigit() and (stat := _stat(entry)) is not None:
+        if entry.isdigit() and (stat := proc_stat(entry)) is not None:
             yield int(entry), stat
 
 
@@ -128,8 +119,8 @@ def _signal(pid: int, start: int, sig: int) -> None:
             pass
         return
     try:
-        stat = _stat(pid)
-        if stat is not None and stat[4] == start:
+        stat = proc_stat(pid)
+        if stat is not None and stat.starttime == start:
             signal.pidfd_send_signal(fd, sig)
     except OSError:
         pass
