@@ -65,7 +65,10 @@ class _Workers:
     def _serve(jobs: queue.SimpleQueue[Job]) -> None:
         while True:
             fn, deliver = jobs.get()
-            deliver(outcome.capture(fn))
+            try:
+                deliver(outcome.capture(fn))
+            except trio.RunFinishedError:
+                pass  # the run that asked has ended: nobody is left to tell; serve the next
 
 
 _workers = _Workers()

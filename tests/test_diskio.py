@@ -92,3 +92,21 @@ async def test_a_waiting_caller_cannot_be_cancelled_out_of_a_started_write(tmp_p
             gate.set()
     assert returned == ["after the write"]
     assert target.read_bytes() == b"done"
+
+
+def test_a_worker_outlives_a_run_that_ended_before_it_could_be_told() -> None:
+    """A result that can no longer be delivered (its trio run has ended) does not end the
+    worker thread: every worker still serves the next call."""
+    import runtime.diskio as diskio
+
+    def gone(_: object) -> None:
+        raise trio.RunFinishedError("that run has ended")
+
+    served = threading.Semaphore(0)
+    for _ in range(diskio.THREADS):
+        diskio._workers.submit((lambda: None, gone))
+    for _ in range(diskio.THREADS * 2):
+        diskio._workers.submit((lambda: None, lambda _: served.release()))
+    assert all(served.acquire(timeout=10) for _ in range(diskio.THREADS * 2))
+    workers = [t for t in threading.enumerate() if t.name.startswith("conductor-disk-")]
+    assert len(workers) == diskio.THREADS and all(t.is_alive() for t in workers)
