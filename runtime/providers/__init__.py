@@ -9,10 +9,10 @@ without trio or httpx.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from .kinds import KINDS
 
 if TYPE_CHECKING:
@@ -32,13 +32,7 @@ _WHERE = {"HTTPProvider": "http", "ProviderSpec": "http", "Timeouts": "http",
           "Provider": "actor", "ScriptedProvider": "scripted"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE, globals())
 
 
 def build_provider(name: str, pc: ProviderConfig, client: httpx.AsyncClient, *,
