@@ -158,17 +158,23 @@ async def _child(port: int, sessions: int, turns: int, floor: bool) -> dict[str,
 
                 async def raw(client: httpx.AsyncClient) -> None:
                     for body in bodies:
-                        counted[0] += await floor_stream(client, http.url,  # type: ignore[attr-defined]
-                                                         body, headers)
+                        # awaited first: `counted[0] += await ...` would read the count
+                        # before the await and lose the other tasks' events meanwhile
+                        n = await floor_stream(client, http.url,  # type: ignore[attr-defined]
+                                               body, headers)
+                        counted[0] += n
 
                 async with httpx.AsyncClient(limits=limits, timeout=3600) as client:
                     await raw(client)  # warm-up
-                    counted[0] = 0
+                    per_session, counted[0] = counted[0], 0
                     t = time.process_time()
                     async with trio.open_nursery() as nursery:
                         for _ in range(sessions):
                             nursery.start_soon(raw, client)
                     out["floor_cpu"] = time.process_time() - t
+                if counted[0] != per_session * sessions:
+                    raise SystemExit(f"the floor counted {counted[0]} events, not "
+                                     f"{per_session} for each of {sessions} sessions")
                 out["events"] = counted[0]
     return out
 
